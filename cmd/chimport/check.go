@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/retry"
+	"github.com/chimport/chimport/internal/target"
+)
+
+type checkOptions struct {
+	connections []string
+}
+
+func newCheckCmd(e env, global *globalOptions) *cobra.Command {
+	opts := checkOptions{}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config and check that every connection's Mailchimp list and target answer",
+		Long: `check validates the config file, then for each connection pings Mailchimp,
+confirms the list exists and reports its member count, and confirms the target
+accepts a connection (a HEAD request with the configured headers; no data is sent).
+It prints one line per connection and exits 1 if any connection fails.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(e, global)
+			if err != nil {
+				return err
+			}
+			return runCheck(cmd.Context(), e, global, cfg, opts)
+		},
+	}
+	cmd.Flags().StringArrayVar(&opts.connections, "connection", nil, "check only this connection (repeatable)")
+	return cmd
+}
+
+// checkResult is the outcome of checking one connection.
+type checkResult struct {
+	name     string
+	problems []string // what is wrong and what to do, one entry per part
+	notes    []string // what was found when things work
+}
+
+func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Config, opts checkOptions) error {
+	conns, err := cfg.Select(opts.connections)
+	if err != nil {
+		return usageError{err}
+	}
+	// One limiter for the whole process: connections sharing an API key
+	// share its 10 request slots.
+	limiter := mailchimp.NewLimiter(10)
+	results := make([]checkResult, len(conns))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, conn := range conns {
+		g.Go(func() error {
+			results[i] = checkConnection(gctx, global, limiter, conn)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	failed := 0
+	for _, r := range results {
+		if len(r.problems) > 0 {
+			failed++
+			fmt.Fprintf(e.stdout, "FAIL  %s: %s\n", r.name, strings.Join(r.problems, "; "))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "OK    %s: %s\n", r.name, strings.Join(r.notes, "; "))
+	}
+	if failed > 0 {
+		fmt.Fprintf(e.stdout, "%d of %d connections failed the check\n", failed, len(results))
+		return errFailed
+	}
+	return nil
+}
+
+// checkConnection pings Mailchimp, looks up the list and probes the target.
+// A failed ping skips the list lookup: it would fail for the same reason.
+func checkConnection(ctx context.Context, global *globalOptions, limiter *mailchimp.Limiter, conn config.Connection) checkResult {
+	res := checkResult{name: conn.Name}
+	mc, err := mailchimp.New(mailchimp.Config{
+		APIKey:     conn.Mailchimp.APIKey.Reveal(),
+		BaseURL:    conn.Mailchimp.BaseURL,
+		Connection: conn.Name,
+		Limiter:    limiter,
+		// A check is interactive: give up after a few quick tries.
+		Retry:  retry.Policy{MaxAttempts: 3},
+		Logger: global.logger,
+	})
+	if err == nil {
+		err = mc.Ping(ctx)
+	}
+	if err == nil {
+		var list *mailchimp.List
+		if list, err = mc.List(ctx, conn.Mailchimp.ListID); err == nil {
+			res.notes = append(res.notes, fmt.Sprintf("list %s %q has %d subscribed, %d unsubscribed, %d cleaned members",
+				list.ID, list.Name, list.Stats.MemberCount, list.Stats.UnsubscribeCount, list.Stats.CleanedCount))
+		}
+	}
+	if err != nil {
+		res.problems = append(res.problems, "mailchimp: "+err.Error())
+	}
+
+	headers := make(map[string]string, len(conn.Target.Headers))
+	for k, v := range conn.Target.Headers {
+		headers[k] = v.Reveal()
+	}
+	client := &http.Client{Timeout: conn.Target.Timeout.D()}
+	probe, err := target.Probe(ctx, client, conn.Target.URL, headers)
+	if err != nil {
+		res.problems = append(res.problems, err.Error())
+	} else {
+		res.notes = append(res.notes, fmt.Sprintf("target %s reachable (HEAD answered %d)", target.RedactURL(conn.Target.URL), probe.Status))
+	}
+	return res
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestSimServesUntilCancelled starts `chimport sim` on free ports, talks to
+// both simulators the way a user with curl would, then interrupts it.
+func TestSimServesUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- execute(ctx, []string{"sim", "--listen", "127.0.0.1:0", "--target-listen", "127.0.0.1:0",
+			"--members", "2500", "--target-auth", "Bearer t"}, env{stdout: &stdout, stderr: &stderr, lookupEnv: func(string) (string, bool) { return "", false }})
+	}()
+	fieldRe := regexp.MustCompile(`(?m)^  (mailchimp base_url|api_key|list_id|target url): +(\S+)`)
+	fields := map[string]string{}
+	waitFor(t, "sim to print its addresses", func() bool {
+		for _, m := range fieldRe.FindAllStringSubmatch(stdout.String(), -1) {
+			fields[m[1]] = m[2]
+		}
+		return len(fields) == 4
+	})
+	base, key := fields["mailchimp base_url"], fields["api_key"]
+	if !strings.HasPrefix(base, "http://127.0.0.1:") || !strings.HasSuffix(base, "/3.0") {
+		t.Fatalf("base_url = %q", base)
+	}
+
+	get := func(path string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.SetBasicAuth("anystring", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return resp.StatusCode, body
+	}
+	if code, body := get("/ping"); code != 200 || body["health_status"] != "Everything's Chimpy!" {
+		t.Errorf("ping: %d %v", code, body)
+	}
+	code, body := get("/lists/" + fields["list_id"] + "/members?count=5000&fields=members.id,total_items")
+	if members, _ := body["members"].([]any); code != 200 || len(members) != 1000 {
+		t.Errorf("members page: status %d, %d members; want 200 and count capped at 1000", code, len(members))
+	}
+
+	post := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, fields["target url"], bytes.NewBufferString(`[{"id":"x","email":"x@example.com"}]`))
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("Bearer t"); got != 200 {
+		t.Errorf("target POST with auth = %d, want 200", got)
+	}
+	if got := post("wrong"); got != 401 {
+		t.Errorf("target POST with wrong auth = %d, want 401", got)
+	}
+
+	cancel()
+	waitFor(t, "sim to stop", func() bool { return len(done) == 1 })
+	if code := <-done; code != exitOK {
+		t.Fatalf("sim exit code = %d, stderr %s", code, stderr.String())
+	}
+}

@@ -1,0 +1,211 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults for fields the file may leave out.
+const (
+	DefaultState     = "sqlite://chimport.db"
+	DefaultEvery     = 90 * time.Minute
+	DefaultSettle    = 60 * time.Second
+	DefaultBatchSize = 1000
+	DefaultTimeout   = 30 * time.Second
+
+	// MaxBatchSize bounds a target request so one POST stays a reasonable size.
+	MaxBatchSize = 10000
+	// MaxNameLength keeps connection names usable as state keys and metric labels.
+	MaxNameLength = 64
+)
+
+// Config is the whole configuration file after loading. The file's defaults
+// block is not kept: it has been merged into each connection.
+type Config struct {
+	// State says where sync progress is kept: sqlite://PATH (the default,
+	// sqlite://chimport.db) or dynamodb://[?query].
+	State string `yaml:"state"`
+	// Alerts configures lag alerts and notifiers.
+	Alerts Alerts `yaml:"alerts"`
+	// Connections are the audiences to sync; at least one is required.
+	Connections []Connection `yaml:"connections"`
+}
+
+// Alerts is filled in by a later issue. It is a struct already so that
+// unknown keys under alerts are reported like anywhere else.
+type Alerts struct{}
+
+// Connection syncs one Mailchimp audience to one target.
+type Connection struct {
+	// Name identifies the connection in state, logs, metrics and the
+	// --connection flag: 1 to 64 characters of a-z, 0-9, _ and -, unique.
+	Name string `yaml:"name"`
+	// Every is how often `chimport serve` syncs this connection (default 90m).
+	Every Duration `yaml:"every"`
+	// Mailchimp says which audience to read.
+	Mailchimp Mailchimp `yaml:"mailchimp"`
+	// Target says where the records go.
+	Target Target `yaml:"target"`
+	// Mapping is the record shape; DefaultMapping when the file has none.
+	Mapping Mapping `yaml:"mapping"`
+}
+
+// Mailchimp is the audience side of a connection.
+type Mailchimp struct {
+	// APIKey is "<key>-<dc>", e.g. "0123abcd-us6"; the dc picks the server.
+	APIKey Secret `yaml:"api_key"`
+	// ListID is the audience ("list") id, e.g. "a1b2c3d4e5".
+	ListID string `yaml:"list_id"`
+	// BaseURL is the API root without a trailing slash. Left empty, it is
+	// https://<dc>.api.mailchimp.com/3.0; set it to point at a simulator.
+	BaseURL string `yaml:"base_url"`
+	// Settle holds back changes younger than this until the next run, so a
+	// member being edited right now is read once it has settled (default 60s;
+	// 0 reads right up to now).
+	Settle Duration `yaml:"settle"`
+	// Statuses limits the sync to members with these statuses. Empty means
+	// every status, archived included, so archivals reach the target.
+	Statuses []string `yaml:"statuses"`
+}
+
+// Target is the receiving side of a connection.
+type Target struct {
+	// URL receives the records as a JSON array in a POST.
+	URL string `yaml:"url"`
+	// Headers are sent with every request, e.g. Authorization.
+	Headers map[string]Secret `yaml:"headers"`
+	// BatchSize is the most records per request (default 1000, at most 10000).
+	BatchSize int `yaml:"batch_size"`
+	// Timeout bounds one request (default 30s).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Statuses are the member statuses Mailchimp knows, in its documentation's order.
+var Statuses = []string{"subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"}
+
+// WithDefaults returns a copy of c with State and every connection defaulted
+// (see Connection.WithDefaults).
+func (c *Config) WithDefaults() *Config {
+	out := *c
+	if out.State == "" {
+		out.State = DefaultState
+	}
+	out.Connections = make([]Connection, len(c.Connections))
+	for i, conn := range c.Connections {
+		out.Connections[i] = conn.WithDefaults()
+	}
+	return &out
+}
+
+// WithDefaults returns a copy of c in which every zero field that has a
+// default gets it, and an empty Mailchimp.BaseURL is derived from the API key.
+//
+// Zero cannot mean "unset" for Settle once a file has been read, because
+// settle: 0s is a real setting. Load therefore applies these defaults before
+// it reads a connection, not after; callers building a Connection in code
+// call WithDefaults first and then set the fields they want.
+func (c Connection) WithDefaults() Connection {
+	if c.Every == 0 {
+		c.Every = Duration(DefaultEvery)
+	}
+	if c.Mailchimp.Settle == 0 {
+		c.Mailchimp.Settle = Duration(DefaultSettle)
+	}
+	if c.Mailchimp.BaseURL == "" {
+		c.Mailchimp.BaseURL = defaultBaseURL(c.Mailchimp.APIKey)
+	}
+	if c.Target.BatchSize == 0 {
+		c.Target.BatchSize = DefaultBatchSize
+	}
+	if c.Target.Timeout == 0 {
+		c.Target.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Mapping == nil {
+		c.Mapping = DefaultMapping()
+	}
+	return c
+}
+
+// prefill lets the decoder lay a connection from the file over its defaults.
+func (c *Connection) prefill() { *c = c.WithDefaults() }
+
+// defaultBaseURL is the API root for the key's datacenter, or "" when the key
+// has none (Validate reports that).
+func defaultBaseURL(key Secret) string {
+	dc, ok := datacenter(key)
+	if !ok {
+		return ""
+	}
+	return "https://" + dc + ".api.mailchimp.com/3.0"
+}
+
+// datacenter returns the part of a Mailchimp API key after the last '-', the
+// server the key belongs to, when it looks like one (letters then digits).
+func datacenter(key Secret) (string, bool) {
+	i := strings.LastIndexByte(string(key), '-')
+	if i <= 0 {
+		return "", false
+	}
+	dc := string(key[i+1:])
+	letters := strings.IndexFunc(dc, func(r rune) bool { return r < 'a' || r > 'z' })
+	if letters <= 0 || strings.IndexFunc(dc[letters:], func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return "", false
+	}
+	return dc, true
+}
+
+// Select returns the connections named, in the file's order, or all of them
+// when names is empty. Unknown names are an *UnknownConnectionsError listing
+// every one of them and the names that exist.
+func (c *Config) Select(names []string) ([]Connection, error) {
+	if len(names) == 0 {
+		return slices.Clone(c.Connections), nil
+	}
+	known := make(map[string]bool, len(c.Connections))
+	for _, conn := range c.Connections {
+		known[conn.Name] = true
+	}
+	want := make(map[string]bool, len(names))
+	var unknown []string
+	for _, n := range names {
+		if !known[n] && !want[n] {
+			unknown = append(unknown, n)
+		}
+		want[n] = true
+	}
+	if len(unknown) > 0 {
+		err := &UnknownConnectionsError{Unknown: unknown}
+		for _, conn := range c.Connections {
+			err.Known = append(err.Known, conn.Name)
+		}
+		return nil, err
+	}
+	var out []Connection
+	for _, conn := range c.Connections {
+		if want[conn.Name] {
+			out = append(out, conn)
+		}
+	}
+	return out, nil
+}
+
+// UnknownConnectionsError is returned by Select for names that are not in
+// the configuration. It is a usage error, not a problem with the file.
+type UnknownConnectionsError struct {
+	Unknown []string // as given, without repeats
+	Known   []string // in the file's order
+}
+
+func (e *UnknownConnectionsError) Error() string {
+	noun := "connection"
+	if len(e.Unknown) > 1 {
+		noun = "connections"
+	}
+	quoted := make([]string, len(e.Unknown))
+	for i, n := range e.Unknown {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	return fmt.Sprintf("unknown %s %s (known: %s)", noun, strings.Join(quoted, ", "), strings.Join(e.Known, ", "))
+}

@@ -1,0 +1,235 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Validate reports every problem with c at once, as an *Error, or returns
+// nil. It expects defaults to be applied already (Load does that; in code,
+// call WithDefaults first). Messages never contain secret values.
+func (c *Config) Validate() error {
+	if ps := c.validate(); len(ps) > 0 {
+		return &Error{Problems: ps}
+	}
+	return nil
+}
+
+type validator struct{ problems []Problem }
+
+func (v *validator) add(field, msg string) {
+	v.problems = append(v.problems, Problem{Field: field, Message: msg})
+}
+
+// validate returns problems in field order; Load re-sorts them by line.
+func (c *Config) validate() []Problem {
+	var v validator
+	v.state(c.State)
+	if len(c.Connections) == 0 {
+		v.add("connections", "required")
+	}
+	first := map[string]int{}
+	for i, conn := range c.Connections {
+		p := joinIndex("connections", i)
+		v.connection(p, conn)
+		if !validName(conn.Name) {
+			continue
+		}
+		if j, dup := first[conn.Name]; dup {
+			v.add(p+".name", fmt.Sprintf("duplicate of connections[%d].name %q", j, conn.Name))
+		} else {
+			first[conn.Name] = i
+		}
+	}
+	return v.problems
+}
+
+func (v *validator) state(s string) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	switch {
+	case s == "":
+		v.add("state", "required")
+	case !ok:
+		v.add("state", "must be sqlite://PATH or dynamodb://")
+	case scheme == "sqlite":
+		if rest == "" || strings.HasPrefix(rest, "?") {
+			v.add("state", "needs a file path, e.g. sqlite://chimport.db")
+		}
+	case scheme == "dynamodb":
+		if _, q, _ := strings.Cut(rest, "?"); q != "" {
+			if _, err := url.ParseQuery(q); err != nil {
+				v.add("state", "has an invalid query after dynamodb://")
+			}
+		}
+	default:
+		v.add("state", fmt.Sprintf("has unsupported scheme %q; want sqlite:// or dynamodb://", scheme))
+	}
+}
+
+func (v *validator) connection(p string, c Connection) {
+	switch name := p + ".name"; {
+	case c.Name == "":
+		v.add(name, "required")
+	case len(c.Name) > MaxNameLength:
+		v.add(name, fmt.Sprintf("must be at most %d characters", MaxNameLength))
+	case !validName(c.Name):
+		v.add(name, fmt.Sprintf("must use only a-z, 0-9, _ and -, got %q", c.Name))
+	}
+	if c.Every <= 0 {
+		v.add(p+".every", "must be greater than 0")
+	}
+	v.mailchimp(p+".mailchimp", c.Mailchimp)
+	v.target(p+".target", c.Target)
+	v.mapping(p+".mapping", c.Mapping)
+}
+
+func (v *validator) mailchimp(p string, m Mailchimp) {
+	switch key := m.APIKey.Reveal(); {
+	case key == "":
+		v.add(p+".api_key", "required")
+	case strings.ContainsFunc(key, unicode.IsSpace):
+		v.add(p+".api_key", "must not contain spaces or line breaks")
+	default:
+		if _, ok := datacenter(m.APIKey); !ok {
+			v.add(p+".api_key", "must end in -<datacenter>, e.g. -us6")
+		}
+	}
+	switch {
+	case m.ListID == "":
+		v.add(p+".list_id", "required")
+	case !isWord(m.ListID):
+		// It goes into the request path, where / or ? would change the request.
+		v.add(p+".list_id", "must use only letters, digits, _ and -")
+	}
+	// Empty only when there is no usable API key, which is reported above.
+	if m.BaseURL != "" {
+		if msg := checkHTTPURL(m.BaseURL); msg != "" {
+			v.add(p+".base_url", msg)
+		}
+	}
+	if m.Settle < 0 {
+		v.add(p+".settle", "must not be negative")
+	}
+	first := map[string]int{}
+	for i, s := range m.Statuses {
+		f := joinIndex(p+".statuses", i)
+		if !slices.Contains(Statuses, s) {
+			v.add(f, fmt.Sprintf("unknown status %q; want one of %s", s, strings.Join(Statuses, ", ")))
+		} else if j, dup := first[s]; dup {
+			v.add(f, fmt.Sprintf("duplicate of statuses[%d] %q", j, s))
+		} else {
+			first[s] = i
+		}
+	}
+}
+
+func (v *validator) target(p string, t Target) {
+	if t.URL == "" {
+		v.add(p+".url", "required")
+	} else if msg := checkHTTPURL(t.URL); msg != "" {
+		v.add(p+".url", msg)
+	}
+	names := make([]string, 0, len(t.Headers))
+	for k := range t.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		f := joinKey(p+".headers", k)
+		val := t.Headers[k].Reveal()
+		switch {
+		case !validHeaderName(k):
+			v.add(f, "is not a valid HTTP header name")
+		case val == "":
+			// Most often an environment variable set to "": sending an empty
+			// Authorization would fail later and less clearly.
+			v.add(f, "must not be empty")
+		case strings.ContainsAny(val, "\r\n\x00"):
+			v.add(f, "must not contain line breaks")
+		}
+	}
+	if t.BatchSize < 1 || t.BatchSize > MaxBatchSize {
+		v.add(p+".batch_size", fmt.Sprintf("must be between 1 and %d, got %d", MaxBatchSize, t.BatchSize))
+	}
+	if t.Timeout <= 0 {
+		v.add(p+".timeout", "must be greater than 0")
+	}
+}
+
+func (v *validator) mapping(p string, m Mapping) {
+	if len(m) == 0 {
+		v.add(p, "must map at least one field")
+		return
+	}
+	seen := map[string]bool{}
+	for _, f := range m {
+		fp := joinKey(p, f.Key)
+		switch {
+		case f.Key == "":
+			v.add(fp, "record key must not be empty")
+		case seen[f.Key]:
+			v.add(fp, "is repeated; record keys must be unique")
+		case f.Path == "":
+			v.add(fp, "needs a member path such as merge_fields.FNAME")
+		case !validDotPath(f.Path):
+			v.add(fp, fmt.Sprintf("%q is not a dot path such as merge_fields.FNAME", f.Path))
+		}
+		seen[f.Key] = true
+	}
+}
+
+// checkHTTPURL returns what is wrong with an endpoint URL, or "". It never
+// quotes the URL: it may carry a token in its query or user info.
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "must be an absolute http or https URL"
+	case u.Scheme == "":
+		return "must be an absolute http or https URL (it has no scheme)"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must use http or https"
+	case u.Hostname() == "":
+		return "must be an absolute http or https URL with a host"
+	}
+	return ""
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > MaxNameLength {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isWord(s string) bool { return plainKey(s) }
+
+// validHeaderName accepts an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > unicode.MaxASCII || !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func validDotPath(s string) bool {
+	for seg := range strings.SplitSeq(s, ".") {
+		if seg == "" || strings.ContainsFunc(seg, unicode.IsSpace) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chimport/chimport/internal/target"
+)
+
+// pageAck tracks one accepted page until every record it handed to delivery
+// has been acknowledged by the target. Only then may the view's checkpoint
+// move past the page.
+type pageAck struct {
+	view     *viewProgress
+	pending  int       // records of this page not yet acknowledged
+	sealed   bool      // every record of the page has been handed over
+	position time.Time // last_changed of the page's last member
+}
+
+// viewProgress is how far one view (member status filter) has been
+// delivered: every member of the view with last_changed < position has been
+// acknowledged by the target.
+type viewProgress struct {
+	name     string
+	mu       sync.Mutex
+	pages    []*pageAck // accepted pages not yet fully acknowledged, in order
+	position time.Time
+	complete bool // the whole window has been paged and delivered
+	onMove   func()
+}
+
+func newViewProgress(name string, start time.Time, onMove func()) *viewProgress {
+	return &viewProgress{name: name, position: start, onMove: onMove}
+}
+
+// open registers a new page, in paging order, that will hand over records
+// records.
+func (v *viewProgress) open(position time.Time, records int) *pageAck {
+	p := &pageAck{view: v, position: position, pending: records}
+	v.mu.Lock()
+	v.pages = append(v.pages, p)
+	v.mu.Unlock()
+	return p
+}
+
+// seal says the page's records have all been handed to delivery.
+func (v *viewProgress) seal(p *pageAck) {
+	v.mu.Lock()
+	p.sealed = true
+	moved := v.advanceLocked()
+	v.mu.Unlock()
+	if moved && v.onMove != nil {
+		v.onMove()
+	}
+}
+
+// ack acknowledges n delivered records of page p.
+func (v *viewProgress) ack(p *pageAck, n int) {
+	v.mu.Lock()
+	p.pending -= n
+	moved := v.advanceLocked()
+	v.mu.Unlock()
+	if moved && v.onMove != nil {
+		v.onMove()
+	}
+}
+
+// advanceLocked moves position over every leading page that is sealed and
+// fully acknowledged. Pages behind a page still in flight must wait: the
+// checkpoint claims everything before it.
+func (v *viewProgress) advanceLocked() bool {
+	moved := false
+	for len(v.pages) > 0 && v.pages[0].sealed && v.pages[0].pending == 0 {
+		v.position = v.pages[0].position
+		v.pages = v.pages[1:]
+		moved = true
+	}
+	return moved
+}
+
+// finish marks the view complete once the last page is acknowledged:
+// position becomes the window end.
+func (v *viewProgress) finish(windowEnd time.Time) {
+	v.mu.Lock()
+	if len(v.pages) == 0 {
+		v.position = windowEnd
+		v.complete = true
+	}
+	v.mu.Unlock()
+}
+
+// snapshot returns the position and whether the view is complete.
+func (v *viewProgress) snapshot() (time.Time, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.position, v.complete
+}
+
+// record is one mapped member on its way to the target.
+type record struct {
+	body json.RawMessage
+	page *pageAck
+}
+
+// batch is what one POST carries, and which pages to acknowledge after it.
+type batch struct {
+	records []json.RawMessage
+	acks    map[*pageAck]int
+}
+
+// delivery groups records into batches of batchSize and sends them with
+// `workers` concurrent requests. It runs beside Mailchimp paging, so a slow
+// target never stalls the pager until the buffers fill.
+type delivery struct {
+	sink      target.Sink
+	batchSize int
+	workers   int
+	in        chan record
+	onSent    func(n int)
+}
+
+func newDelivery(sink target.Sink, batchSize, workers int, onSent func(int)) *delivery {
+	return &delivery{
+		sink:      sink,
+		batchSize: batchSize,
+		workers:   workers,
+		// Room for about two batches: enough to keep the target busy,
+		// small enough that memory stays flat.
+		in:     make(chan record, 2*batchSize),
+		onSent: onSent,
+	}
+}
+
+// send hands one record over; it blocks while the target is behind.
+func (d *delivery) send(ctx context.Context, r record) error {
+	select {
+	case d.in <- r:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// close says no more records will come; run then flushes the last batch.
+func (d *delivery) close() { close(d.in) }
+
+// run batches and sends until close has been called and everything is sent,
+// or a batch fails for good, or ctx ends.
+func (d *delivery) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	batches := make(chan batch, d.workers)
+	g.Go(func() error {
+		defer close(batches)
+		cur := batch{acks: map[*pageAck]int{}}
+		flush := func() error {
+			if len(cur.records) == 0 {
+				return nil
+			}
+			select {
+			case batches <- cur:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			cur = batch{records: make([]json.RawMessage, 0, d.batchSize), acks: map[*pageAck]int{}}
+			return nil
+		}
+		for {
+			select {
+			case r, ok := <-d.in:
+				if !ok {
+					return flush()
+				}
+				cur.records = append(cur.records, r.body)
+				cur.acks[r.page]++
+				if len(cur.records) >= d.batchSize {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	})
+	for range d.workers {
+		g.Go(func() error {
+			for b := range batches {
+				if err := d.sink.Send(ctx, b.records); err != nil {
+					return err
+				}
+				for p, n := range b.acks {
+					p.view.ack(p, n)
+				}
+				if d.onSent != nil {
+					d.onSent(len(b.records))
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

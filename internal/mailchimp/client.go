@@ -1,0 +1,292 @@
+package mailchimp
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimport/chimport/internal/retry"
+)
+
+const (
+	// UserAgent is sent with every request.
+	UserAgent = "chimport"
+	// AttemptTimeout bounds one HTTP attempt, body included, in the default
+	// HTTP client. Mailchimp gives up on a call after 120 s; waiting a
+	// little longer lets its own error arrive instead of ours.
+	AttemptTimeout = 130 * time.Second
+	// basicUser is the Basic auth user name; Mailchimp ignores it.
+	basicUser = "chimport"
+)
+
+// Config configures a Client. Only APIKey is required.
+type Config struct {
+	// APIKey is "<key>-<dc>". It is sent only as the Basic auth password
+	// and never logged or put in an error.
+	APIKey string
+	// BaseURL overrides https://<dc>.api.mailchimp.com/3.0 (the simulator,
+	// tests, a proxy). When set, the key needs no dc suffix.
+	BaseURL string
+	// Connection names the connection in errors and logs.
+	Connection string
+	// HTTPClient sends the requests. Nil means a client dedicated to
+	// Mailchimp (its own connection pool, separate from the target's) with
+	// an AttemptTimeout per attempt.
+	HTTPClient *http.Client
+	// Limiter is shared by every Client in the process; nil means a
+	// private NewLimiter(DefaultPerKey), which only protects this Client.
+	Limiter *Limiter
+	// Retry is the backoff policy; zero fields take retry's defaults.
+	// Its OnRetry, if set, is called after the client's own logging.
+	Retry retry.Policy
+	// Logger receives a debug line per retry. Nil discards.
+	Logger *slog.Logger
+}
+
+// Client calls the Mailchimp Marketing API. It is safe for concurrent use.
+type Client struct {
+	apiKey     string
+	key        keyID
+	base       string
+	connection string
+	http       *http.Client
+	limiter    *Limiter
+	retry      retry.Policy
+	log        *slog.Logger
+	redactor   *strings.Replacer
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Datacenter returns the data center of an API key, the suffix after its
+// last '-' ("...-us6" gives "us6"). The error never contains key material.
+func Datacenter(apiKey string) (string, error) {
+	apiKey = strings.TrimSpace(apiKey)
+	i := strings.LastIndexByte(apiKey, '-')
+	if i < 1 || i == len(apiKey)-1 {
+		return "", errors.New(`mailchimp: the API key has no data center suffix (expected "<key>-<dc>", e.g. "...-us6")`)
+	}
+	dc := strings.ToLower(apiKey[i+1:])
+	for _, r := range dc {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			// Do not echo the suffix: a mangled key may put secret bytes there.
+			return "", errors.New(`mailchimp: the API key's data center suffix is not letters and digits (expected e.g. "-us6")`)
+		}
+	}
+	return dc, nil
+}
+
+// New validates cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	key := strings.TrimSpace(cfg.APIKey)
+	if key == "" {
+		return nil, errors.New("mailchimp: the API key is empty")
+	}
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		dc, err := Datacenter(key)
+		if err != nil {
+			return nil, err
+		}
+		base = "https://" + dc + ".api.mailchimp.com/3.0"
+	} else {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return nil, errors.New("mailchimp: base URL must be an absolute http(s) URL without credentials or query")
+		}
+	}
+	c := &Client{
+		apiKey:     key,
+		key:        newKeyID(key),
+		base:       base,
+		connection: cfg.Connection,
+		http:       cfg.HTTPClient,
+		limiter:    cfg.Limiter,
+		retry:      cfg.Retry.WithDefaults(),
+		log:        cfg.Logger,
+		redactor: strings.NewReplacer(
+			"Basic "+basicAuth(key), "[redacted]",
+			basicAuth(key), "[redacted]",
+			key, "[redacted]",
+		),
+		stats: Stats{ByStatus: map[int]int64{}},
+	}
+	if c.limiter == nil {
+		c.limiter = NewLimiter(DefaultPerKey)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: sharedTransport(), Timeout: AttemptTimeout}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// sharedTransport is one pool for every default Client: clients for many
+// connections of the same key then reuse each other's idle connections,
+// while the target sink keeps its own pool so paging and delivery overlap.
+var sharedTransport = sync.OnceValue(func() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64, // several keys may share one data center host
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+})
+
+// Stats counts what a Client sent.
+type Stats struct {
+	Requests int64         // HTTP attempts sent, retries included
+	Retries  int64         // attempts that were retried
+	ByStatus map[int]int64 // attempts by response status; 0 = no response (transport error)
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.ByStatus = make(map[int]int64, len(c.stats.ByStatus))
+	for k, v := range c.stats.ByStatus {
+		s.ByStatus[k] = v
+	}
+	return s
+}
+
+func (c *Client) count(f func(*Stats)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.stats)
+}
+
+func basicAuth(key string) string {
+	return base64.StdEncoding.EncodeToString([]byte(basicUser + ":" + key))
+}
+
+// redact removes the API key and the Authorization value from text that
+// came from the server, in case something on the way echoed the request.
+func (c *Client) redact(s string) string { return c.redactor.Replace(s) }
+
+// call makes one logical request: the only path to Mailchimp. The retry
+// policy wraps attempts; each attempt holds a limiter slot until its body
+// is consumed; decode runs inside the attempt so a truncated body is
+// retried like any other transient fault.
+func (c *Client) call(ctx context.Context, method, endpoint string, query url.Values, decode func(*http.Response) error) error {
+	policy := c.retry
+	userHook := policy.OnRetry
+	policy.OnRetry = func(attempt int, err error, wait time.Duration) {
+		c.count(func(s *Stats) { s.Retries++ })
+		attrs := []slog.Attr{
+			slog.String("connection", c.connection),
+			slog.String("method", method),
+			slog.String("endpoint", endpoint),
+			slog.Int("attempt", attempt),
+			slog.Duration("wait", wait),
+		}
+		var e *Error
+		if errors.As(err, &e) {
+			attrs = append(attrs, slog.Int("status", e.Status), slog.String("kind", e.Kind.String()),
+				slog.String("error", e.summary()))
+		} else {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		c.log.LogAttrs(ctx, slog.LevelDebug, "mailchimp request failed, retrying", attrs...)
+		if userHook != nil {
+			userHook(attempt, err, wait)
+		}
+	}
+
+	attempts := 0
+	err := policy.Do(ctx, func(ctx context.Context, attempt int) error {
+		attempts = attempt
+		return c.attempt(ctx, method, endpoint, query, decode)
+	})
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		e.Attempts = attempts
+	}
+	if ctx.Err() != nil || e == nil {
+		// Stopped by the caller: keep ctx.Err() matchable, name the call.
+		return fmt.Errorf("mailchimp %s %s: %w", method, endpoint, err)
+	}
+	// Return the typed error itself (not retry's wrapper): its message
+	// already says how many attempts were made and what to do.
+	return e
+}
+
+// attempt sends one HTTP request and classifies the outcome.
+func (c *Client) attempt(ctx context.Context, method, endpoint string, query url.Values, decode func(*http.Response) error) error {
+	release, err := c.limiter.acquire(ctx, c.key)
+	if err != nil {
+		return err // only a done ctx fails an acquire
+	}
+	defer release()
+
+	target := c.base + endpoint
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return c.newError(KindInvalid, method, endpoint, 0, err)
+	}
+	req.SetBasicAuth(basicUser, c.apiKey)
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("Accept", "application/json")
+
+	c.count(func(s *Stats) { s.Requests++ })
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.count(func(s *Stats) { s.ByStatus[0]++ })
+		return c.transportError(ctx, method, endpoint, 0, err)
+	}
+	// Runs before release: the slot is freed only once the connection is
+	// back in the pool or closed.
+	defer drainAndClose(resp.Body)
+	c.count(func(s *Stats) { s.ByStatus[resp.StatusCode]++ })
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// The status decides the kind; a body cut short only loses detail.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		e := statusError(resp, body, c.retry.Clock.Now(), c.redact)
+		e.Connection, e.Method, e.Endpoint = c.connection, method, endpoint
+		return e
+	}
+	if err := decode(resp); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return err
+		}
+		if isBadJSON(err) {
+			return c.newError(KindBadBody, method, endpoint, resp.StatusCode, err)
+		}
+		return c.transportError(ctx, method, endpoint, resp.StatusCode, err)
+	}
+	return nil
+}
+
+func (c *Client) newError(k Kind, method, endpoint string, status int, err error) *Error {
+	e := &Error{Kind: k, Connection: c.connection, Method: method, Endpoint: endpoint, Status: status, Err: err}
+	if k == KindBadBody {
+		e.Title = "unreadable response body"
+	}
+	return e
+}

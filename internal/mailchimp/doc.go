@@ -1,0 +1,16 @@
+// Package mailchimp is chimport's client for the Mailchimp Marketing API v3:
+// the ping, list and list-members endpoints, a members pager, typed errors
+// and a per-API-key concurrency limiter.
+//
+// Every request goes through one place (Client.call) that applies, in
+// order, the retry policy (internal/retry), the per-key Limiter (a slot is
+// held for one HTTP attempt only, never during a backoff wait) and the
+// classification of the outcome into an *Error whose Kind says whether to
+// retry. That is rclone's pacer plus shouldRetry, kept in one file so the
+// politeness rules of DESIGN.md (at most 10 simultaneous requests per key,
+// jittered backoff on 429, 5xx and 403-without-body) hold for every caller.
+//
+// Responses are decoded as streams, numbers in member documents stay
+// json.Number, and the API key never appears in an error, a log line or a
+// URL: it travels only as the Basic auth password.
+package mailchimp

@@ -1,0 +1,127 @@
+package mcsim
+
+import "fmt"
+
+// churn applies n random mutations with the list's seeded randomness, so a
+// test that churns the same way twice sees the same members touched. The mix
+// follows what an active audience does: mostly profile edits, some
+// unsubscribes, archives and signups, a few permanent deletions.
+func (l *list) churn(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var touched []string
+	seen := make(map[string]bool, n)
+	for range n {
+		id := l.churnOnceLocked()
+		if id != "" && !seen[id] {
+			seen[id] = true
+			touched = append(touched, id)
+		}
+	}
+	return touched
+}
+
+type churnAction int
+
+const (
+	churnEdit churnAction = iota
+	churnUnsubscribe
+	churnArchive
+	churnAdd
+	churnDelete
+)
+
+func (l *list) pickChurnAction() churnAction {
+	switch p := l.gen.rng.Intn(100); {
+	case p < 70:
+		return churnEdit
+	case p < 80:
+		return churnUnsubscribe
+	case p < 86:
+		return churnArchive
+	case p < 95:
+		return churnAdd
+	default:
+		return churnDelete
+	}
+}
+
+// churnOnceLocked makes one mutation and returns the id it touched ("" if
+// none). l.mu must be held for writing.
+func (l *list) churnOnceLocked() string {
+	action := l.pickChurnAction()
+	if len(l.entries) == 0 {
+		action = churnAdd
+	}
+	if action == churnAdd {
+		m := l.gen.member(l.now())
+		m.Status = StatusSubscribed
+		id, err := l.addLocked(m)
+		if err != nil {
+			return "" // the address was taken by a member added by hand
+		}
+		return id
+	}
+
+	i := l.gen.rng.Intn(len(l.entries))
+	id := l.entries[i].m.ID
+	status := l.entries[i].m.Status
+	switch {
+	case action == churnDelete:
+		_ = l.removeLocked(id)
+		return id
+	case action == churnUnsubscribe && status == StatusSubscribed:
+		l.mustChange(i, func(m *Member) { m.Status = StatusUnsubscribed })
+	case action == churnArchive && status != StatusArchived:
+		l.mustChange(i, func(m *Member) { m.Status = StatusArchived })
+	default:
+		l.mustChange(i, l.randomEdit())
+	}
+	return id
+}
+
+// randomEdit returns a merge-field edit, the most common change in a real
+// audience. Its randomness is drawn now, so the sequence stays deterministic.
+func (l *list) randomEdit() func(*Member) {
+	rng := l.gen.rng
+	switch rng.Intn(4) {
+	case 0:
+		first := firstNames[rng.Intn(len(firstNames))].text
+		return func(m *Member) {
+			m.MergeFields["FNAME"] = first
+			m.FullName = fullName(m)
+		}
+	case 1:
+		last := lastNames[rng.Intn(len(lastNames))].text
+		return func(m *Member) {
+			m.MergeFields["LNAME"] = last
+			m.FullName = fullName(m)
+		}
+	case 2:
+		phone := fmt.Sprintf("+1 555-01%02d", rng.Intn(100))
+		return func(m *Member) { m.MergeFields["PHONE"] = phone }
+	default:
+		score := rng.Intn(101)
+		return func(m *Member) { m.MergeFields["SCORE"] = score }
+	}
+}
+
+func fullName(m *Member) string {
+	first, _ := m.MergeFields["FNAME"].(string)
+	last, _ := m.MergeFields["LNAME"].(string)
+	switch {
+	case first == "":
+		return last
+	case last == "":
+		return first
+	}
+	return first + " " + last
+}
+
+// mustChange applies an edit that cannot fail validation (it never touches
+// the email or sets an unknown status).
+func (l *list) mustChange(i int, fn func(*Member)) {
+	if err := l.changeAtLocked(i, fn); err != nil {
+		panic("mcsim: churn edit failed: " + err.Error())
+	}
+}

@@ -1,0 +1,370 @@
+package mcsim
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimport/chimport/internal/clock"
+)
+
+// Errors returned by the mutation methods.
+var (
+	ErrListNotFound   = errors.New("mcsim: list not found")
+	ErrMemberNotFound = errors.New("mcsim: member not found")
+	ErrMemberExists   = errors.New("mcsim: member already exists")
+	ErrInvalidMember  = errors.New("mcsim: invalid member")
+)
+
+// entry is one stored member plus copies of the fields requests filter on,
+// so a filter scan reads a dense slice rather than following every pointer.
+type entry struct {
+	seq         uint64 // insertion order; entries stay sorted by it
+	lastChanged int64  // unix nanoseconds (always whole seconds)
+	status      statusCode
+	m           *Member // never mutated once stored
+}
+
+// list is one audience. Its slice holds the natural (insertion) order that
+// paging without sort_field follows.
+type list struct {
+	id    string
+	info  listInfo
+	clock clock.Clock
+
+	mu              sync.RWMutex
+	entries         []entry
+	index           map[string]uint64 // member id -> seq
+	nextSeq         uint64
+	gen             *generator // also the source of churn randomness
+	churnPerRequest int
+	version         uint64 // bumped by every mutation; invalidates sorted views
+
+	sortMu sync.Mutex
+	sorted map[sortOrder]sortedView
+}
+
+type sortOrder struct {
+	field string
+	desc  bool
+}
+
+type sortedView struct {
+	version uint64
+	entries []entry
+}
+
+func newList(id string, members int, seed int64, clk clock.Clock) *list {
+	gen := newGenerator(id, seed, clk.Now())
+	l := &list{
+		id:      id,
+		info:    gen.listInfo(),
+		clock:   clk,
+		gen:     gen,
+		entries: make([]entry, 0, members),
+		index:   make(map[string]uint64, members),
+		sorted:  make(map[sortOrder]sortedView),
+	}
+	for range members {
+		m := gen.member(time.Time{})
+		if _, dup := l.index[m.ID]; dup {
+			continue // cannot happen: emails carry a sequence number
+		}
+		l.append(&m)
+	}
+	return l
+}
+
+// now is the stamp for a mutation: the API keeps one-second resolution.
+func (l *list) now() time.Time {
+	return l.clock.Now().UTC().Truncate(time.Second)
+}
+
+func newEntry(seq uint64, m *Member) entry {
+	return entry{seq: seq, lastChanged: m.LastChanged.UnixNano(), status: parseStatus(m.Status), m: m}
+}
+
+// append stores m at the end of the natural order. l.mu must be held for
+// writing.
+func (l *list) append(m *Member) {
+	l.nextSeq++
+	l.entries = append(l.entries, newEntry(l.nextSeq, m))
+	l.index[m.ID] = l.nextSeq
+	l.version++
+}
+
+// position finds a member's place in l.entries. l.mu must be held.
+func (l *list) position(id string) (int, bool) {
+	seq, ok := l.index[id]
+	if !ok {
+		return 0, false
+	}
+	i := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].seq >= seq })
+	return i, true
+}
+
+// change applies fn to a copy of the member and stores the copy, keeping the
+// member's place in the natural order. The id follows the email address.
+func (l *list) change(id string, fn func(*Member)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.position(id)
+	if !ok {
+		return fmt.Errorf("%w: %s in list %s", ErrMemberNotFound, id, l.id)
+	}
+	return l.changeAtLocked(i, fn)
+}
+
+// changeAtLocked edits the member at position i. l.mu must be held for
+// writing.
+func (l *list) changeAtLocked(i int, fn func(*Member)) error {
+	old := l.entries[i].m
+	c := old.clone()
+	fn(&c)
+	normalize(&c)
+	if err := validateMember(&c); err != nil {
+		return err
+	}
+	newID := MemberID(c.EmailAddress)
+	if newID != old.ID {
+		if _, taken := l.index[newID]; taken {
+			return fmt.Errorf("%w: %s in list %s", ErrMemberExists, c.EmailAddress, l.id)
+		}
+		delete(l.index, old.ID)
+		l.index[newID] = l.entries[i].seq
+	}
+	c.ID = newID
+	c.ListID = l.id
+	c.LastChanged = l.now()
+	l.entries[i] = newEntry(l.entries[i].seq, &c)
+	l.version++
+	return nil
+}
+
+// normalize gives a member the empty (not nil) maps the API would show, so
+// edits can always assign merge fields.
+func normalize(m *Member) {
+	if m.MergeFields == nil {
+		m.MergeFields = map[string]any{}
+	}
+	if m.Interests == nil {
+		m.Interests = map[string]bool{}
+	}
+}
+
+func validateMember(m *Member) error {
+	if !strings.Contains(m.EmailAddress, "@") {
+		return fmt.Errorf("%w: email address %q", ErrInvalidMember, m.EmailAddress)
+	}
+	if parseStatus(m.Status) == codeInvalid {
+		return fmt.Errorf("%w: status %q", ErrInvalidMember, m.Status)
+	}
+	return nil
+}
+
+// add stores a new member at the end of the natural order, filling in what
+// Mailchimp would.
+func (l *list) add(m Member) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addLocked(m)
+}
+
+func (l *list) addLocked(m Member) (string, error) {
+	if m.Status == "" {
+		m.Status = StatusSubscribed
+	}
+	if err := validateMember(&m); err != nil {
+		return "", err
+	}
+	m.ID = MemberID(m.EmailAddress)
+	if _, taken := l.index[m.ID]; taken {
+		return "", fmt.Errorf("%w: %s in list %s", ErrMemberExists, m.EmailAddress, l.id)
+	}
+	now := l.now()
+	m.ListID = l.id
+	m.LastChanged = now
+	m.MergeFields = maps.Clone(m.MergeFields)
+	m.Interests = maps.Clone(m.Interests)
+	m.Tags = slices.Clone(m.Tags)
+	if m.UniqueEmailID == "" {
+		m.UniqueEmailID = l.gen.hex(10)
+	}
+	if m.ContactID == "" {
+		m.ContactID = l.gen.hex(32)
+	}
+	if m.WebID == 0 {
+		m.WebID = 100_000_000 + l.gen.rng.Int63n(900_000_000)
+	}
+	if m.EmailType == "" {
+		m.EmailType = "html"
+	}
+	normalize(&m)
+	if m.FullName == "" {
+		m.FullName = fullName(&m)
+	}
+	if m.TimestampOpt.IsZero() && m.Status == StatusSubscribed {
+		m.TimestampOpt = now
+	}
+	if m.TimestampSignup.IsZero() {
+		m.TimestampSignup = now
+	}
+	l.append(&m)
+	return m.ID, nil
+}
+
+// remove deletes a member for good.
+func (l *list) remove(id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.removeLocked(id)
+}
+
+func (l *list) removeLocked(id string) error {
+	i, ok := l.position(id)
+	if !ok {
+		return fmt.Errorf("%w: %s in list %s", ErrMemberNotFound, id, l.id)
+	}
+	l.entries = slices.Delete(l.entries, i, i+1)
+	delete(l.index, id)
+	l.version++
+	return nil
+}
+
+// snapshot deep-copies every stored member, archived included.
+func (l *list) snapshot() []Member {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]Member, len(l.entries))
+	for i, e := range l.entries {
+		out[i] = e.m.clone()
+	}
+	return out
+}
+
+// memberQuery is a validated members request.
+type memberQuery struct {
+	count, offset int
+	status        statusCode // codeInvalid: the default view, everything but archived
+	since, before int64      // unix nanoseconds, valid when hasSince/hasBefore
+	hasSince      bool
+	hasBefore     bool
+	inclusive     bool
+	sortField     string // "" keeps the natural order
+	desc          bool
+}
+
+func (q *memberQuery) matches(e *entry) bool {
+	if q.status == codeInvalid {
+		if e.status == codeArchived {
+			return false
+		}
+	} else if e.status != q.status {
+		return false
+	}
+	if q.hasSince && (e.lastChanged < q.since || !q.inclusive && e.lastChanged == q.since) {
+		return false
+	}
+	if q.hasBefore && (e.lastChanged > q.before || !q.inclusive && e.lastChanged == q.before) {
+		return false
+	}
+	return true
+}
+
+// page returns the members q selects and the size of the whole filtered set.
+// The set is computed from the data as it is now, which is what makes offset
+// paging over a shrinking set skip members, as it does against Mailchimp.
+func (l *list) page(q memberQuery) (page []*Member, total int) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	src := l.entries
+	if q.sortField != "" {
+		src = l.sortedLocked(sortOrder{field: q.sortField, desc: q.desc})
+	}
+	page = make([]*Member, 0, min(q.count, max(0, len(src)-q.offset)))
+	for i := range src {
+		e := &src[i]
+		if !q.matches(e) {
+			continue
+		}
+		if total >= q.offset && len(page) < q.count {
+			page = append(page, e.m)
+		}
+		total++
+	}
+	return page, total
+}
+
+// sortedLocked returns the entries in the given order, ties kept in natural
+// order so paging is stable. Views are cached until the next mutation, as
+// sorting a large list for every page would dominate the cost of serving it.
+// l.mu must be held (a read lock is enough).
+func (l *list) sortedLocked(o sortOrder) []entry {
+	l.sortMu.Lock()
+	defer l.sortMu.Unlock()
+	if v, ok := l.sorted[o]; ok && v.version == l.version {
+		return v.entries
+	}
+	key := sortKeys[o.field]
+	view := slices.Clone(l.entries)
+	slices.SortStableFunc(view, func(a, b entry) int {
+		c := cmp.Compare(key(&a), key(&b))
+		if o.desc {
+			return -c
+		}
+		return c
+	})
+	l.sorted[o] = sortedView{version: l.version, entries: view}
+	return view
+}
+
+// sortKeys are the orders sort_field accepts. An empty timestamp sorts first.
+var sortKeys = map[string]func(*entry) int64{
+	"last_changed":     func(e *entry) int64 { return e.lastChanged },
+	"timestamp_opt":    func(e *entry) int64 { return unixOrZero(e.m.TimestampOpt) },
+	"timestamp_signup": func(e *entry) int64 { return unixOrZero(e.m.TimestampSignup) },
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// listStats are the counts the list resource reports.
+type listStats struct {
+	subscribed, unsubscribed, cleaned, total int
+	lastSub, lastUnsub                       time.Time
+}
+
+func (l *list) stats() listStats {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var s listStats
+	for i := range l.entries {
+		e := &l.entries[i]
+		s.total++
+		switch e.status {
+		case codeSubscribed:
+			s.subscribed++
+			if e.m.TimestampOpt.After(s.lastSub) {
+				s.lastSub = e.m.TimestampOpt
+			}
+		case codeUnsubscribed:
+			s.unsubscribed++
+			if e.m.LastChanged.After(s.lastUnsub) {
+				s.lastUnsub = e.m.LastChanged
+			}
+		case codeCleaned:
+			s.cleaned++
+		}
+	}
+	return s
+}

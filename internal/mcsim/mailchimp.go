@@ -1,0 +1,390 @@
+package mcsim
+
+import (
+	"fmt"
+	"math/rand"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimport/chimport/internal/clock"
+)
+
+// Options configures a Mailchimp simulator. The zero value is usable: one
+// empty list, a generated key, the real clock.
+type Options struct {
+	// APIKey is the accepted key (the Basic auth password; any user name).
+	// Empty means one is generated with NewAPIKey from Seed.
+	APIKey string
+	// ListID is the id of the list created at start; empty means "a1b2c3d4e5".
+	ListID string
+	// Members is how many members are generated into that list.
+	Members int
+	// Seed seeds the member generator and the fault and churn randomness.
+	Seed int64
+	// Latency is a wall-clock delay added to every API request while it holds
+	// one of its key's connection slots. It ends early when the client goes
+	// away.
+	Latency time.Duration
+	// Inclusive makes since_last_changed / before_last_changed inclusive
+	// (>=, <=). The default is exclusive (>, <). The real API does not say
+	// which it is, so tests run both.
+	Inclusive bool
+	// MaxConnsPerKey is how many requests one key may have in flight; more
+	// get 429. Zero or less means 10, Mailchimp's limit.
+	MaxConnsPerKey int
+	// Clock stamps last_changed on mutations, anchors generated timestamps
+	// and sets the Date header. Nil means clock.Real{}.
+	Clock clock.Clock
+}
+
+// DefaultListID is the id of the first list when Options.ListID is empty.
+const DefaultListID = "a1b2c3d4e5"
+
+// Mailchimp simulates the Mailchimp Marketing API v3 as an http.Handler
+// serving paths under /3.0/. Create it with New.
+type Mailchimp struct {
+	opts      Options
+	firstList string
+
+	listsMu sync.RWMutex
+	lists   map[string]*list
+
+	mu         sync.Mutex // guards the fields below
+	keys       map[string]*keyState
+	rng        *rand.Rand // faults and problem instance ids
+	faultQueue []Fault
+	faultRate  float64
+	faultKinds []Fault
+	stats      Stats
+
+	// testHookAcquired, when set, runs once a request holds a connection
+	// slot, before the latency. Tests use it to hold requests in flight.
+	testHookAcquired func(key string)
+}
+
+type keyState struct {
+	inFlight int
+}
+
+var _ http.Handler = (*Mailchimp)(nil)
+
+// New returns a simulator with one list of opts.Members generated members.
+func New(opts Options) *Mailchimp {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.ListID == "" {
+		opts.ListID = DefaultListID
+	}
+	if opts.MaxConnsPerKey <= 0 {
+		opts.MaxConnsPerKey = 10
+	}
+	s := &Mailchimp{
+		firstList: opts.ListID,
+		lists:     make(map[string]*list),
+		keys:      make(map[string]*keyState),
+		rng:       rand.New(rand.NewSource(opts.Seed)),
+		stats:     Stats{ByStatus: make(map[int]int)},
+	}
+	if opts.APIKey == "" {
+		opts.APIKey = NewAPIKey(s.rng)
+	}
+	s.opts = opts
+	s.keys[opts.APIKey] = &keyState{}
+	s.AddList(opts.ListID, opts.Members, opts.Seed)
+	return s
+}
+
+// APIKey returns the key given in Options (or generated).
+func (s *Mailchimp) APIKey() string { return s.opts.APIKey }
+
+// ListID returns the id of the list created by New.
+func (s *Mailchimp) ListID() string { return s.firstList }
+
+// AddAPIKey accepts one more key. Each key has its own connection limit, as
+// each Mailchimp account does.
+func (s *Mailchimp) AddAPIKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[key]; !ok {
+		s.keys[key] = &keyState{}
+	}
+}
+
+// AddList creates a list with members generated from seed, replacing any
+// list with that id.
+func (s *Mailchimp) AddList(listID string, members int, seed int64) {
+	l := newList(listID, members, seed, s.opts.Clock)
+	s.listsMu.Lock()
+	defer s.listsMu.Unlock()
+	s.lists[listID] = l
+}
+
+func (s *Mailchimp) list(listID string) (*list, error) {
+	s.listsMu.RLock()
+	defer s.listsMu.RUnlock()
+	l, ok := s.lists[listID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrListNotFound, listID)
+	}
+	return l, nil
+}
+
+// Change edits a member: fn gets a copy, which is stored with last_changed
+// set to the clock's now (to the second). Changing the email address changes
+// the id, as in Mailchimp.
+func (s *Mailchimp) Change(listID, id string, fn func(*Member)) error {
+	l, err := s.list(listID)
+	if err != nil {
+		return err
+	}
+	return l.change(id, fn)
+}
+
+// Add appends a member to the list and returns its id, the MD5 of the
+// lower-cased email. Empty fields are filled in as Mailchimp would (list_id,
+// unique_email_id, contact_id, web_id, status "subscribed", ...).
+func (s *Mailchimp) Add(listID string, m Member) (string, error) {
+	l, err := s.list(listID)
+	if err != nil {
+		return "", err
+	}
+	return l.add(m)
+}
+
+// Unsubscribe sets a member's status to unsubscribed.
+func (s *Mailchimp) Unsubscribe(listID, id string) error {
+	return s.Change(listID, id, func(m *Member) { m.Status = StatusUnsubscribed })
+}
+
+// Archive sets a member's status to archived, which hides it from the members
+// endpoint unless status=archived is asked for.
+func (s *Mailchimp) Archive(listID, id string) error {
+	return s.Change(listID, id, func(m *Member) { m.Status = StatusArchived })
+}
+
+// Delete removes a member permanently: it disappears from every view, and
+// nothing in the API says it ever existed.
+func (s *Mailchimp) Delete(listID, id string) error {
+	l, err := s.list(listID)
+	if err != nil {
+		return err
+	}
+	return l.remove(id)
+}
+
+// Churn makes n random mutations to the list (mostly merge-field edits, some
+// unsubscribes, archives and additions, a few deletions) and returns the ids
+// touched, each once. It is deterministic for a given Seed and call sequence.
+// An unknown list is left alone and yields nil.
+func (s *Mailchimp) Churn(listID string, n int) []string {
+	l, err := s.list(listID)
+	if err != nil {
+		return nil
+	}
+	return l.churn(n)
+}
+
+// SetChurnPerRequest makes every members request for the list first call
+// Churn(listID, n): churn while paging, in step with the requests rather than
+// the wall clock. n <= 0 turns it off.
+func (s *Mailchimp) SetChurnPerRequest(listID string, n int) {
+	l, err := s.list(listID)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.churnPerRequest = max(n, 0)
+}
+
+// Members returns a copy of every member not permanently deleted, archived
+// included, in the list's natural order. Unknown lists yield nil.
+func (s *Mailchimp) Members(listID string) []Member {
+	l, err := s.list(listID)
+	if err != nil {
+		return nil
+	}
+	return l.snapshot()
+}
+
+// authenticate returns the API key from HTTP Basic auth if it is accepted.
+func (s *Mailchimp) authenticate(r *http.Request) (string, bool) {
+	_, key, ok := r.BasicAuth()
+	if !ok || key == "" {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, known := s.keys[key]
+	return key, known
+}
+
+// acquire takes one of the key's connection slots. A request over the limit
+// is refused, but it still counts towards MaxInFlight: that figure exists to
+// show whether a client ever tried to exceed the limit.
+func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ks := s.keys[key]
+	ks.inFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, ks.inFlight)
+	if ks.inFlight > s.opts.MaxConnsPerKey {
+		ks.inFlight--
+		return nil, false
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ks.inFlight--
+	}, true
+}
+
+// ServeHTTP serves the API: auth, the connection limit, latency, faults, then
+// the endpoint.
+func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &countingWriter{ResponseWriter: w}
+	out := outcome{members: -1}
+	defer func() { s.record(rw, &out) }()
+	s.mu.Lock()
+	s.stats.Requests++
+	s.mu.Unlock()
+	w.Header().Set("Date", s.opts.Clock.Now().UTC().Format(http.TimeFormat))
+
+	if !strings.HasPrefix(r.URL.Path, "/3.0/") {
+		s.writeNotFound(rw)
+		return
+	}
+	key, ok := s.authenticate(r)
+	if !ok {
+		// Never echo the key: it would end up in someone's logs.
+		s.writeProblem(rw, http.StatusUnauthorized, "API Key Invalid",
+			"Your API key may be invalid, or you've attempted to access the wrong datacenter.", nil)
+		return
+	}
+	release, ok := s.acquire(key)
+	if !ok {
+		out.limitRejected = true
+		s.writeTooManyRequests(rw)
+		return
+	}
+	defer release()
+	if s.testHookAcquired != nil {
+		s.testHookAcquired(key)
+	}
+	if s.opts.Latency > 0 {
+		t := time.NewTimer(s.opts.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			out.clientGone = true
+			return
+		}
+	}
+	if f := s.nextFault(); f != FaultNone {
+		out.fault = true
+		s.serveFault(rw, r, f)
+		return
+	}
+	out.members = s.route(rw, r)
+}
+
+// outcome is what ServeHTTP learned about one request, for Stats.
+type outcome struct {
+	members       int // members written in a 200 members page; -1 for other requests
+	limitRejected bool
+	fault         bool
+	clientGone    bool
+}
+
+// StatusClientClosed is the ByStatus key for requests whose client went away
+// while they waited out the latency (nginx's 499): nothing was sent.
+const StatusClientClosed = 499
+
+func (s *Mailchimp) record(rw *countingWriter, out *outcome) {
+	status := rw.status
+	switch {
+	case out.clientGone:
+		status = StatusClientClosed
+	case rw.hijacked:
+		status = 0 // dropped: no response at all
+	case status == 0:
+		status = http.StatusOK // a handler that wrote nothing answered 200
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.stats
+	st.ByStatus[status]++
+	st.BytesServed += rw.bytes
+	if out.limitRejected {
+		st.LimitRejected++
+	}
+	if out.fault {
+		st.Faults++
+	}
+	if out.members >= 0 && status == http.StatusOK {
+		st.MemberPages++
+		st.MembersServed += out.members
+	}
+}
+
+// route dispatches to an endpoint. It returns the number of members written
+// when it served a members page, -1 otherwise.
+func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request) int {
+	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/3.0/"), "/")
+	parts := strings.Split(path, "/")
+	var serve func() int
+	switch {
+	case path == "ping":
+		serve = func() int { s.servePing(w); return -1 }
+	case len(parts) == 2 && parts[0] == "lists" && parts[1] != "":
+		serve = func() int { s.serveList(w, r, parts[1]); return -1 }
+	case len(parts) == 3 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members":
+		serve = func() int { return s.serveMembers(w, r, parts[1]) }
+	default:
+		s.writeNotFound(w)
+		return -1
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		s.writeProblem(w, http.StatusMethodNotAllowed, "Method Not Allowed",
+			"The requested method and resource are not compatible. See the Allow header for this resource's available methods.", nil)
+		return -1
+	}
+	return serve()
+}
+
+func (s *Mailchimp) servePing(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write([]byte(`{"health_status":"Everything's Chimpy!"}`))
+}
+
+// countingWriter records the status and body bytes of a response for Stats.
+type countingWriter struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -1,0 +1,276 @@
+package mcsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// TargetOptions configures a Target.
+type TargetOptions struct {
+	// Auth, when set, is the exact Authorization header every request must
+	// carry; anything else gets 401.
+	Auth string
+	// Latency is a wall-clock delay per request, cut short if the client
+	// goes away.
+	Latency time.Duration
+	// Seed seeds the random failures of SetFailRate.
+	Seed int64
+}
+
+// Target simulates the customer's API: POST a JSON array of records, each
+// with a string "id", and it upserts them by id (last write wins). It is the
+// idempotent sink the sync engine assumes. Create it with NewTarget.
+type Target struct {
+	opts TargetOptions
+
+	mu         sync.Mutex // guards everything below
+	records    map[string]json.RawMessage
+	rng        *rand.Rand
+	failQueue  []int // statuses for the next POSTs
+	failRate   float64
+	failStatus int
+	retryAfter time.Duration
+	inFlight   int
+	stats      TargetStats
+	idemKeys   map[string]bool
+}
+
+// TargetStats counts what a Target received since NewTarget or ResetStats.
+type TargetStats struct {
+	Requests        int         // every request, all methods and outcomes
+	Batches         int         // POSTs whose records were stored
+	RecordsReceived int         // records stored, duplicates included
+	ByStatus        map[int]int // responses by status code
+	MaxInFlight     int         // most requests in flight at once
+	IdempotencyKeys int         // distinct Idempotency-Key headers seen on POSTs
+}
+
+var _ http.Handler = (*Target)(nil)
+
+// maxBatchBytes bounds a request body, so a runaway client fails loudly.
+const maxBatchBytes = 64 << 20
+
+// NewTarget returns an empty Target.
+func NewTarget(opts TargetOptions) *Target {
+	return &Target{
+		opts:     opts,
+		records:  make(map[string]json.RawMessage),
+		rng:      rand.New(rand.NewSource(opts.Seed)),
+		stats:    TargetStats{ByStatus: make(map[int]int)},
+		idemKeys: make(map[string]bool),
+	}
+}
+
+// Records returns a copy of every stored record by id. Numbers come back as
+// json.Number, so values survive exactly as sent.
+func (t *Target) Records() map[string]map[string]any {
+	t.mu.Lock()
+	raw := maps.Clone(t.records)
+	t.mu.Unlock()
+	out := make(map[string]map[string]any, len(raw))
+	for id, r := range raw {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.UseNumber()
+		var rec map[string]any
+		if err := dec.Decode(&rec); err != nil {
+			panic("mcsim: stored record does not decode: " + err.Error()) // validated on receipt
+		}
+		out[id] = rec
+	}
+	return out
+}
+
+// Len returns how many distinct ids are stored.
+func (t *Target) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.records)
+}
+
+// FailNext makes the next n POSTs fail with status, storing nothing.
+func (t *Target) FailNext(status int, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for range n {
+		t.failQueue = append(t.failQueue, status)
+	}
+}
+
+// SetFailRate makes each POST fail with status with probability rate
+// (seeded). A rate of 0 turns it off. FailNext takes precedence.
+func (t *Target) SetFailRate(rate float64, status int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failRate, t.failStatus = rate, status
+}
+
+// SetRetryAfter makes injected 429 and 503 answers carry a Retry-After of d
+// (in whole seconds, at least 1) when d > 0.
+func (t *Target) SetRetryAfter(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retryAfter = d
+}
+
+// Stats returns a copy of the counters.
+func (t *Target) Stats() TargetStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stats
+	st.ByStatus = maps.Clone(t.stats.ByStatus)
+	return st
+}
+
+// ResetStats zeroes the counters, including the Idempotency-Key set. Stored
+// records stay.
+func (t *Target) ResetStats() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stats = TargetStats{ByStatus: make(map[int]int)}
+	t.idemKeys = make(map[string]bool)
+}
+
+// ServeHTTP accepts batches on any path. HEAD and GET answer 200 when auth
+// passes, so `chimport check` can probe the target without writing.
+func (t *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t.mu.Lock()
+	t.stats.Requests++
+	t.inFlight++
+	t.stats.MaxInFlight = max(t.stats.MaxInFlight, t.inFlight)
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.inFlight--
+		t.mu.Unlock()
+	}()
+
+	if t.opts.Auth != "" && r.Header.Get("Authorization") != t.opts.Auth {
+		t.reply(w, http.StatusUnauthorized, `{"error":"unauthorized"}`)
+		return
+	}
+	if t.opts.Latency > 0 {
+		timer := time.NewTimer(t.opts.Latency)
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			timer.Stop()
+			t.count(StatusClientClosed)
+			return
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		t.reply(w, http.StatusOK, `{"status":"ok"}`)
+	case http.MethodPost:
+		t.servePost(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		t.reply(w, http.StatusMethodNotAllowed, `{"error":"method not allowed"}`)
+	}
+}
+
+func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
+	if status, retryAfter := t.injectedFailure(r); status != 0 {
+		if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+			secs := max(1, int((retryAfter+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+		}
+		t.reply(w, status, `{"error":"injected failure"}`)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBatchBytes+1))
+	if err != nil {
+		t.reply(w, http.StatusBadRequest, `{"error":"reading body failed"}`)
+		return
+	}
+	if len(body) > maxBatchBytes {
+		t.reply(w, http.StatusRequestEntityTooLarge, `{"error":"batch too large"}`)
+		return
+	}
+	batch, err := parseBatch(body)
+	if err != nil {
+		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
+		t.reply(w, http.StatusBadRequest, string(msg))
+		return
+	}
+	t.mu.Lock()
+	for _, rec := range batch {
+		t.records[rec.id] = rec.raw
+	}
+	t.stats.Batches++
+	t.stats.RecordsReceived += len(batch)
+	t.mu.Unlock()
+	t.reply(w, http.StatusOK, `{"received":`+strconv.Itoa(len(batch))+`}`)
+}
+
+// injectedFailure notes the request's Idempotency-Key and decides whether
+// FailNext or SetFailRate fails it.
+func (t *Target) injectedFailure(r *http.Request) (status int, retryAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if k := r.Header.Get("Idempotency-Key"); k != "" && !t.idemKeys[k] {
+		t.idemKeys[k] = true
+		t.stats.IdempotencyKeys++
+	}
+	if len(t.failQueue) > 0 {
+		status = t.failQueue[0]
+		t.failQueue = t.failQueue[1:]
+		return status, t.retryAfter
+	}
+	if t.failRate > 0 && t.rng.Float64() < t.failRate {
+		return t.failStatus, t.retryAfter
+	}
+	return 0, 0
+}
+
+type batchRecord struct {
+	id  string
+	raw json.RawMessage
+}
+
+// parseBatch validates a whole batch before anything is stored, so a bad
+// record rejects the request and leaves the target as it was.
+func parseBatch(body []byte) ([]batchRecord, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, fmt.Errorf("body must be a JSON array of objects: %v", err)
+	}
+	if items == nil {
+		return nil, fmt.Errorf("body must be a JSON array of objects, got null")
+	}
+	out := make([]batchRecord, 0, len(items))
+	for i, raw := range items {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+			return nil, fmt.Errorf("record %d is not a JSON object", i)
+		}
+		var id string
+		if err := json.Unmarshal(fields["id"], &id); err != nil || id == "" {
+			return nil, fmt.Errorf("record %d has no string id", i)
+		}
+		out = append(out, batchRecord{id: id, raw: raw})
+	}
+	return out, nil
+}
+
+func (t *Target) reply(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+	t.count(status)
+}
+
+func (t *Target) count(status int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stats.ByStatus[status]++
+}

@@ -1,0 +1,212 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// Retention per connection; see the package doc.
+const (
+	keepRuns     = 1000
+	keepFailures = 1000
+)
+
+// busyTimeout is how long a statement waits for another process's write
+// lock before failing. Writes are a few rows each, so a long wait means
+// something is wedged, not busy.
+const busyTimeout = 10 * time.Second
+
+// SQLite is the embedded Store: one SQLite file, which several processes
+// may share.
+type SQLite struct {
+	db   *sql.DB
+	path string
+	// writers admits one write transaction of this handle at a time. SQLite
+	// serialises writers anyway; queueing them here, where the wait honours
+	// ctx, spares them from polling the file lock against each other.
+	// Other handles and processes still meet at the lock and its busy timeout.
+	writers chan struct{}
+
+	keepRuns, keepFailures int // changed only by tests
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens the SQLite store at path, creating the file if it is
+// missing (its directory must exist) and migrating its schema. A relative
+// path is taken from the current directory.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	fail := func(err error) (*SQLite, error) {
+		return nil, fmt.Errorf("state: open sqlite %q: %w", path, err)
+	}
+	if path == "" {
+		return fail(errors.New("empty path"))
+	}
+	// The driver reads everything after a '?' as its own parameters.
+	if strings.ContainsRune(path, '?') {
+		return fail(errors.New("path must not contain '?'"))
+	}
+	// An absolute path can never be mistaken for a "file:" URI.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fail(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(abs)); err != nil {
+		return fail(fmt.Errorf("directory %q: %w", filepath.Dir(abs), err))
+	} else if !fi.IsDir() {
+		return fail(fmt.Errorf("%q is not a directory", filepath.Dir(abs)))
+	}
+
+	// Every pooled connection gets these. _txlock=immediate makes each
+	// write transaction take the write lock at BEGIN: a deferred transaction
+	// that read first and then tried to write could fail with SQLITE_BUSY at
+	// once, without waiting out the busy timeout, when another process wrote
+	// in between.
+	dsn := abs + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fail(err)
+	}
+	// A handful of readers is plenty; each connection holds its own page cache.
+	db.SetMaxOpenConns(4)
+	if err := migrate(ctx, db); err != nil {
+		_ = db.Close()
+		return fail(err)
+	}
+	return &SQLite{
+		db:           db,
+		path:         abs,
+		writers:      make(chan struct{}, 1),
+		keepRuns:     keepRuns,
+		keepFailures: keepFailures,
+	}, nil
+}
+
+// Path returns the absolute path of the database file.
+func (s *SQLite) Path() string { return s.path }
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close sqlite %q: %w", s.path, err)
+	}
+	return nil
+}
+
+const connectionColumns = `name, watermark, first_attempt, last_attempt, last_success,
+	last_error, last_read, last_delivered, total_delivered, checkpoint`
+
+func scanConnection(row interface{ Scan(...any) error }) (ConnectionState, error) {
+	var c ConnectionState
+	var cp sql.NullString
+	err := row.Scan(&c.Connection, (*sqlTime)(&c.Watermark), (*sqlTime)(&c.FirstAttempt),
+		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError,
+		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp)
+	if err != nil {
+		return ConnectionState{}, err
+	}
+	if cp.Valid {
+		if c.Checkpoint, err = decodeCheckpoint(cp.String); err != nil {
+			return ConnectionState{}, err
+		}
+	}
+	return c, nil
+}
+
+// Connection implements Store.
+func (s *SQLite) Connection(ctx context.Context, name string) (ConnectionState, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE name = ?`, name)
+	c, err := scanConnection(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ConnectionState{Connection: name}, nil
+	}
+	if err != nil {
+		return ConnectionState{}, fmt.Errorf("state: read connection %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// Connections implements Store.
+func (s *SQLite) Connections(ctx context.Context) ([]ConnectionState, error) {
+	// ORDER BY name uses BINARY collation: byte order, the same as Go's
+	// string comparison.
+	rows, err := s.db.QueryContext(ctx, `SELECT `+connectionColumns+` FROM connections ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("state: list connections: %w", err)
+	}
+	defer rows.Close()
+	var out []ConnectionState
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, fmt.Errorf("state: list connections: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: list connections: %w", err)
+	}
+	return out, nil
+}
+
+// Failures implements Store.
+func (s *SQLite) Failures(ctx context.Context, name string) ([]Failure, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT connection, window_start, window_end, view_name, page_offset, error, failed_at
+		FROM failures WHERE connection = ? AND resolved_at IS NULL ORDER BY id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("state: read failures for %q: %w", name, err)
+	}
+	defer rows.Close()
+	var out []Failure
+	for rows.Next() {
+		var f Failure
+		if err := rows.Scan(&f.Connection, (*sqlTime)(&f.WindowStart), (*sqlTime)(&f.WindowEnd),
+			&f.View, &f.Offset, &f.Error, (*sqlTime)(&f.At)); err != nil {
+			return nil, fmt.Errorf("state: read failures for %q: %w", name, err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: read failures for %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// Runs implements Store.
+func (s *SQLite) Runs(ctx context.Context, name string, limit int) ([]Run, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT connection, started, finished, window_start, window_end, full_sync, result,
+			read_count, delivered_count, request_count, error
+		FROM runs WHERE connection = ? ORDER BY id DESC LIMIT ?`, name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("state: read runs for %q: %w", name, err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var r Run
+		if err := rows.Scan(&r.Connection, (*sqlTime)(&r.Started), (*sqlTime)(&r.Finished),
+			(*sqlTime)(&r.WindowStart), (*sqlTime)(&r.WindowEnd), &r.Full, &r.Result,
+			&r.Read, &r.Delivered, &r.Requests, &r.Error); err != nil {
+			return nil, fmt.Errorf("state: read runs for %q: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: read runs for %q: %w", name, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,158 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// write runs fn as one transaction on behalf of operation op on connection
+// name, after making sure the connection's row exists (so the store "knows"
+// every connection it was ever told about, and the logs' foreign keys hold).
+// Every mutation goes through here: a later lease check (a fencing token
+// compared in the same transaction) is one statement in one place.
+func (s *SQLite) write(ctx context.Context, op, name string, fn func(tx *sql.Tx) error) error {
+	if name == "" {
+		return opError(op, name, errors.New("empty connection name"))
+	}
+	select {
+	case s.writers <- struct{}{}:
+	case <-ctx.Done():
+		return opError(op, name, ctx.Err())
+	}
+	defer func() { <-s.writers }()
+
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: see OpenSQLite
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }() // a no-op after Commit
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO connections (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return opError(op, name, err)
+	}
+	return nil
+}
+
+func opError(op, name string, err error) error {
+	return fmt.Errorf("state: %s for %q: %w", op, name, err)
+}
+
+// StartRun implements Store.
+func (s *SQLite) StartRun(ctx context.Context, name string, at time.Time) error {
+	return s.write(ctx, "start run", name, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE connections
+			SET last_attempt = ?2, first_attempt = coalesce(first_attempt, ?2)
+			WHERE name = ?1`, name, sqlTime(at))
+		return err
+	})
+}
+
+// SaveCheckpoint implements Store.
+func (s *SQLite) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error {
+	enc, err := encodeCheckpoint(cp)
+	if err != nil {
+		return opError("save checkpoint", name, err)
+	}
+	return s.write(ctx, "save checkpoint", name, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE connections SET checkpoint = ? WHERE name = ?`, enc, name)
+		return err
+	})
+}
+
+// CompleteRun implements Store.
+func (s *SQLite) CompleteRun(ctx context.Context, run Run) error {
+	const op = "complete run"
+	// A zero window end would read as "nothing delivered" and a zero finish
+	// time could not resolve failures; both mean a caller bug.
+	if run.WindowEnd.IsZero() {
+		return opError(op, run.Connection, errors.New("run has no window end"))
+	}
+	if run.Finished.IsZero() {
+		return opError(op, run.Connection, errors.New("run has no finish time"))
+	}
+	return s.write(ctx, op, run.Connection, func(tx *sql.Tx) error {
+		// The watermark moves in this one statement, by max() against the
+		// stored value rather than a value read earlier: however commits from
+		// this process and others interleave, the larger window end wins.
+		if _, err := tx.ExecContext(ctx, `UPDATE connections SET
+				watermark = max(coalesce(watermark, ?2), ?2),
+				checkpoint = NULL,
+				last_error = '',
+				last_success = ?3,
+				last_read = ?4,
+				last_delivered = ?5,
+				total_delivered = total_delivered + ?5
+			WHERE name = ?1`,
+			run.Connection, sqlTime(run.WindowEnd), sqlTime(run.Finished), run.Read, run.Delivered); err != nil {
+			return err
+		}
+		// The run delivered every member with last_changed < WindowEnd, so a
+		// failure inside any window ending no later than that is repaired.
+		// A failure without a window end predates every window.
+		if _, err := tx.ExecContext(ctx, `UPDATE failures SET resolved_at = ?3
+			WHERE connection = ?1 AND resolved_at IS NULL AND (window_end IS NULL OR window_end <= ?2)`,
+			run.Connection, sqlTime(run.WindowEnd), sqlTime(run.Finished)); err != nil {
+			return err
+		}
+		return s.appendRun(ctx, tx, run)
+	})
+}
+
+// FailRun implements Store.
+func (s *SQLite) FailRun(ctx context.Context, run Run) error {
+	return s.write(ctx, "fail run", run.Connection, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ? WHERE name = ?`,
+			run.Error, run.Connection); err != nil {
+			return err
+		}
+		return s.appendRun(ctx, tx, run)
+	})
+}
+
+// appendRun adds run to the history and trims it to the newest keepRuns.
+func (s *SQLite) appendRun(ctx context.Context, tx *sql.Tx, run Run) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO runs (connection, started, finished,
+			window_start, window_end, full_sync, result, read_count, delivered_count, request_count, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		run.Connection, sqlTime(run.Started), sqlTime(run.Finished), sqlTime(run.WindowStart),
+		sqlTime(run.WindowEnd), run.Full, run.Result, run.Read, run.Delivered, run.Requests, run.Error); err != nil {
+		return err
+	}
+	return trim(ctx, tx, "runs", run.Connection, s.keepRuns)
+}
+
+// AddFailure implements Store.
+func (s *SQLite) AddFailure(ctx context.Context, f Failure) error {
+	return s.write(ctx, "add failure", f.Connection, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO failures (connection, window_start, window_end,
+				view_name, page_offset, error, failed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			f.Connection, sqlTime(f.WindowStart), sqlTime(f.WindowEnd), f.View, f.Offset, f.Error, sqlTime(f.At)); err != nil {
+			return err
+		}
+		return trim(ctx, tx, "failures", f.Connection, s.keepFailures)
+	})
+}
+
+// trim deletes all but the newest keep rows of one connection from table
+// (runs or failures; never user input). Ids grow with every insert, so "all
+// but the newest" is everything at or below the id keep places down, found
+// through the (connection, id) index.
+func trim(ctx context.Context, tx *sql.Tx, table, name string, keep int) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE connection = ?1 AND id <=
+		(SELECT id FROM `+table+` WHERE connection = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`,
+		name, keep)
+	return err
+}
