@@ -112,11 +112,11 @@ func (l *loader) eachPair(n *yaml.Node, path string, fn func(key string, k, v *y
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			l.fail(path, k, "has a key that is not a string")
+			l.fail(path, k, "key must be a string")
 			continue
 		}
 		if f, dup := first[k.Value]; dup {
-			l.fail(joinKey(path, k.Value), k, fmt.Sprintf("is repeated (first at line %d)", f.Line))
+			l.fail(joinKey(path, k.Value), k, fmt.Sprintf("is repeated; first at line %d", f.Line))
 		} else {
 			first[k.Value] = k
 		}
@@ -164,6 +164,12 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if u, ok := v.Addr().Interface().(yaml.Unmarshaler); ok {
+		// Entries are recorded so that Validate's problems about them
+		// (mapping.email) get a line; the last of repeated keys wins, which
+		// is the one a "repeated" problem is about.
+		for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+			l.nodes[joinKey(path, n.Content[i].Value)] = n.Content[i+1]
+		}
 		if err := u.UnmarshalYAML(n); err != nil {
 			var ne *nodeError
 			if errors.As(err, &ne) {
