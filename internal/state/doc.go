@@ -25,7 +25,9 @@
 // JSON column), runs and failures. Times are stored as unix nanoseconds,
 // UTC, so they cover the years 1678 to 2262; the zero time is stored as
 // NULL. The file is in WAL mode with a busy timeout, so several processes
-// can share it; every method is one IMMEDIATE transaction. The schema
+// can share it. Every write method is one IMMEDIATE transaction (it takes
+// the write lock up front, so it waits rather than fails when another
+// process is writing); every read is one statement, one snapshot. The schema
 // version lives in PRAGMA user_version and migrations run in order when the
 // file is opened; a file written by a newer chimport is refused
 // (ErrSchemaTooNew) rather than misread.

@@ -15,9 +15,9 @@ const urlForms = "sqlite://FILE (relative to the current directory) or sqlite://
 
 // Open opens the store named by a config `state:` URL:
 //
-//	sqlite://chimport.db        chimport.db in the current directory
-//	sqlite://data/chimport.db   a relative path
-//	sqlite:///var/lib/chimport.db  an absolute path
+//	sqlite://chimport.db                 chimport.db in the current directory
+//	sqlite://data/chimport.db            a relative path
+//	sqlite:///var/lib/chimport/state.db  an absolute path
 //
 // Everything after "sqlite://" is the file path, taken literally (no
 // percent-decoding, no query parameters). "dynamodb://..." is recognised

@@ -14,7 +14,7 @@ import (
 // ErrSchemaTooNew is returned when a SQLite file has a schema version newer
 // than this build knows: a newer chimport wrote it, and reading it could
 // misinterpret state, so it is refused rather than guessed at.
-var ErrSchemaTooNew = errors.New("state: database schema is newer than this chimport")
+var ErrSchemaTooNew = errors.New("database schema is newer than this chimport")
 
 // migrations[i] takes the schema from version i to i+1. Append only: a
 // released migration never changes, since files in the field already ran it.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,10 +60,15 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if fi, err := os.Stat(filepath.Dir(abs)); err != nil {
-		return fail(fmt.Errorf("directory %q: %w", filepath.Dir(abs), err))
+	// Creating the file is fine; creating directories is not: a typo in
+	// the path should fail loudly, not scatter state somewhere new.
+	dir := filepath.Dir(abs)
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fail(fmt.Errorf("directory %q does not exist", dir))
+	} else if err != nil {
+		return fail(err)
 	} else if !fi.IsDir() {
-		return fail(fmt.Errorf("%q is not a directory", filepath.Dir(abs)))
+		return fail(fmt.Errorf("%q is not a directory", dir))
 	}
 
 	// Every pooled connection gets these. _txlock=immediate makes each

@@ -1,0 +1,251 @@
+package state_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/storetest"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSQLiteStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) state.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	})
+}
+
+var t0 = time.Date(2024, 3, 10, 9, 30, 15, 123456789, time.UTC)
+
+func openSQLite(t *testing.T, path string) *state.SQLite {
+	t.Helper()
+	s, err := state.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// rawQuery reads one value from the file through a connection of its own,
+// the way the sqlite3 shell or another process would see it.
+func rawQuery(t *testing.T, path, query string, dest any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(query).Scan(dest); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func complete(t *testing.T, s state.Store, name string, end time.Time) {
+	t.Helper()
+	err := s.CompleteRun(context.Background(), state.Run{Connection: name, Result: state.ResultOK,
+		WindowEnd: end, Finished: end, Delivered: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSQLiteFileSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	openSQLite(t, path)
+	var version int
+	rawQuery(t, path, "PRAGMA user_version", &version)
+	if version != state.SchemaVersion || version < 1 {
+		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	}
+	var mode string
+	rawQuery(t, path, "PRAGMA journal_mode", &mode)
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
+func TestSQLiteReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := state.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartRun(ctx, "news", t0); err != nil {
+		t.Fatal(err)
+	}
+	cp := state.Checkpoint{WindowEnd: t0.Add(time.Hour), Views: map[string]time.Time{"default": t0}}
+	if err := s.SaveCheckpoint(ctx, "news", cp); err != nil {
+		t.Fatal(err)
+	}
+	complete(t, s, "other", t0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openSQLite(t, path)
+	got, err := s.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []state.ConnectionState{
+		{Connection: "news", FirstAttempt: t0, LastAttempt: t0, Checkpoint: &cp},
+		{Connection: "other", Watermark: t0, LastSuccess: t0, LastDelivered: 1, TotalDelivered: 1},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("after reopening (-want +got):\n%s", d)
+	}
+}
+
+func TestSQLiteRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	openSQLite(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", state.SchemaVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	_, err = state.OpenSQLite(context.Background(), path)
+	if !errors.Is(err, state.ErrSchemaTooNew) {
+		t.Fatalf("got %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+}
+
+func TestSQLiteMissingDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "dir", "state.db")
+	if _, err := state.OpenSQLite(context.Background(), path); err == nil {
+		t.Fatal("opened a store in a directory that does not exist")
+	} else {
+		t.Log(err)
+	}
+}
+
+// TestSQLiteOpenConcurrently is several workers starting at once on a new
+// file: each migration must run once, and none may fail on the lock.
+func TestSQLiteOpenConcurrently(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := state.OpenSQLite(context.Background(), path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			complete(t, s, "news", t0)
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var version int
+	rawQuery(t, path, "PRAGMA user_version", &version)
+	if version != state.SchemaVersion {
+		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	}
+}
+
+// TestSQLiteTwoHandlesNeverMoveWatermarkBack stands in for two processes
+// sharing one file: each *SQLite has its own pool and write queue, so they
+// meet only at SQLite's file lock.
+func TestSQLiteTwoHandlesNeverMoveWatermarkBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, b := openSQLite(t, path), openSQLite(t, path)
+
+	// The slow worker finishes an older window after the fast one finished
+	// a newer one.
+	complete(t, a, "news", t0.Add(2*time.Hour))
+	complete(t, b, "news", t0.Add(time.Hour))
+	for _, s := range []*state.SQLite{a, b} {
+		c, err := s.Connection(ctx, "news")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Watermark.Equal(t0.Add(2 * time.Hour)) {
+			t.Fatalf("watermark = %s, want %s", c.Watermark, t0.Add(2*time.Hour))
+		}
+	}
+
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		s := []*state.SQLite{a, b}[i%2]
+		end := t0.Add(time.Duration(i*17%n) * time.Hour)
+		wg.Go(func() {
+			if err := s.CompleteRun(ctx, state.Run{Connection: "news", Result: state.ResultOK,
+				WindowEnd: end, Finished: end, Delivered: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	c, err := b.Connection(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add((n - 1) * time.Hour); !c.Watermark.Equal(want) {
+		t.Errorf("watermark = %s, want %s", c.Watermark, want)
+	}
+	if c.TotalDelivered != n+2 {
+		t.Errorf("TotalDelivered = %d, want %d", c.TotalDelivered, n+2)
+	}
+}
+
+func TestSQLiteRetention(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	state.SetRetention(s, 3, 2)
+	for i := range 5 {
+		end := t0.Add(time.Duration(i) * time.Hour)
+		complete(t, s, "news", end)
+		complete(t, s, "other", end)
+		// Pending failures beyond the window of every completed run.
+		if err := s.AddFailure(ctx, state.Failure{Connection: "news", WindowEnd: t0.Add(100 * time.Hour),
+			Offset: i, Error: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"news", "other"} {
+		runs, err := s.Runs(ctx, name, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ends []time.Time
+		for _, r := range runs {
+			ends = append(ends, r.WindowEnd)
+		}
+		want := []time.Time{t0.Add(4 * time.Hour), t0.Add(3 * time.Hour), t0.Add(2 * time.Hour)}
+		if d := cmp.Diff(want, ends); d != "" {
+			t.Errorf("%s: kept runs (-want +got):\n%s", name, d)
+		}
+	}
+	failures, err := s.Failures(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int
+	for _, f := range failures {
+		offsets = append(offsets, f.Offset)
+	}
+	if d := cmp.Diff([]int{3, 4}, offsets); d != "" {
+		t.Errorf("kept failures (-want +got):\n%s", d)
+	}
+}
