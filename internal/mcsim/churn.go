@@ -32,7 +32,7 @@ const (
 )
 
 func (l *list) pickChurnAction() churnAction {
-	switch p := l.gen.rng.Intn(100); {
+	switch p := l.gen.rng.IntN(100); {
 	case p < 70:
 		return churnEdit
 	case p < 80:
@@ -63,7 +63,7 @@ func (l *list) churnOnceLocked() string {
 		return id
 	}
 
-	i := l.gen.rng.Intn(len(l.entries))
+	i := l.gen.rng.IntN(len(l.entries))
 	id := l.entries[i].m.ID
 	status := l.entries[i].m.Status
 	switch {
@@ -84,24 +84,24 @@ func (l *list) churnOnceLocked() string {
 // audience. Its randomness is drawn now, so the sequence stays deterministic.
 func (l *list) randomEdit() func(*Member) {
 	rng := l.gen.rng
-	switch rng.Intn(4) {
+	switch rng.IntN(4) {
 	case 0:
-		first := firstNames[rng.Intn(len(firstNames))].text
+		first := firstNames[rng.IntN(len(firstNames))].text
 		return func(m *Member) {
 			m.MergeFields["FNAME"] = first
 			m.FullName = fullName(m)
 		}
 	case 1:
-		last := lastNames[rng.Intn(len(lastNames))].text
+		last := lastNames[rng.IntN(len(lastNames))].text
 		return func(m *Member) {
 			m.MergeFields["LNAME"] = last
 			m.FullName = fullName(m)
 		}
 	case 2:
-		phone := fmt.Sprintf("+1 555-01%02d", rng.Intn(100))
+		phone := fmt.Sprintf("+1 555-01%02d", rng.IntN(100))
 		return func(m *Member) { m.MergeFields["PHONE"] = phone }
 	default:
-		score := rng.Intn(101)
+		score := rng.IntN(101)
 		return func(m *Member) { m.MergeFields["SCORE"] = score }
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"unicode/utf8"
 )
 
-// The members endpoint encodes members by hand, appending to a byte slice:
-// a 1000-member page is served in about a millisecond this way, against
-// several times that through encoding/json and a map per member. The field
-// selection is resolved once per request into a memberPlan.
+// The members endpoint encodes members by hand, appending to a byte slice,
+// rather than through encoding/json and a map per member: the simulator must
+// serve pages far faster than any sync can consume them, or benchmarks of
+// the engine would measure the simulator (BenchmarkMembersPage has the
+// figure). The field selection is resolved once per request into a
+// memberPlan.
 
 // memberField names one top-level member field, in the order the API writes
 // them.

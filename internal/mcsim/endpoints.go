@@ -11,7 +11,8 @@ import (
 )
 
 // MaxCount is the largest page the members endpoint serves; larger counts
-// are capped silently, as Mailchimp does.
+// are capped silently, as Mailchimp does. count=0 is allowed and returns an
+// empty page with total_items, a cheap way to size a window.
 const MaxCount = 1000
 
 // bufPool recycles the buffers pages are encoded into.

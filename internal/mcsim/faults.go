@@ -84,7 +84,7 @@ func (s *Mailchimp) nextFault() Fault {
 		return f
 	}
 	if s.faultRate > 0 && s.rng.Float64() < s.faultRate {
-		return s.faultKinds[s.rng.Intn(len(s.faultKinds))]
+		return s.faultKinds[s.rng.IntN(len(s.faultKinds))]
 	}
 	return FaultNone
 }
@@ -95,7 +95,7 @@ func (s *Mailchimp) serveFault(w *countingWriter, r *http.Request, f Fault) {
 	case FaultServerHTML:
 		status := http.StatusBadGateway
 		s.mu.Lock()
-		if s.rng.Intn(2) == 0 {
+		if s.rng.IntN(2) == 0 {
 			status = http.StatusServiceUnavailable
 		}
 		s.mu.Unlock()
@@ -120,16 +120,17 @@ func (s *Mailchimp) serveFault(w *countingWriter, r *http.Request, f Fault) {
 	}
 }
 
-// drop closes the connection without writing anything.
+// drop takes the connection away from net/http without writing anything.
+// countingWriter.finish closes it once the request is counted, so a client
+// that sees the connection die also sees the drop in Stats.
 func (s *Mailchimp) drop(w *countingWriter) {
 	conn, _, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.hijacked = true
 	if err != nil {
 		// HTTP/2 cannot hijack; aborting the handler resets the stream.
-		w.hijacked = true
 		panic(http.ErrAbortHandler)
 	}
-	w.hijacked = true
-	_ = conn.Close()
+	w.conn = conn
 }
 
 // truncate renders the real response, announces its full length, sends half
@@ -143,7 +144,7 @@ func (s *Mailchimp) truncate(w *countingWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(buf.statusOr200())
-	_, _ = w.Write(body[:len(body)/2])
+	w.writeNow(body[:len(body)/2])
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 	panic(http.ErrAbortHandler)
 }

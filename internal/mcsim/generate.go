@@ -2,7 +2,7 @@ package mcsim
 
 import (
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -65,7 +65,7 @@ const twoYears = 2 * 365 * 24 * time.Hour
 
 func newGenerator(listID string, seed int64, start time.Time) *generator {
 	g := &generator{
-		rng:    rand.New(rand.NewSource(seed)),
+		rng:    newRand(seed),
 		listID: listID,
 		start:  start.UTC().Truncate(time.Second),
 	}
@@ -78,7 +78,7 @@ func newGenerator(listID string, seed int64, start time.Time) *generator {
 		g.interestSets = append(g.interestSets, set)
 	}
 	for _, n := range tagNames {
-		g.tags = append(g.tags, Tag{ID: 1_000_000 + g.rng.Int63n(9_000_000), Name: n})
+		g.tags = append(g.tags, Tag{ID: 1_000_000 + g.rng.Int64N(9_000_000), Name: n})
 	}
 	return g
 }
@@ -86,16 +86,16 @@ func newGenerator(listID string, seed int64, start time.Time) *generator {
 func (g *generator) hex(n int) string {
 	var sb strings.Builder
 	for range n {
-		sb.WriteByte(hexDigits[g.rng.Intn(16)])
+		sb.WriteByte(hexDigits[g.rng.IntN(16)])
 	}
 	return sb.String()
 }
 
-func (g *generator) pick(s []string) string { return s[g.rng.Intn(len(s))] }
+func (g *generator) pick(s []string) string { return s[g.rng.IntN(len(s))] }
 
 // pickStatus draws a status: mostly subscribed, like a real audience.
 func (g *generator) pickStatus() string {
-	switch p := g.rng.Intn(100); {
+	switch p := g.rng.IntN(100); {
 	case p < 80:
 		return StatusSubscribed
 	case p < 88:
@@ -115,25 +115,25 @@ func (g *generator) pickStatus() string {
 // at or after it.
 func (g *generator) pastTime(maxAgo time.Duration) time.Time {
 	secs := int64(maxAgo / time.Second)
-	return g.start.Add(-time.Duration(1+g.rng.Int63n(secs)) * time.Second)
+	return g.start.Add(-time.Duration(1+g.rng.Int64N(secs)) * time.Second)
 }
 
 func (g *generator) ip() string {
-	return fmt.Sprintf("%d.%d.%d.%d", 1+g.rng.Intn(222), g.rng.Intn(256), g.rng.Intn(256), 1+g.rng.Intn(254))
+	return fmt.Sprintf("%d.%d.%d.%d", 1+g.rng.IntN(222), g.rng.IntN(256), g.rng.IntN(256), 1+g.rng.IntN(254))
 }
 
 // member generates the next member. lastChanged zero means "somewhere in the
 // two years before start"; churn passes the current time instead.
 func (g *generator) member(lastChanged time.Time) Member {
 	g.next++
-	first := firstNames[g.rng.Intn(len(firstNames))]
-	last := lastNames[g.rng.Intn(len(lastNames))]
+	first := firstNames[g.rng.IntN(len(firstNames))]
+	last := lastNames[g.rng.IntN(len(lastNames))]
 	local := first.ascii
 	if last.ascii != "" {
 		local += "." + last.ascii
 	}
 	email := fmt.Sprintf("%s%d@%s", local, g.next, g.pick(domains))
-	if g.rng.Intn(20) == 0 {
+	if g.rng.IntN(20) == 0 {
 		// Some people type their address capitalised; the id is still the
 		// MD5 of the lower-cased form.
 		email = strings.ToUpper(email[:1]) + email[1:]
@@ -148,7 +148,7 @@ func (g *generator) member(lastChanged time.Time) Member {
 		UniqueEmailID: g.hex(10),
 		ContactID:     g.hex(32),
 		FullName:      strings.TrimSpace(first.text + " " + last.text),
-		WebID:         100_000_000 + g.rng.Int63n(900_000_000),
+		WebID:         100_000_000 + g.rng.Int64N(900_000_000),
 		EmailType:     "html",
 		Status:        status,
 		MergeFields: map[string]any{
@@ -157,47 +157,47 @@ func (g *generator) member(lastChanged time.Time) Member {
 			"ADDRESS":  "",
 			"PHONE":    "",
 			"BIRTHDAY": "",
-			"SCORE":    g.rng.Intn(101),
+			"SCORE":    g.rng.IntN(101),
 		},
-		Interests:    g.interestSets[g.rng.Intn(len(g.interestSets))],
-		Stats:        MemberStats{AvgOpenRate: float64(g.rng.Intn(101)) / 100, AvgClickRate: float64(g.rng.Intn(31)) / 100},
-		MemberRating: 1 + g.rng.Intn(5),
+		Interests:    g.interestSets[g.rng.IntN(len(g.interestSets))],
+		Stats:        MemberStats{AvgOpenRate: float64(g.rng.IntN(101)) / 100, AvgClickRate: float64(g.rng.IntN(31)) / 100},
+		MemberRating: 1 + g.rng.IntN(5),
 		LastChanged:  lastChanged,
 		Language:     g.pick(languages),
-		VIP:          g.rng.Intn(50) == 0,
+		VIP:          g.rng.IntN(50) == 0,
 		EmailClient:  g.pick(emailClients),
 		Source:       g.pick(sources),
 		ListID:       g.listID,
 	}
 	m.ID = MemberID(email)
-	if g.rng.Intn(10) == 0 {
+	if g.rng.IntN(10) == 0 {
 		m.EmailType = "text"
 	}
-	if g.rng.Intn(3) == 0 {
-		m.MergeFields["PHONE"] = fmt.Sprintf("+1 555-01%02d", g.rng.Intn(100))
+	if g.rng.IntN(3) == 0 {
+		m.MergeFields["PHONE"] = fmt.Sprintf("+1 555-01%02d", g.rng.IntN(100))
 	}
-	if g.rng.Intn(2) == 0 {
-		m.MergeFields["BIRTHDAY"] = fmt.Sprintf("%02d/%02d", 1+g.rng.Intn(12), 1+g.rng.Intn(28))
+	if g.rng.IntN(2) == 0 {
+		m.MergeFields["BIRTHDAY"] = fmt.Sprintf("%02d/%02d", 1+g.rng.IntN(12), 1+g.rng.IntN(28))
 	}
 	// Opt-in happened before the last change; pending members have not
 	// confirmed yet, and imported members have no signup record.
 	if status != StatusPending {
-		m.TimestampOpt = lastChanged.Add(-time.Duration(g.rng.Int63n(int64(90*24*time.Hour/time.Second))) * time.Second)
+		m.TimestampOpt = lastChanged.Add(-time.Duration(g.rng.Int64N(int64(90*24*time.Hour/time.Second))) * time.Second)
 		m.IPOpt = g.ip()
 	}
-	if g.rng.Intn(5) < 3 {
+	if g.rng.IntN(5) < 3 {
 		signup := m.TimestampOpt
 		if signup.IsZero() {
 			signup = lastChanged
 		}
-		m.TimestampSignup = signup.Add(-time.Duration(g.rng.Intn(3600)) * time.Second)
+		m.TimestampSignup = signup.Add(-time.Duration(g.rng.IntN(3600)) * time.Second)
 		m.IPSignup = g.ip()
 	}
-	if g.rng.Intn(10) < 7 {
-		m.Location = cities[g.rng.Intn(len(cities))]
+	if g.rng.IntN(10) < 7 {
+		m.Location = cities[g.rng.IntN(len(cities))]
 	}
 	for _, t := range g.tags {
-		if g.rng.Intn(6) == 0 {
+		if g.rng.IntN(6) == 0 {
 			m.Tags = append(m.Tags, t)
 		}
 	}
@@ -213,22 +213,28 @@ type listInfo struct {
 
 func (g *generator) listInfo() listInfo {
 	return listInfo{
-		webID:       100_000 + g.rng.Int63n(900_000),
+		webID:       100_000 + g.rng.Int64N(900_000),
 		name:        "Audience " + g.listID,
-		dateCreated: g.start.Add(-twoYears - time.Duration(g.rng.Int63n(365*24*3600))*time.Second),
+		dateCreated: g.start.Add(-twoYears - time.Duration(g.rng.Int64N(365*24*3600))*time.Second),
 	}
 }
 
 // NewAPIKey returns a key in Mailchimp's form: 32 hex digits, a dash and the
 // datacenter ("...-us1"). With a nil r it draws from the global source.
 func NewAPIKey(r *rand.Rand) string {
-	intn := rand.Intn
+	intN := rand.IntN
 	if r != nil {
-		intn = r.Intn
+		intN = r.IntN
 	}
 	b := make([]byte, 0, 36)
 	for range 32 {
-		b = append(b, hexDigits[intn(16)])
+		b = append(b, hexDigits[intN(16)])
 	}
 	return string(b) + "-us1"
+}
+
+// newRand returns the deterministic source behind everything random in the
+// simulators, so one Seed reproduces a whole run.
+func newRand(seed int64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), 0x6d63_7369_6d))
 }

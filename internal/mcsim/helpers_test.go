@@ -17,6 +17,8 @@ import (
 // start is the fake clock's time when a test simulator is created.
 var start = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
+func newFakeAtStart() *clock.Fake { return clock.NewFake(start) }
+
 // simServer is a simulator behind a real HTTP server, and a client for it.
 type simServer struct {
 	t     *testing.T

@@ -200,7 +200,7 @@ func (l *list) addLocked(m Member) (string, error) {
 		m.ContactID = l.gen.hex(32)
 	}
 	if m.WebID == 0 {
-		m.WebID = 100_000_000 + l.gen.rng.Int63n(900_000_000)
+		m.WebID = 100_000_000 + l.gen.rng.Int64N(900_000_000)
 	}
 	if m.EmailType == "" {
 		m.EmailType = "html"
@@ -311,17 +311,36 @@ func (l *list) sortedLocked(o sortOrder) []entry {
 	if v, ok := l.sorted[o]; ok && v.version == l.version {
 		return v.entries
 	}
+	// Keys are computed once, not per comparison, and ties fall back to
+	// seq (the natural order) in both directions: with that total order the
+	// fast unstable sort gives the stable result.
 	key := sortKeys[o.field]
-	view := slices.Clone(l.entries)
-	slices.SortStableFunc(view, func(a, b entry) int {
-		c := cmp.Compare(key(&a), key(&b))
+	keyed := make([]keyedEntry, len(l.entries))
+	for i := range l.entries {
+		keyed[i] = keyedEntry{key: key(&l.entries[i]), seq: l.entries[i].seq, pos: i}
+	}
+	slices.SortFunc(keyed, func(a, b keyedEntry) int {
+		c := cmp.Compare(a.key, b.key)
 		if o.desc {
-			return -c
+			c = -c
+		}
+		if c == 0 {
+			c = cmp.Compare(a.seq, b.seq)
 		}
 		return c
 	})
+	view := make([]entry, len(keyed))
+	for i, k := range keyed {
+		view[i] = l.entries[k.pos]
+	}
 	l.sorted[o] = sortedView{version: l.version, entries: view}
 	return view
+}
+
+type keyedEntry struct {
+	key int64
+	seq uint64
+	pos int // index in l.entries
 }
 
 // sortKeys are the orders sort_field accepts. An empty timestamp sorts first.

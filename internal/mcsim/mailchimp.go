@@ -1,8 +1,9 @@
 package mcsim
 
 import (
+	"context"
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -85,7 +86,7 @@ func New(opts Options) *Mailchimp {
 		firstList: opts.ListID,
 		lists:     make(map[string]*list),
 		keys:      make(map[string]*keyState),
-		rng:       rand.New(rand.NewSource(opts.Seed)),
+		rng:       newRand(opts.Seed),
 		stats:     Stats{ByStatus: make(map[int]int)},
 	}
 	if opts.APIKey == "" {
@@ -189,7 +190,7 @@ func (s *Mailchimp) Churn(listID string, n int) []string {
 
 // SetChurnPerRequest makes every members request for the list first call
 // Churn(listID, n): churn while paging, in step with the requests rather than
-// the wall clock. n <= 0 turns it off.
+// the wall clock. n <= 0 turns it off. Unknown lists are ignored.
 func (s *Mailchimp) SetChurnPerRequest(listID string, n int) {
 	l, err := s.list(listID)
 	if err != nil {
@@ -235,10 +236,13 @@ func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
 		ks.inFlight--
 		return nil, false
 	}
+	var once sync.Once
 	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		ks.inFlight--
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			ks.inFlight--
+		})
 	}, true
 }
 
@@ -247,7 +251,15 @@ func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
 func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &countingWriter{ResponseWriter: w}
 	out := outcome{members: -1}
-	defer func() { s.record(rw, &out) }()
+	// Deferred first, so it runs last: after the connection slot is
+	// released and the request counted, the held-back end of the response
+	// goes out (or a dropped connection is closed). A client that has the
+	// whole answer can thus never find this request still in flight, or
+	// missing from Stats.
+	defer func() {
+		s.record(rw, &out)
+		rw.finish()
+	}()
 	s.mu.Lock()
 	s.stats.Requests++
 	s.mu.Unlock()
@@ -270,7 +282,14 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeTooManyRequests(rw)
 		return
 	}
-	defer release()
+	// The limit counts connections: when the client hangs up (it cancelled
+	// the request) the slot is free at once, although the handler may run
+	// on for a moment before it notices.
+	stopRelease := context.AfterFunc(r.Context(), release)
+	defer func() {
+		stopRelease()
+		release()
+	}()
 	if s.testHookAcquired != nil {
 		s.testHookAcquired(key)
 	}
@@ -290,45 +309,6 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.members = s.route(rw, r)
-}
-
-// outcome is what ServeHTTP learned about one request, for Stats.
-type outcome struct {
-	members       int // members written in a 200 members page; -1 for other requests
-	limitRejected bool
-	fault         bool
-	clientGone    bool
-}
-
-// StatusClientClosed is the ByStatus key for requests whose client went away
-// while they waited out the latency (nginx's 499): nothing was sent.
-const StatusClientClosed = 499
-
-func (s *Mailchimp) record(rw *countingWriter, out *outcome) {
-	status := rw.status
-	switch {
-	case out.clientGone:
-		status = StatusClientClosed
-	case rw.hijacked:
-		status = 0 // dropped: no response at all
-	case status == 0:
-		status = http.StatusOK // a handler that wrote nothing answered 200
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := &s.stats
-	st.ByStatus[status]++
-	st.BytesServed += rw.bytes
-	if out.limitRejected {
-		st.LimitRejected++
-	}
-	if out.fault {
-		st.Faults++
-	}
-	if out.members >= 0 && status == http.StatusOK {
-		st.MemberPages++
-		st.MembersServed += out.members
-	}
 }
 
 // route dispatches to an endpoint. It returns the number of members written
@@ -361,30 +341,3 @@ func (s *Mailchimp) servePing(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write([]byte(`{"health_status":"Everything's Chimpy!"}`))
 }
-
-// countingWriter records the status and body bytes of a response for Stats.
-type countingWriter struct {
-	http.ResponseWriter
-	status   int
-	bytes    int64
-	hijacked bool
-}
-
-func (c *countingWriter) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
-	}
-	c.ResponseWriter.WriteHeader(status)
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	n, err := c.ResponseWriter.Write(p)
-	c.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush and Hijack.
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -1,6 +1,9 @@
 package mcsim
 
-import "maps"
+import (
+	"maps"
+	"net/http"
+)
 
 // Stats counts what the simulator served since New or the last ResetStats.
 // Tests use it to check a client's traffic (minimal requests, the
@@ -36,4 +39,45 @@ func (s *Mailchimp) ResetStats() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats = Stats{ByStatus: make(map[int]int)}
+}
+
+// outcome is what ServeHTTP learned about one request, for Stats.
+type outcome struct {
+	members       int // members written in a 200 members page; -1 for other requests
+	limitRejected bool
+	fault         bool
+	clientGone    bool
+}
+
+// StatusClientClosed is the ByStatus key for requests whose client went away
+// while they waited out the latency (nginx's 499): nothing was sent.
+const StatusClientClosed = 499
+
+// record adds a finished request to Stats. It runs before net/http completes
+// the response, so a client never sees an answer its Stats do not show yet.
+func (s *Mailchimp) record(rw *countingWriter, out *outcome) {
+	status := rw.status
+	switch {
+	case out.clientGone:
+		status = StatusClientClosed
+	case rw.hijacked:
+		status = 0 // dropped: no response at all
+	case status == 0:
+		status = http.StatusOK // a handler that wrote nothing answered 200
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.stats
+	st.ByStatus[status]++
+	st.BytesServed += rw.bytes
+	if out.limitRejected {
+		st.LimitRejected++
+	}
+	if out.fault {
+		st.Faults++
+	}
+	if out.members >= 0 && status == http.StatusOK {
+		st.MemberPages++
+		st.MembersServed += out.members
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -63,7 +63,7 @@ func NewTarget(opts TargetOptions) *Target {
 	return &Target{
 		opts:     opts,
 		records:  make(map[string]json.RawMessage),
-		rng:      rand.New(rand.NewSource(opts.Seed)),
+		rng:      newRand(opts.Seed),
 		stats:    TargetStats{ByStatus: make(map[int]int)},
 		idemKeys: make(map[string]bool),
 	}
@@ -261,12 +261,14 @@ func parseBatch(body []byte) ([]batchRecord, error) {
 	return out, nil
 }
 
+// reply counts the response before writing it, so a client never sees an
+// answer that Stats does not show yet.
 func (t *Target) reply(w http.ResponseWriter, status int, body string) {
+	t.count(status)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
-	t.count(status)
 }
 
 func (t *Target) count(status int) {

@@ -1,0 +1,177 @@
+package mcsim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type targetServer struct {
+	t      *testing.T
+	target *Target
+	srv    *httptest.Server
+}
+
+func newTargetServer(t *testing.T, opts TargetOptions) *targetServer {
+	t.Helper()
+	target := NewTarget(opts)
+	srv := httptest.NewServer(target)
+	t.Cleanup(srv.Close)
+	return &targetServer{t: t, target: target, srv: srv}
+}
+
+// send makes one request and returns its status, headers and body.
+func (ts *targetServer) send(method, auth, body string, header ...string) (int, http.Header, string) {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.srv.URL+"/records", strings.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := ts.srv.Client().Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+const targetAuth = "Bearer s3cret"
+
+func TestTargetUpsert(t *testing.T) {
+	ts := newTargetServer(t, TargetOptions{Auth: targetAuth})
+	status, _, body := ts.send("POST", targetAuth,
+		`[{"id":"a","firstname":"Zoë","score":42},{"id":"b","firstname":"Ana"}]`, "Idempotency-Key", "k1")
+	if status != 200 || body != `{"received":2}` {
+		t.Fatalf("status %d body %s", status, body)
+	}
+	// Last write wins, also within one batch.
+	ts.send("POST", targetAuth, `[{"id":"a","firstname":"Zoe"},{"id":"a","firstname":"Zoë","score":1.5}]`, "Idempotency-Key", "k2")
+	ts.send("POST", targetAuth, `[]`, "Idempotency-Key", "k2")
+
+	want := map[string]map[string]any{
+		"a": {"id": "a", "firstname": "Zoë", "score": json.Number("1.5")},
+		"b": {"id": "b", "firstname": "Ana"},
+	}
+	if diff := cmp.Diff(want, ts.target.Records()); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if ts.target.Len() != 2 {
+		t.Errorf("Len = %d", ts.target.Len())
+	}
+	wantStats := TargetStats{Requests: 3, Batches: 3, RecordsReceived: 4, ByStatus: map[int]int{200: 3}, MaxInFlight: 1, IdempotencyKeys: 2}
+	if diff := cmp.Diff(wantStats, ts.target.Stats()); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+	ts.target.ResetStats()
+	if diff := cmp.Diff(TargetStats{ByStatus: map[int]int{}}, ts.target.Stats()); diff != "" {
+		t.Errorf("after ResetStats (-want +got):\n%s", diff)
+	}
+	// Records returns a copy.
+	ts.target.Records()["a"]["firstname"] = "changed"
+	if ts.target.Records()["a"]["firstname"] != "Zoë" {
+		t.Errorf("Records exposes the stored record")
+	}
+}
+
+func TestTargetAuthAndProbe(t *testing.T) {
+	ts := newTargetServer(t, TargetOptions{Auth: targetAuth})
+	tests := []struct {
+		method, auth string
+		want         int
+	}{
+		{"HEAD", targetAuth, 200},
+		{"GET", targetAuth, 200},
+		{"HEAD", "", 401},
+		{"GET", "Bearer wrong", 401},
+		{"POST", "", 401},
+		{"DELETE", targetAuth, 405},
+	}
+	for _, tc := range tests {
+		body := ""
+		if tc.method == "POST" {
+			body = `[{"id":"x"}]`
+		}
+		if status, _, _ := ts.send(tc.method, tc.auth, body); status != tc.want {
+			t.Errorf("%s with auth %q: status %d, want %d", tc.method, tc.auth, status, tc.want)
+		}
+	}
+	if ts.target.Len() != 0 {
+		t.Errorf("an unauthorised POST stored records")
+	}
+	open := newTargetServer(t, TargetOptions{})
+	if status, _, _ := open.send("POST", "", `[{"id":"x"}]`); status != 200 {
+		t.Errorf("without Auth configured, status %d", status)
+	}
+}
+
+func TestTargetRejectsBadBatches(t *testing.T) {
+	ts := newTargetServer(t, TargetOptions{})
+	tests := []struct{ name, body string }{
+		{"not JSON", `{"id":`},
+		{"an object, not an array", `{"id":"a"}`},
+		{"null", `null`},
+		{"an element that is not an object", `[{"id":"a"},3]`},
+		{"missing id", `[{"id":"a"},{"name":"b"}]`},
+		{"numeric id", `[{"id":1}]`},
+		{"empty id", `[{"id":""}]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := ts.send("POST", "", tc.body)
+			var msg struct{ Error string }
+			if status != 400 || json.Unmarshal([]byte(body), &msg) != nil || msg.Error == "" {
+				t.Errorf("status %d body %s: want 400 with a JSON error", status, body)
+			}
+		})
+	}
+	if ts.target.Len() != 0 || ts.target.Stats().Batches != 0 {
+		t.Errorf("a rejected batch stored records: %d", ts.target.Len())
+	}
+}
+
+func TestTargetInjectedFailures(t *testing.T) {
+	ts := newTargetServer(t, TargetOptions{Seed: 1})
+	ts.target.FailNext(503, 2)
+	ts.target.SetRetryAfter(1500 * time.Millisecond) // rounds up to 2 s
+	var got []int
+	for range 3 {
+		status, h, _ := ts.send("POST", "", `[{"id":"a"}]`)
+		got = append(got, status)
+		if status == 503 && h.Get("Retry-After") != "2" {
+			t.Errorf("Retry-After = %q, want 2", h.Get("Retry-After"))
+		}
+	}
+	if diff := cmp.Diff([]int{503, 503, 200}, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if st := ts.target.Stats(); st.Batches != 1 || st.RecordsReceived != 1 || st.ByStatus[503] != 2 {
+		t.Errorf("stats %+v", st)
+	}
+
+	ts.target.SetFailRate(1, 429)
+	if status, h, _ := ts.send("POST", "", `[{"id":"b"}]`); status != 429 || h.Get("Retry-After") != "2" {
+		t.Errorf("fail rate 1: status %d Retry-After %q", status, h.Get("Retry-After"))
+	}
+	ts.target.SetFailRate(0, 429)
+	ts.target.SetRetryAfter(0)
+	ts.target.FailNext(500, 1)
+	if status, h, _ := ts.send("POST", "", `[{"id":"b"}]`); status != 500 || h.Get("Retry-After") != "" {
+		t.Errorf("status %d Retry-After %q", status, h.Get("Retry-After"))
+	}
+	if ts.target.Len() != 1 {
+		t.Errorf("failed POSTs stored records: Len = %d", ts.target.Len())
+	}
+}
