@@ -36,8 +36,8 @@ func newFixture(t *testing.T, members int) *fixture {
 func (f *fixture) config(t *testing.T, listIDs ...string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "defaults:\n  mailchimp: {api_key: ${MAILCHIMP_API_KEY}, base_url: %q}\n", f.baseURL)
-	fmt.Fprintf(&b, "  target: {url: %q, headers: {Authorization: ${TARGET_API_KEY}}}\nconnections:\n", f.targetURL)
+	fmt.Fprintf(&b, "defaults:\n  mailchimp: {api_key: \"${MAILCHIMP_API_KEY}\", base_url: %q}\n", f.baseURL)
+	fmt.Fprintf(&b, "  target: {url: %q, headers: {Authorization: \"${TARGET_API_KEY}\"}}\nconnections:\n", f.targetURL)
 	for i, id := range listIDs {
 		fmt.Fprintf(&b, "  - name: conn%d\n    mailchimp: {list_id: %q}\n", i, id)
 	}
@@ -115,7 +115,7 @@ func TestCheckUnknownConnectionIsUsageError(t *testing.T) {
 func TestConfigErrorsExit2AndNameTheField(t *testing.T) {
 	path := writeFile(t, "chimport.yaml", `connections:
   - name: newsletter
-    mailchimp: {api_key: ${MAILCHIMP_API_KEY}}
+    mailchimp: {api_key: "${MAILCHIMP_API_KEY}"}
     target: {url: "http://127.0.0.1:1/records"}
 `)
 	r := runCLI(t, context.Background(), map[string]string{"MAILCHIMP_API_KEY": "abc-us6"}, "check", "--config", path)

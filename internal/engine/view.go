@@ -132,14 +132,9 @@ func (v *viewPager) pass(parent context.Context) error {
 	setTotal := func(n int) {
 		totalOnce.Do(func() { total = n; close(totalKnown) })
 	}
-	// A full sync of a large audience speculates: it asks for the first
-	// PageConcurrency pages at once instead of waiting for the first
-	// page's total_items. An incremental run, usually small, asks for one
-	// page first, so a run with nothing changed makes one request a view.
-	speculative := 1
-	if v.since.IsZero() {
-		speculative = e.PageConcurrency
-	}
+	// Only the first page is requested before total_items is known, so a
+	// run with nothing changed, or with a rejected key, makes one request
+	// a view.
 	v.chain = nil
 
 	wg.Add(1)
@@ -148,7 +143,7 @@ func (v *viewPager) pass(parent context.Context) error {
 		i := 0
 		defer func() { planned <- i }()
 		for ; ; i++ {
-			if i >= speculative {
+			if i > 0 {
 				select {
 				case <-totalKnown:
 				case <-ctx.Done():

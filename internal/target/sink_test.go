@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -349,4 +350,64 @@ func TestSendTransportErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewHTTP(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     HTTPConfig
+		wantErr string // substring; "" = valid
+	}{
+		{name: "https", cfg: HTTPConfig{URL: "https://api.example.com/records?key=" + query}},
+		{name: "empty URL", cfg: HTTPConfig{}, wantErr: "target.url"},
+		{name: "relative URL", cfg: HTTPConfig{URL: "/records?" + query}, wantErr: "target.url: /records?REDACTED is not"},
+		{name: "other scheme", cfg: HTTPConfig{URL: "ftp://example.com/r"}, wantErr: "target.url"},
+		{name: "no host", cfg: HTTPConfig{URL: "http:///records"}, wantErr: "target.url"},
+		{name: "negative timeout", cfg: HTTPConfig{URL: "http://x", Timeout: -time.Second}, wantErr: "negative"},
+		{name: "bad header name", cfg: HTTPConfig{URL: "http://x", Headers: map[string]string{"Bad Name": "v"}}, wantErr: `target.headers: "Bad Name"`},
+		{name: "header value with a line break", cfg: HTTPConfig{URL: "http://x", Headers: map[string]string{"Authorization": secret + "\r\nX: y"}},
+			wantErr: `the value of "Authorization" contains a line break`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewHTTP(tt.cfg)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("NewHTTP: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("NewHTTP error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), query)) {
+				t.Errorf("error leaks a secret: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkSend measures delivery of 1000-record batches to a local target
+// that reads and discards them: the sink's own overhead (encoding, hashing,
+// one HTTP round trip per batch), not any real target's speed.
+func BenchmarkSend(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	sink, _ := newTestSink(b, srv.URL+"/records", nil)
+	records := make([]json.RawMessage, 1000)
+	size := 0
+	for i := range records {
+		records[i] = json.RawMessage(fmt.Sprintf(
+			`{"id":"%032x","firstname":"Firstname%d","lastname":"Lastname%d","email":"member%d@example.com","status":"subscribed"}`,
+			i, i, i, i))
+		size += len(records[i]) + 1
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sink.Send(context.Background(), records); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(sink.Stats().Records)/b.Elapsed().Seconds(), "records/s")
 }

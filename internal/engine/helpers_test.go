@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/mapping"
+	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/retry"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/target"
+)
+
+const (
+	testKey  = "0123456789abcdef0123456789abcdef-us6"
+	testList = "a1b2c3d4e5"
+)
+
+var testStart = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// world is a Mailchimp simulator, a target simulator and a SQLite store,
+// all on one fake clock, with an engine wired to them.
+type world struct {
+	clk     *clock.Fake
+	sim     *mcsim.Mailchimp
+	target  *mcsim.Target
+	store   state.Store
+	engine  *Engine
+	mapping *mapping.Mapping
+	mcURL   string
+	tgtURL  string
+	limiter *mailchimp.Limiter
+}
+
+type worldOptions struct {
+	members   int
+	inclusive bool
+	seed      int64
+}
+
+func newWorld(t *testing.T, o worldOptions) *world {
+	t.Helper()
+	clk := clock.NewFake(testStart)
+	sim := mcsim.New(mcsim.Options{APIKey: testKey, ListID: testList, Members: o.members, Seed: o.seed, Inclusive: o.inclusive, Clock: clk})
+	tgt := mcsim.NewTarget(mcsim.TargetOptions{Seed: o.seed})
+	simSrv := httptest.NewServer(sim)
+	tgtSrv := httptest.NewServer(tgt)
+	t.Cleanup(simSrv.Close)
+	t.Cleanup(tgtSrv.Close)
+	store, err := state.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	mp, err := mapping.New(mapping.DefaultFields())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{
+		clk: clk, sim: sim, target: tgt, store: store, mapping: mp,
+		engine:  &Engine{Store: store, Clock: clk},
+		mcURL:   simSrv.URL + "/3.0",
+		tgtURL:  tgtSrv.URL + "/records",
+		limiter: mailchimp.NewLimiter(10),
+	}
+}
+
+// job builds a job with fresh clients, so their stats count one run.
+func (w *world) job(t *testing.T) Job {
+	t.Helper()
+	policy := retry.Policy{Clock: w.clk, MaxAttempts: 6}
+	mc, err := mailchimp.New(mailchimp.Config{APIKey: testKey, BaseURL: w.mcURL, Connection: "test", Limiter: w.limiter, Retry: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := target.NewHTTP(target.HTTPConfig{Connection: "test", URL: w.tgtURL, Retry: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Job{Connection: "test", ListID: testList, Settle: 0, Mapping: w.mapping, BatchSize: 500, Mailchimp: mc, Sink: sink}
+}
+
+func (w *world) run(t *testing.T, ctx context.Context, full bool) (Summary, error) {
+	t.Helper()
+	job := w.job(t)
+	job.Full = full
+	return w.engine.Run(ctx, job)
+}
+
+// pass advances the clock so that what changed so far lies inside the next
+// window (settle is 0, the window ends a second back).
+func (w *world) pass() { w.clk.Advance(5 * time.Second) }
+
+// want is the record the target should hold for member m.
+func (w *world) want(t *testing.T, m map[string]any) map[string]any {
+	t.Helper()
+	body, err := w.mapping.Append(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	var rec map[string]any
+	if err := dec.Decode(&rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// members returns the simulator's members as the client would decode them.
+func (w *world) members(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, m := range w.sim.Members(testList) {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		var mm map[string]any
+		if err := dec.Decode(&mm); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, mm)
+	}
+	return out
+}
+
+// checkWatermarkHonest proves invariant 1 and 2: every member whose
+// last_changed is before the stored watermark is in the target with its
+// current values.
+func (w *world) checkWatermarkHonest(t *testing.T) {
+	t.Helper()
+	st, err := w.store.Connection(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := w.target.Records()
+	bad := 0
+	for _, m := range w.members(t) {
+		lc, err := mailchimp.Member(m).LastChanged()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lc.Before(st.Watermark) {
+			continue
+		}
+		id := mailchimp.Member(m).ID()
+		if diff := cmp.Diff(w.want(t, m), records[id]); diff != "" {
+			if bad++; bad <= 3 {
+				t.Errorf("member %s (last_changed %s, watermark %s) not delivered as it is now (-want +got):\n%s", id, lc, st.Watermark, diff)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d members before the watermark are missing or stale in the target", bad)
+	}
+}
+
+// checkInSync proves the target holds every member of the audience with
+// its current values.
+func (w *world) checkInSync(t *testing.T) {
+	t.Helper()
+	records := w.target.Records()
+	members := w.members(t)
+	bad := 0
+	for _, m := range members {
+		id := mailchimp.Member(m).ID()
+		if diff := cmp.Diff(w.want(t, m), records[id]); diff != "" {
+			if bad++; bad <= 3 {
+				t.Errorf("member %s differs (-want +got):\n%s", id, diff)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d members are missing or stale in the target", bad, len(members))
+	}
+}
