@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -21,6 +22,7 @@ type env struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	lookupEnv func(string) (string, bool)
+	now       func() time.Time
 }
 
 // globalOptions are the flags every command shares.
@@ -97,6 +99,9 @@ what changed since the last run and never loses a change.`,
 		newVersionCmd(e),
 		newSimCmd(e, opts),
 		newCheckCmd(e, opts),
+		newRunCmd(e, opts),
+		newStatusCmd(e, opts),
+		newDemoCmd(e, opts),
 	)
 	return root
 }

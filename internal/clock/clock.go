@@ -98,3 +98,30 @@ func (f *Fake) Slept() []time.Duration {
 	defer f.mu.Unlock()
 	return append([]time.Duration(nil), f.slept...)
 }
+
+// Offset is the wall clock moved forward by however much Advance has added.
+// The demo uses it to let "a few seconds pass" between runs without making
+// anyone wait, while durations still measure real time.
+type Offset struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+var _ Clock = (*Offset)(nil)
+
+// Now returns the wall clock plus the offset.
+func (o *Offset) Now() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Now().Add(o.offset)
+}
+
+// Advance moves the clock forward by d.
+func (o *Offset) Advance(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.offset += d
+}
+
+// Sleep waits on the wall clock, like Real.
+func (o *Offset) Sleep(ctx context.Context, d time.Duration) error { return Real{}.Sleep(ctx, d) }

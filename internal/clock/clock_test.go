@@ -44,3 +44,12 @@ func TestRealSleepReturnsWhenContextEnds(t *testing.T) {
 		t.Fatalf("Sleep = %v, want context.Canceled", err)
 	}
 }
+
+func TestOffsetAdvances(t *testing.T) {
+	var o Offset
+	before := time.Now()
+	o.Advance(time.Hour)
+	if got := o.Now(); got.Sub(before) < time.Hour {
+		t.Errorf("Now() = %v, want at least an hour after %v", got, before)
+	}
+}

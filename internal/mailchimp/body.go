@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -37,6 +38,9 @@ func (c *Client) transportError(ctx context.Context, method, endpoint string, st
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the URL adds nothing the Error does not say
+	}
+	if status == 0 && errors.Is(err, io.EOF) {
+		err = fmt.Errorf("connection closed before a response: %w", err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// The HTTP client's per-attempt timeout, not the caller's context:

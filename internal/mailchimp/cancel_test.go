@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,6 +78,9 @@ func TestCancelWaitingForSlot(t *testing.T) {
 		<-unblock
 		chimpy(w, r)
 	})
+	var unblockOnce sync.Once
+	release := func() { unblockOnce.Do(func() { close(unblock) }) }
+	t.Cleanup(release) // runs before the server's Close, even on failure
 	lim := mailchimp.NewLimiter(1)
 	cfg, _ := testConfig(s.URL)
 	cfg.Limiter = lim
@@ -100,7 +104,7 @@ func TestCancelWaitingForSlot(t *testing.T) {
 	if err := within(t, waiter, "the waiting Ping"); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	close(unblock)
+	release()
 	if err := within(t, holder, "the slot holder"); err != nil {
 		t.Errorf("holder: %v", err)
 	}

@@ -225,7 +225,7 @@ func (c *Client) call(ctx context.Context, method, endpoint string, query url.Va
 	}
 	if ctx.Err() != nil || e == nil {
 		// Stopped by the caller: keep ctx.Err() matchable, name the call.
-		return fmt.Errorf("mailchimp %s %s: %w", method, endpoint, err)
+		return fmt.Errorf("%s%w", callPrefix(c.connection, method, endpoint), err)
 	}
 	// Return the typed error itself (not retry's wrapper): its message
 	// already says how many attempts were made and what to do.

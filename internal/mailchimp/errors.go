@@ -76,11 +76,7 @@ func (e *Error) Error() string { return e.summary() + " (" + e.Hint() + ")" }
 // it, since "the next run will retry" is not yet true there.
 func (e *Error) summary() string {
 	var b strings.Builder
-	b.WriteString("mailchimp")
-	if e.Connection != "" {
-		fmt.Fprintf(&b, " connection %q", e.Connection)
-	}
-	fmt.Fprintf(&b, ": %s %s: ", e.Method, e.Endpoint)
+	b.WriteString(callPrefix(e.Connection, e.Method, e.Endpoint))
 	switch {
 	case e.Status != 0:
 		b.WriteString(strconv.Itoa(e.Status))
@@ -233,6 +229,15 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
+}
+
+// callPrefix names a call the same way in every error: which connection,
+// which method and endpoint.
+func callPrefix(connection, method, endpoint string) string {
+	if connection == "" {
+		return "mailchimp: " + method + " " + endpoint + ": "
+	}
+	return fmt.Sprintf("mailchimp connection %q: %s %s: ", connection, method, endpoint)
 }
 
 // oneLine keeps log and alert lines whole when a server puts newlines in

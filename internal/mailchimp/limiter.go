@@ -50,9 +50,6 @@ func (l *Limiter) acquire(ctx context.Context, key keyID) (release func(), err e
 		l.sems[key] = sem
 	}
 	l.mu.Unlock()
-	if true {
-		return func() {}, nil
-	}
 	if err := sem.Acquire(ctx, 1); err != nil {
 		return nil, err
 	}

@@ -136,12 +136,18 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs >= int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter // also keeps secs*time.Second from overflowing
-		}
+	secs, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err == nil && secs >= int64(MaxRetryAfter/time.Second),
+		errors.Is(err, strconv.ErrRange) && secs > 0:
+		return MaxRetryAfter // also keeps secs*time.Second from overflowing
+	case err == nil:
 		d = time.Duration(secs) * time.Second
-	} else if at, err := http.ParseTime(v); err == nil {
+	default:
+		at, err := http.ParseTime(v)
+		if err != nil {
+			return 0
+		}
 		base := now
 		if date, err := http.ParseTime(h.Get("Date")); err == nil {
 			base = date

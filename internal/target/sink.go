@@ -1,10 +1,7 @@
 package target
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -316,108 +313,6 @@ func (s *HTTP) transportError(ctx, actx context.Context, err error) error {
 	}
 	return &Error{Connection: s.connection, URL: s.shownURL, Err: err}
 }
-
-// idempotencyKey identifies a batch: the same records for the same
-// connection give the same key on every attempt and every run, so a target
-// that deduplicates on it can drop a replay; anything else differs.
-func idempotencyKey(connection string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(connection))
-	h.Write([]byte{0}) // connection "ab" + body "c" must differ from "a" + "bc"
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// batch is a request body encoded once and shared by every attempt of one
-// Send.
-//
-// The transport may still be reading a request body after Client.Do has
-// returned (a target that answers before reading it all), so the buffer
-// goes back to the pool only through release, which first stops every
-// reader: a late Read fails instead of sending the next batch's bytes.
-type batch struct {
-	size int // bytes in the body, fixed once encoded
-
-	mu  sync.Mutex
-	buf *bytes.Buffer // nil once released
-}
-
-// encodeBatch writes records as a JSON array into a pooled buffer. Each
-// record must be a JSON object: a bad record is a bug upstream, and sending
-// it would make the target reject the batch and blame the customer.
-func encodeBatch(records []json.RawMessage) (*batch, error) {
-	size := len(records) + 1 // brackets and commas
-	for _, r := range records {
-		size += len(r)
-	}
-	buf := bufferPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	buf.Grow(size)
-	buf.WriteByte('[')
-	for i, r := range records {
-		if !isJSONObject(r) {
-			putBuffer(buf)
-			return nil, fmt.Errorf("record %d of the batch is not a JSON object", i)
-		}
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(r)
-	}
-	buf.WriteByte(']')
-	return &batch{size: buf.Len(), buf: buf}, nil
-}
-
-func isJSONObject(r json.RawMessage) bool {
-	t := bytes.TrimLeft(r, " \t\r\n")
-	return len(t) > 0 && t[0] == '{' && json.Valid(r)
-}
-
-func putBuffer(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledBuffer {
-		bufferPool.Put(buf)
-	}
-}
-
-// reader returns a fresh reader over the whole body, for one attempt.
-func (b *batch) reader() io.ReadCloser { return &batchReader{b: b} }
-
-func (b *batch) release() {
-	b.mu.Lock()
-	buf := b.buf
-	b.buf = nil
-	b.mu.Unlock()
-	if buf != nil {
-		putBuffer(buf)
-	}
-}
-
-var errReleased = errors.New("target: request body read after its Send returned")
-
-type batchReader struct {
-	b   *batch
-	off int
-}
-
-func (r *batchReader) Read(p []byte) (int, error) {
-	r.b.mu.Lock()
-	defer r.b.mu.Unlock()
-	if r.b.buf == nil {
-		return 0, errReleased
-	}
-	data := r.b.buf.Bytes()
-	if r.off >= len(data) {
-		return 0, io.EOF
-	}
-	n := copy(p, data[r.off:])
-	r.off += n
-	return n, nil
-}
-
-// Close is a no-op: the buffer belongs to the batch, not to one attempt.
-func (r *batchReader) Close() error { return nil }
 
 // validHeaderName reports whether name is an RFC 9110 token.
 func validHeaderName(name string) bool {

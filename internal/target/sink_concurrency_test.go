@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,6 +47,9 @@ func TestSendCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			arrived := make(chan struct{}, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// Read the body first: net/http only notices a client going
+				// away, and cancels r.Context(), once the body is consumed.
+				_, _ = io.Copy(io.Discard, r.Body)
 				arrived <- struct{}{}
 				if tt.status == 0 {
 					<-r.Context().Done()
@@ -177,7 +181,7 @@ func TestSendEarlyAnswerKeepsBuffersApart(t *testing.T) {
 	bigSink, _ := newTestSink(t, early.URL, nil)
 	sink, _ := newTestSink(t, srv.URL, nil)
 
-	big := make([]json.RawMessage, 20_000)
+	big := make([]json.RawMessage, 5_000) // ~0.5 MB, past the 256 KB net/http discards for an unread body
 	for i := range big {
 		big[i] = json.RawMessage(`{"id":"` + strings.Repeat("x", 100) + `"}`)
 	}

@@ -318,7 +318,8 @@ func TestIdempotencyKey(t *testing.T) {
 func TestSendTransportErrors(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close() // nothing listens there any more
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // its certificate is not trusted by the default client
+	// The default client does not trust httptest's self-signed certificate.
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer tlsSrv.Close()
 	tests := []struct {
 		name       string

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/mapping"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/target"
+)
+
+// newJob turns a configured connection into one engine run. Each job gets
+// its own Mailchimp client (so its request count is the run's) but shares
+// the process-wide limiter: connections on one key share its 10 slots.
+func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, full bool) (engine.Job, error) {
+	fields := make([]mapping.Field, len(conn.Mapping))
+	for i, f := range conn.Mapping {
+		fields[i] = mapping.Field{Key: f.Key, Path: f.Path}
+	}
+	mp, err := mapping.New(fields)
+	if err != nil {
+		return engine.Job{}, err
+	}
+	mc, err := mailchimp.New(mailchimp.Config{
+		APIKey:     conn.Mailchimp.APIKey.Reveal(),
+		BaseURL:    conn.Mailchimp.BaseURL,
+		Connection: conn.Name,
+		Limiter:    limiter,
+		Logger:     logger,
+	})
+	if err != nil {
+		return engine.Job{}, err
+	}
+	headers := make(map[string]string, len(conn.Target.Headers))
+	for k, v := range conn.Target.Headers {
+		headers[k] = v.Reveal()
+	}
+	sink, err := target.NewHTTP(target.HTTPConfig{
+		Connection: conn.Name,
+		URL:        conn.Target.URL,
+		Headers:    headers,
+		Timeout:    conn.Target.Timeout.D(),
+		Logger:     logger,
+	})
+	if err != nil {
+		return engine.Job{}, err
+	}
+	return engine.Job{
+		Connection: conn.Name,
+		ListID:     conn.Mailchimp.ListID,
+		Settle:     conn.Mailchimp.Settle.D(),
+		Statuses:   conn.Mailchimp.Statuses,
+		Mapping:    mp,
+		BatchSize:  conn.Target.BatchSize,
+		Full:       full,
+		Mailchimp:  mc,
+		Sink:       sink,
+	}, nil
+}
+
+// outcome is one connection's run: its summary, or why it failed.
+type outcome struct {
+	summary engine.Summary
+	err     error
+}
+
+// syncAll runs every connection once, up to parallel at a time, and
+// returns the outcomes in the order of conns. progress, if set, is given
+// each job before it starts so it can attach a progress callback.
+func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, full bool, parallel int, logger *slog.Logger, progress func(name string, job *engine.Job)) []outcome {
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	out := make([]outcome, len(conns))
+	var g errgroup.Group
+	g.SetLimit(parallel)
+	for i, conn := range conns {
+		g.Go(func() error {
+			job, err := newJob(conn, limiter, logger, full)
+			if err != nil {
+				out[i] = outcome{summary: engine.Summary{Connection: conn.Name}, err: err}
+				return nil
+			}
+			if progress != nil {
+				progress(conn.Name, &job)
+			}
+			sum, err := eng.Run(ctx, job)
+			out[i] = outcome{summary: sum, err: err}
+			logRun(logger, sum, err)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+func logRun(logger *slog.Logger, s engine.Summary, err error) {
+	attrs := []any{"connection", s.Connection, "read", s.Read, "delivered", s.Delivered,
+		"requests", s.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
+	if err != nil {
+		logger.Error("run failed", append(attrs, "error", err)...)
+		return
+	}
+	logger.Info("run completed", attrs...)
+}
+
+// openStore opens the configured state store. A bad URL is a config error.
+func openStore(ctx context.Context, cfg *config.Config) (state.Store, error) {
+	st, err := state.Open(ctx, cfg.State)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", cfg.State, err)
+	}
+	return st, nil
+}

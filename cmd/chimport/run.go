@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/engine"
+)
+
+type runOptions struct {
+	connections []string
+	full        bool
+	json        bool
+	parallel    int
+}
+
+func newRunCmd(e env, global *globalOptions) *cobra.Command {
+	opts := runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Sync every configured connection (or the named ones) once",
+		Long: `run syncs each connection once, connections in parallel: it reads the members that
+changed since the watermark, delivers them to the target and moves the watermark.
+It prints a summary per connection and exits 0 only if every connection completed.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.parallel < 1 {
+				return usageErrorf("--parallel must be at least 1, got %d", opts.parallel)
+			}
+			cfg, err := loadConfig(e, global)
+			if err != nil {
+				return err
+			}
+			return runRun(cmd.Context(), e, global, cfg, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&opts.connections, "connection", nil, "run only this connection (repeatable)")
+	f.BoolVar(&opts.full, "full", false, "ignore the watermark and read every member again")
+	f.BoolVar(&opts.json, "json", false, "print the summary as JSON")
+	f.IntVar(&opts.parallel, "parallel", 16, "connections synced at once")
+	return cmd
+}
+
+func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Config, opts runOptions) error {
+	conns, err := cfg.Select(opts.connections)
+	if err != nil {
+		return usageError{err}
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	defer store.Close()
+	eng := &engine.Engine{Store: store, Logger: global.logger}
+
+	var bars *progressBars
+	if !opts.json && isTerminal(e.stdout) {
+		bars = newProgressBars(ctx, e.stdout)
+	}
+	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, bars.attach)
+	bars.wait()
+
+	if opts.json {
+		err = printRunJSON(e.stdout, outcomes)
+	} else {
+		err = printRunTable(e.stdout, outcomes)
+	}
+	if err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.err != nil {
+			return errFailed
+		}
+	}
+	return ctx.Err()
+}
+
+// runJSON is one connection in `run --json` output.
+type runJSON struct {
+	Connection  string     `json:"connection"`
+	Completed   bool       `json:"completed"`
+	Full        bool       `json:"full"`
+	Resumed     bool       `json:"resumed"`
+	Read        int64      `json:"read"`
+	Delivered   int64      `json:"delivered"`
+	Requests    int64      `json:"requests"`
+	DurationSec float64    `json:"duration_seconds"`
+	WindowStart *time.Time `json:"window_start"` // null: from the beginning
+	Watermark   *time.Time `json:"watermark"`    // null: not completed
+	Error       string     `json:"error,omitempty"`
+}
+
+func printRunJSON(w io.Writer, outcomes []outcome) error {
+	out := make([]runJSON, len(outcomes))
+	for i, o := range outcomes {
+		s := o.summary
+		out[i] = runJSON{
+			Connection: s.Connection, Completed: s.Completed && o.err == nil, Full: s.Full, Resumed: s.Resumed,
+			Read: s.Read, Delivered: s.Delivered, Requests: s.Requests, DurationSec: s.Duration.Seconds(),
+			WindowStart: timeOrNil(s.WindowStart),
+		}
+		if o.err == nil && s.Completed {
+			out[i].Watermark = timeOrNil(s.WindowEnd)
+		}
+		if o.err != nil {
+			out[i].Error = o.err.Error()
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printRunTable(w io.Writer, outcomes []outcome) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONNECTION\tRESULT\tREAD\tDELIVERED\tREQUESTS\tDURATION\tWATERMARK")
+	for _, o := range outcomes {
+		s := o.summary
+		result, watermark := "ok", formatTime(s.WindowEnd)
+		switch {
+		case errors.Is(o.err, context.Canceled):
+			result, watermark = "cancelled", "unchanged"
+		case o.err != nil:
+			result, watermark = "FAILED", "unchanged"
+		case s.Resumed:
+			result = "ok (resumed)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.Requests, s.Duration.Round(time.Millisecond), watermark)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.err != nil {
+			fmt.Fprintf(w, "\n%s: %v\n", o.summary.Connection, o.err)
+		}
+	}
+	return nil
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// progressBars shows a bar per connection while `run` works on a
+// terminal. A nil *progressBars does nothing, so callers need not check.
+type progressBars struct {
+	p    *mpb.Progress
+	mu   sync.Mutex // attach runs on each connection's goroutine
+	bars []*mpb.Bar
+}
+
+func newProgressBars(ctx context.Context, w io.Writer) *progressBars {
+	return &progressBars{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40))}
+}
+
+// attach gives the job a bar: members delivered out of the window's
+// estimated size.
+func (b *progressBars) attach(name string, job *engine.Job) {
+	if b == nil {
+		return
+	}
+	bar := b.p.AddBar(0,
+		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.CountersNoUnit("%d / %d", decor.WCSyncSpace)),
+		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)),
+	)
+	job.Progress = func(p engine.Progress) {
+		if p.Estimate > 0 {
+			bar.SetTotal(max(p.Estimate, p.Delivered), false)
+		}
+		bar.SetCurrent(p.Delivered)
+	}
+	b.mu.Lock()
+	b.bars = append(b.bars, bar)
+	b.mu.Unlock()
+}
+
+func (b *progressBars) wait() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bar := range b.bars {
+		bar.SetTotal(-1, true) // mark complete, whatever the estimate said
+	}
+	b.p.Wait()
+}

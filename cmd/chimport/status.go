@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/state"
+)
+
+type statusOptions struct {
+	json bool
+}
+
+func newStatusCmd(e env, global *globalOptions) *cobra.Command {
+	opts := statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show how fresh every connection is",
+		Long: `status prints, per configured connection, the watermark (everything Mailchimp
+changed before it has been delivered), the lag (now minus the watermark), the last
+success, the last error and the failed pages waiting for the next run to repair them.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(e, global)
+			if err != nil {
+				return err
+			}
+			return runStatus(cmd.Context(), e, cfg, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON array")
+	return cmd
+}
+
+// connectionStatus is one connection in `status --json`.
+type connectionStatus struct {
+	Name            string     `json:"name"`
+	Watermark       *time.Time `json:"watermark"`   // null: never completed
+	LagSeconds      *float64   `json:"lag_seconds"` // null: never completed
+	LastSuccess     *time.Time `json:"last_success"`
+	LastAttempt     *time.Time `json:"last_attempt"`
+	LastError       string     `json:"last_error"`
+	PendingFailures int        `json:"pending_failures"`
+	Resumable       bool       `json:"resumable"` // a checkpoint lets the next run continue
+}
+
+func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOptions) error {
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	defer store.Close()
+	now := e.now()
+	out := make([]connectionStatus, 0, len(cfg.Connections))
+	for _, conn := range cfg.Connections {
+		s, err := statusOf(ctx, store, conn.Name, now)
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+	}
+	if opts.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	return printStatusTable(e.stdout, out)
+}
+
+func statusOf(ctx context.Context, store state.Store, name string, now time.Time) (connectionStatus, error) {
+	st, err := store.Connection(ctx, name)
+	if err != nil {
+		return connectionStatus{}, err
+	}
+	failures, err := store.Failures(ctx, name)
+	if err != nil {
+		return connectionStatus{}, err
+	}
+	s := connectionStatus{
+		Name: name, Watermark: timeOrNil(st.Watermark), LastSuccess: timeOrNil(st.LastSuccess),
+		LastAttempt: timeOrNil(st.LastAttempt), LastError: st.LastError,
+		PendingFailures: len(failures), Resumable: st.Checkpoint != nil,
+	}
+	if !st.Watermark.IsZero() {
+		lag := now.Sub(st.Watermark).Seconds()
+		s.LagSeconds = &lag
+	}
+	return s, nil
+}
+
+func printStatusTable(w io.Writer, rows []connectionStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tFAILED PAGES\tLAST ERROR")
+	for _, r := range rows {
+		lag := "never synced"
+		if r.LagSeconds != nil {
+			lag = (time.Duration(*r.LagSeconds) * time.Second).Round(time.Second).String()
+		}
+		lastErr := r.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), r.PendingFailures, lastErr)
+	}
+	return tw.Flush()
+}
+
+func formatTimePtr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return formatTime(*t)
+}
