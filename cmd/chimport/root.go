@@ -40,6 +40,9 @@ const defaultConfigPath = "chimport.yaml"
 // execute runs chimport with args and returns the exit code. It prints the
 // error of a failed command on stderr, once.
 func execute(ctx context.Context, args []string, e env) int {
+	if e.now == nil {
+		e.now = time.Now
+	}
 	root := newRootCmd(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,7 +111,8 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		stats:      Stats{ByStatus: map[int]int64{}},
 	}
 	// The target may echo a secret back in an error body, which goes into
-	// errors and logs: blank out header values, the query and the password.
+	// errors and logs: blank out header values (and the credential after
+	// "Bearer "/"Basic "), the query and its values, and the password.
 	var secrets []string
 	for name, value := range cfg.Headers {
 		// Checked here because the transport would only fail at Send time,
@@ -123,13 +125,19 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		}
 		s.headers.Set(name, value)
 		secrets = append(secrets, value)
+		if i := strings.LastIndexByte(value, ' '); i >= 0 {
+			secrets = append(secrets, value[i+1:])
+		}
 	}
-	if u.RawQuery != "" {
-		secrets = append(secrets, u.RawQuery)
+	secrets = append(secrets, u.RawQuery)
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
 	}
 	if pw, ok := u.User.Password(); ok {
 		secrets = append(secrets, pw)
 	}
+	// Longest first, so a whole header value wins over the token inside it.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	for _, v := range secrets {
 		if len(v) >= minSecretLen {

@@ -175,7 +175,8 @@ func TestSend(t *testing.T) {
 			wantReqs: 1, wantStatus: 400, wantAttempt: 1, wantPerson: true,
 			wantIn:    []string{"HTTP 400 Bad Request: " + longBody[:200] + ";", "check the mapping"},
 			wantStats: Stats{Requests: 1, ByStatus: map[int]int64{400: 1}}},
-		{name: "401 needs a person and leaks no secret", replies: []reply{{status: 401, body: "bad Authorization: " + secret + " for ?" + query}},
+		{name: "401 needs a person and leaks no secret", replies: []reply{{status: 401,
+			body: "bad Authorization: " + secret + "; token s3cr3t-token-value; ?" + query + "; key abc123xyz"}},
 			wantReqs: 1, wantStatus: 401, wantAttempt: 1, wantPerson: true,
 			wantIn:    []string{`target connection "crm": POST http://`, "/records?REDACTED: HTTP 401", "[redacted]", "check target.headers"},
 			wantStats: Stats{Requests: 1, ByStatus: map[int]int64{401: 1}}},
@@ -260,7 +261,7 @@ func TestSend(t *testing.T) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("error %v matches context.DeadlineExceeded; callers would take it for their own deadline", err)
 			}
-			for _, leak := range []string{"s3cr3t", query, "TAIL"} {
+			for _, leak := range []string{"s3cr3t", "abc123xyz", "TAIL"} {
 				if strings.Contains(err.Error(), leak) || strings.Contains(logs.String(), leak) {
 					t.Errorf("error or logs leak %q:\nerror: %v\nlogs: %s", leak, err, logs)
 				}
