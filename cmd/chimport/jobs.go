@@ -11,6 +11,7 @@ import (
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mapping"
+	"github.com/chimport/chimport/internal/retry"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/target"
 )
@@ -46,7 +47,10 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		URL:        conn.Target.URL,
 		Headers:    headers,
 		Timeout:    conn.Target.Timeout.D(),
-		Logger:     logger,
+		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
+		// honoured in full; the exponential steps stay far below this.
+		Retry:  retry.Policy{MaxDelay: target.MaxRetryAfter},
+		Logger: logger,
 	})
 	if err != nil {
 		return engine.Job{}, err

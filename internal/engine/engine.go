@@ -27,7 +27,7 @@ type Engine struct {
 	// 1000, by default).
 	PageSize int
 	// Overlap is how many members consecutive pages share, to prove that
-	// no member hid between them (see viewPager). Default 25.
+	// no member hid between them (see viewPager). Default 10.
 	Overlap int
 	// PageConcurrency is the pages of one view in flight at once. The
 	// per-key limiter in the Mailchimp client caps the total anyway.
@@ -52,7 +52,7 @@ func (e *Engine) withDefaults() *Engine {
 		c.PageSize = mailchimp.MaxPageSize
 	}
 	if c.Overlap <= 0 {
-		c.Overlap = 25
+		c.Overlap = 10
 	}
 	if c.Overlap >= c.PageSize {
 		c.Overlap = c.PageSize / 2
@@ -159,6 +159,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 			return finish(e.complete(ctx, job, &sum))
 		}
 		r := e.newRun(job, &sum, cp)
+		r.keyKnownGood = !st.LastSuccess.IsZero()
 		err = r.execute(ctx)
 		var ahead *clockAheadError
 		if errors.As(err, &ahead) && attempt == 0 {
@@ -242,6 +243,9 @@ type run struct {
 	views    []*viewPager
 
 	read, delivered atomic.Int64
+	// keyKnownGood is set when the connection has completed a run before,
+	// so requests may be sent before the first answer proves the key.
+	keyKnownGood bool
 
 	mu     sync.Mutex
 	totals map[string]int64 // first total_items per view

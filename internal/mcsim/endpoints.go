@@ -25,15 +25,21 @@ const flushAt = 32 << 10
 
 // serveMembers answers GET /3.0/lists/{id}/members and returns how many
 // members it wrote (-1 when it did not serve a page).
-func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID string) int {
+func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID string, wait func() bool) int {
 	l, err := s.list(listID)
 	if err != nil {
+		if !wait() {
+			return -1
+		}
 		s.writeNotFound(w)
 		return -1
 	}
 	params := r.URL.Query()
 	q, errs := parseMembersQuery(params, s.opts.Inclusive)
 	if len(errs) > 0 {
+		if !wait() {
+			return -1
+		}
 		s.writeProblem(w, http.StatusBadRequest, "Invalid Resource",
 			"The resource submitted could not be validated. For field-specific details, see the 'errors' array.", errs)
 		return -1
@@ -45,6 +51,9 @@ func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID 
 		l.churn(churn)
 	}
 	page, total := l.page(q)
+	if !wait() {
+		return -1
+	}
 	sel := parseFieldSelection(params.Get("fields"), params.Get("exclude_fields"))
 
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

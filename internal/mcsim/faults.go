@@ -137,7 +137,7 @@ func (s *Mailchimp) drop(w *countingWriter) {
 // of it and then aborts, which makes net/http close the connection.
 func (s *Mailchimp) truncate(w *countingWriter, r *http.Request) {
 	buf := &bufferedResponse{header: make(http.Header)}
-	s.route(buf, r)
+	s.route(buf, r, func() bool { return true }) // the latency was already waited
 	body := buf.body.Bytes()
 	for k, v := range buf.header {
 		w.Header()[k] = v

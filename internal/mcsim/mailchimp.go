@@ -293,37 +293,50 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.testHookAcquired != nil {
 		s.testHookAcquired(key)
 	}
-	if s.opts.Latency > 0 {
-		t := time.NewTimer(s.opts.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+	// Latency is measured from here, like a real server's response time,
+	// which includes its own work: the members endpoint computes its page
+	// first and then waits out the rest (see waitLatency).
+	deadline := time.Now().Add(s.opts.Latency)
+	wait := func() bool {
+		if !s.waitLatency(r, deadline) {
 			out.clientGone = true
-			return
+			return false
 		}
+		return true
 	}
 	if f := s.nextFault(); f != FaultNone {
+		if !wait() {
+			return
+		}
 		out.fault = true
 		s.serveFault(rw, r, f)
 		return
 	}
-	out.members = s.route(rw, r)
+	out.members = s.route(rw, r, wait)
 }
 
 // route dispatches to an endpoint. It returns the number of members written
 // when it served a members page, -1 otherwise.
-func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request) int {
+func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bool) int {
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/3.0/"), "/")
 	parts := strings.Split(path, "/")
+	members := len(parts) == 3 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members"
+	if members && r.Method == http.MethodGet {
+		// The members endpoint does its work first and then waits out
+		// the latency, so its cost hides inside the response time.
+		return s.serveMembers(w, r, parts[1], wait)
+	}
+	if !wait() {
+		return -1
+	}
 	var serve func() int
 	switch {
 	case path == "ping":
 		serve = func() int { s.servePing(w); return -1 }
 	case len(parts) == 2 && parts[0] == "lists" && parts[1] != "":
 		serve = func() int { s.serveList(w, r, parts[1]); return -1 }
-	case len(parts) == 3 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members":
-		serve = func() int { return s.serveMembers(w, r, parts[1]) }
+	case members:
+		serve = func() int { return -1 } // only GET is allowed, below
 	default:
 		s.writeNotFound(w)
 		return -1
@@ -335,6 +348,22 @@ func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request) int {
 		return -1
 	}
 	return serve()
+}
+
+// waitLatency waits until deadline, or until the client hangs up (false).
+func (s *Mailchimp) waitLatency(r *http.Request, deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return r.Context().Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 func (s *Mailchimp) servePing(w http.ResponseWriter) {
