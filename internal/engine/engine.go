@@ -35,9 +35,6 @@ type Engine struct {
 	PageConcurrency int
 	// DeliveryConcurrency is the batches in flight to the target. Default 4.
 	DeliveryConcurrency int
-	// CheckpointEvery is how many delivered pages pass between checkpoint
-	// writes. Default 10.
-	CheckpointEvery int
 }
 
 func (e *Engine) withDefaults() *Engine {
@@ -62,9 +59,6 @@ func (e *Engine) withDefaults() *Engine {
 	}
 	if c.DeliveryConcurrency <= 0 {
 		c.DeliveryConcurrency = 4
-	}
-	if c.CheckpointEvery <= 0 {
-		c.CheckpointEvery = 10
 	}
 	return &c
 }
@@ -249,11 +243,13 @@ type run struct {
 
 	mu     sync.Mutex
 	totals map[string]int64 // first total_items per view
-	moves  int
+	// checkpointDue wakes the checkpoint writer; it holds at most one
+	// wake-up, so moves that come while a write is under way coalesce.
+	checkpointDue chan struct{}
 }
 
 func (e *Engine) newRun(job Job, sum *Summary, cp *state.Checkpoint) *run {
-	r := &run{engine: e, job: job, sum: sum, totals: map[string]int64{},
+	r := &run{engine: e, job: job, sum: sum, totals: map[string]int64{}, checkpointDue: make(chan struct{}, 1),
 		logger: e.Logger.With("connection", job.Connection)}
 	r.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, func(n int) {
 		r.delivered.Add(int64(n))
@@ -292,6 +288,12 @@ func viewsFor(statuses []string) []view {
 func (r *run) execute(ctx context.Context) error {
 	vctx, vcancel := context.WithCancelCause(ctx)
 	defer vcancel(nil)
+	cpctx, stopCheckpoints := context.WithCancel(ctx)
+	cpDone := make(chan struct{})
+	go func() { r.writeCheckpoints(cpctx); close(cpDone) }()
+	// The writer stops before the run reports back, so a checkpoint write
+	// can never land after CompleteRun has cleared the checkpoint.
+	defer func() { stopCheckpoints(); <-cpDone }()
 	deliveryErr := make(chan error, 1)
 	go func() {
 		err := r.delivery.run(ctx)
@@ -361,19 +363,29 @@ func (r *run) reportProgress() {
 	r.job.Progress(Progress{Read: r.read.Load(), Delivered: r.delivered.Load(), Estimate: est})
 }
 
-// onMove runs when a view's delivered position moves; every
-// CheckpointEvery moves it writes a checkpoint, so a crash loses little.
+// onMove runs when a view's delivered position moves. It only wakes the
+// checkpoint writer, so delivery never waits on the state store.
 func (r *run) onMove() {
-	r.mu.Lock()
-	r.moves++
-	due := r.moves%r.engine.CheckpointEvery == 0
-	r.mu.Unlock()
-	if !due {
-		return
+	select {
+	case r.checkpointDue <- struct{}{}:
+	default:
 	}
-	if cp := r.checkpoint(); cp != nil {
-		if err := r.engine.Store.SaveCheckpoint(context.Background(), r.job.Connection, *cp); err != nil {
-			r.logger.Warn("saving checkpoint failed; the run continues", "error", err)
+}
+
+// writeCheckpoints saves the latest checkpoint whenever a view's position
+// moves, until ctx ends. After a crash or kill -9 the next run resumes from
+// the last one written, losing at most the pages delivered since.
+func (r *run) writeCheckpoints(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.checkpointDue:
+		}
+		if cp := r.checkpoint(); cp != nil {
+			if err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *cp); err != nil && ctx.Err() == nil {
+				r.logger.Warn("saving a checkpoint failed; the run goes on", "error", err)
+			}
 		}
 	}
 }
