@@ -110,7 +110,7 @@ func checkConnection(ctx context.Context, global *globalOptions, limiter *mailch
 		}
 	}
 	if err != nil {
-		res.problems = append(res.problems, "mailchimp: "+err.Error())
+		res.problems = append(res.problems, err.Error())
 	}
 
 	headers := make(map[string]string, len(conn.Target.Headers))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -103,10 +104,7 @@ func printStatusTable(w io.Writer, rows []connectionStatus) error {
 		if r.LagSeconds != nil {
 			lag = (time.Duration(*r.LagSeconds) * time.Second).Round(time.Second).String()
 		}
-		lastErr := r.LastError
-		if lastErr == "" {
-			lastErr = "-"
-		}
+		lastErr := oneLine(r.LastError, 160)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), r.PendingFailures, lastErr)
 	}
 	return tw.Flush()
@@ -117,4 +115,17 @@ func formatTimePtr(t *time.Time) string {
 		return "never"
 	}
 	return formatTime(*t)
+}
+
+// oneLine fits a message on one table row: newlines become "; " and a long
+// message is cut (status --json has it whole).
+func oneLine(s string, limit int) string {
+	if s == "" {
+		return "-"
+	}
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	if r := []rune(s); len(r) > limit {
+		s = string(r[:limit-1]) + "…"
+	}
+	return s
 }

@@ -204,8 +204,7 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, r *run, runErr
 	if cp := r.checkpoint(); cp != nil {
 		errs = append(errs, e.Store.SaveCheckpoint(wctx, job.Connection, *cp))
 	}
-	var pe *pageError
-	if errors.As(runErr, &pe) {
+	for _, pe := range r.failedPages {
 		errs = append(errs, e.Store.AddFailure(wctx, state.Failure{
 			Connection: job.Connection, WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd,
 			View: pe.view, Offset: pe.offset, Error: pe.err.Error(), At: e.Clock.Now(),
@@ -237,6 +236,9 @@ type run struct {
 	views    []*viewPager
 
 	read, delivered atomic.Int64
+	// failedPages are the pages that failed after retries, one per view
+	// at most, for the failures log.
+	failedPages []*pageError
 	// keyKnownGood is set when the connection has completed a run before,
 	// so requests may be sent before the first answer proves the key.
 	keyKnownGood bool
@@ -313,12 +315,27 @@ func (r *run) execute(ctx context.Context) error {
 	if err := <-deliveryErr; err != nil {
 		return err
 	}
+	var failed []error
+	seen := map[string]bool{}
 	for i, v := range r.views {
-		if viewErrs[i] == nil {
+		err := viewErrs[i]
+		if err == nil {
 			v.progress.finish(r.sum.WindowEnd)
+			continue
 		}
+		var pe *pageError
+		if errors.As(err, &pe) {
+			r.failedPages = append(r.failedPages, pe)
+			// A rejected key or a missing list fails every view the
+			// same way: say it once.
+			if seen[pe.err.Error()] {
+				continue
+			}
+			seen[pe.err.Error()] = true
+		}
+		failed = append(failed, err)
 	}
-	if err := errors.Join(viewErrs...); err != nil {
+	if err := errors.Join(failed...); err != nil {
 		return err
 	}
 	return ctx.Err()

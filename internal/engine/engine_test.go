@@ -189,6 +189,31 @@ func TestFailedFirstSyncResumesFromCheckpoint(t *testing.T) {
 	w.checkInSync(t)
 }
 
+func TestCancelledRunLeavesCheckpoint(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 20000, seed: 7})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	job := w.job(t)
+	job.Progress = func(p Progress) {
+		if p.Delivered >= 8000 {
+			cancel()
+		}
+	}
+	if _, err := w.engine.Run(ctx, job); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run returned %v, want context.Canceled", err)
+	}
+	st, err := w.store.Connection(context.Background(), "test")
+	must(t, err)
+	if st.Checkpoint == nil || st.Checkpoint.Views["default"].IsZero() || !st.Watermark.IsZero() {
+		t.Fatalf("after cancelling: checkpoint %+v, watermark %v; want a checkpoint and no watermark", st.Checkpoint, st.Watermark)
+	}
+	runs, err := w.store.Runs(context.Background(), "test", 1)
+	must(t, err)
+	if len(runs) != 1 || runs[0].Result != "cancelled" {
+		t.Errorf("run history = %+v, want one cancelled run", runs)
+	}
+}
+
 func TestWrongKeyFailsFast(t *testing.T) {
 	w := newWorld(t, worldOptions{members: 10, seed: 6})
 	job := w.job(t)

@@ -30,7 +30,7 @@ type pageError struct {
 }
 
 func (e *pageError) Error() string {
-	return fmt.Sprintf("view %s, offset %d: %v", e.view, e.offset, e.err)
+	return fmt.Sprintf("%v (reading the %s view at offset %d)", e.err, e.view, e.offset)
 }
 func (e *pageError) Unwrap() error { return e.err }
 
