@@ -94,7 +94,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			}
 			sum, err := eng.Run(ctx, job)
 			out[i] = outcome{summary: sum, err: err}
-			logRun(logger, sum, err)
+			logRun(logger, sum, err, progress != nil)
 			return nil
 		})
 	}
@@ -102,14 +102,21 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 	return out
 }
 
-func logRun(logger *slog.Logger, s engine.Summary, err error) {
+// logRun logs a finished run for log collectors. With progress bars on a
+// terminal, the summary table says the same, so the line drops to debug
+// and does not tear the bars.
+func logRun(logger *slog.Logger, s engine.Summary, err error, bars bool) {
 	attrs := []any{"connection", s.Connection, "read", s.Read, "delivered", s.Delivered,
 		"requests", s.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
 	if err != nil {
 		logger.Error("run failed", append(attrs, "error", err)...)
 		return
 	}
-	logger.Info("run completed", attrs...)
+	level := slog.LevelInfo
+	if bars {
+		level = slog.LevelDebug
+	}
+	logger.Log(context.Background(), level, "run completed", attrs...)
 }
 
 // openStore opens the configured state store. A bad URL is a config error.

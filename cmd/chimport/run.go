@@ -69,7 +69,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if !opts.json && isTerminal(e.stdout) {
 		bars = newProgressBars(ctx, e.stdout)
 	}
-	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, bars.attach)
+	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, bars.attacher())
 	bars.wait()
 
 	if opts.json {
@@ -178,12 +178,17 @@ func newProgressBars(ctx context.Context, w io.Writer) *progressBars {
 	return &progressBars{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40))}
 }
 
+// attacher returns attach, or nil when there are no bars.
+func (b *progressBars) attacher() func(string, *engine.Job) {
+	if b == nil {
+		return nil
+	}
+	return b.attach
+}
+
 // attach gives the job a bar: members delivered out of the window's
 // estimated size.
 func (b *progressBars) attach(name string, job *engine.Job) {
-	if b == nil {
-		return
-	}
 	bar := b.p.AddBar(0,
 		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.CountersNoUnit("%d / %d", decor.WCSyncSpace)),
 		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)),
