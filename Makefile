@@ -2,13 +2,28 @@
 # nothing but Go installed; any tool a test needs is installed by this file
 # into .tools/ (git-ignored).
 GO ?= go
+TOOLS := $(CURDIR)/.tools
 
-.PHONY: test fmt-check vet unit bench build
+.PHONY: test fmt-check vet unit bench build tools
 
-test: fmt-check vet unit
+test: fmt-check vet tools unit
+
+# tools installs the AWS emulators the tests run against, once, into
+# .tools/: dynalite (DynamoDB) and s3rver (S3) from npm, goaws (SNS and SQS)
+# from the Go module proxy. Tests fail, never skip, when one is missing.
+tools: $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json $(TOOLS)/bin/goaws
+
+$(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json &:
+	mkdir -p $(TOOLS)/node
+	cd $(TOOLS)/node && npm install --no-audit --no-fund --no-save --silent dynalite@4 s3rver@3
+
+$(TOOLS)/bin/goaws:
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/Admiral-Piett/goaws/app/cmd@v0.5.4
+	mv $(TOOLS)/bin/cmd $(TOOLS)/bin/goaws
 
 fmt-check:
-	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))"; \
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './.tools/*'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 vet:
