@@ -41,6 +41,7 @@ type emulator struct {
 	endpoint string
 	err      error
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed once the one cmd.Wait returns
 }
 
 var (
@@ -54,7 +55,7 @@ func Main(m *testing.M) {
 	for _, e := range all {
 		if e.cmd != nil && e.cmd.Process != nil {
 			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-			_ = e.cmd.Wait()
+			<-e.exited // launch's goroutine owns cmd.Wait; a second Wait races it
 		}
 	}
 	os.Exit(code)
@@ -127,7 +128,7 @@ func Env(t testing.TB, endpoints map[string]string) {
 func (e *emulator) start(t testing.TB, name string, command func(toolsDir string, port int) (*exec.Cmd, error)) string {
 	t.Helper()
 	e.once.Do(func() {
-		e.endpoint, e.cmd, e.err = launch(name, command)
+		e.endpoint, e.cmd, e.exited, e.err = launch(name, command)
 	})
 	if e.err != nil {
 		t.Fatalf("%s: %v (run `make tools`, which `make test` does, to install the emulators)", name, e.err)
@@ -135,29 +136,29 @@ func (e *emulator) start(t testing.TB, name string, command func(toolsDir string
 	return e.endpoint
 }
 
-func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, *exec.Cmd, error) {
+func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, *exec.Cmd, chan struct{}, error) {
 	dir, err := ToolsDir()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cmd, err := command(dir, port)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	// Its own process group, so Main can kill node and its children; and
 	// killed with the test binary if that dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logFile, err := os.CreateTemp("", "chimport-"+name+"-*.log")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting %s: %w", name, err)
+		return "", nil, nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -167,17 +168,17 @@ func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, 
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return "http://" + addr, cmd, nil
+			return "http://" + addr, cmd, exited, nil
 		}
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(logFile.Name())
-			return "", nil, fmt.Errorf("%s exited before listening on %s:\n%s", name, addr, out)
+			return "", nil, nil, fmt.Errorf("%s exited before listening on %s:\n%s", name, addr, out)
 		case <-time.After(20 * time.Millisecond): // polling for the port, with a deadline
 		}
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			return "", nil, fmt.Errorf("%s did not listen on %s within 30s", name, addr)
+			return "", nil, nil, fmt.Errorf("%s did not listen on %s within 30s", name, addr)
 		}
 	}
 }

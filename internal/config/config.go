@@ -33,9 +33,15 @@ type Config struct {
 	Connections []Connection `yaml:"connections"`
 }
 
-// Alerts is filled in by a later issue. It is a struct already so that
-// unknown keys under alerts are reported like anywhere else.
-type Alerts struct{}
+// Alerts says who hears about connections that need a person. Alerts always
+// go to the log; the fields below add other notifiers.
+type Alerts struct {
+	// SNSTopicARN, when set, also publishes every alert to this Amazon SNS
+	// topic, e.g. "arn:aws:sns:eu-west-1:123456789012:chimport-alerts".
+	// Credentials come from the AWS environment (the task role on ECS); the
+	// region is the topic's own.
+	SNSTopicARN string `yaml:"sns_topic_arn"`
+}
 
 // Connection syncs one Mailchimp audience to one target.
 type Connection struct {

@@ -28,6 +28,7 @@ func (v *validator) add(field, msg string) {
 func (c *Config) validate() []Problem {
 	var v validator
 	v.state(c.State)
+	v.alerts(c.Alerts)
 	if len(c.Connections) == 0 {
 		v.add("connections", "required")
 	}
@@ -67,6 +68,67 @@ func (v *validator) state(s string) {
 	default:
 		v.add("state", fmt.Sprintf("has unsupported scheme %q; want sqlite:// or dynamodb://", scheme))
 	}
+}
+
+func (v *validator) alerts(a Alerts) {
+	if a.SNSTopicARN != "" {
+		if msg := checkSNSTopicARN(a.SNSTopicARN); msg != "" {
+			v.add("alerts.sns_topic_arn", msg)
+		}
+	}
+}
+
+// checkSNSTopicARN returns what is wrong with an SNS topic ARN, or "". A bad
+// ARN is caught here rather than at the first alert, which may come weeks
+// later and then be lost. Messages never quote the value, which may come
+// from the environment.
+func checkSNSTopicARN(s string) string {
+	const want = "must be an SNS topic ARN, arn:aws:sns:<region>:<12-digit account id>:<topic name>"
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 || parts[0] != "arn" {
+		return want
+	}
+	partition, service, region, account, name := parts[1], parts[2], parts[3], parts[4], parts[5]
+	switch {
+	case partition != "aws" && !strings.HasPrefix(partition, "aws-"):
+		return want + " (the partition after arn: is aws, aws-cn or aws-us-gov)"
+	case service != "sns":
+		return want + " (this ARN is not for SNS)"
+	case !validRegion(region):
+		return want + " (the region is missing or malformed)"
+	case len(account) != 12 || strings.ContainsFunc(account, func(r rune) bool { return r < '0' || r > '9' }):
+		return want + " (the account id must be 12 digits)"
+	case !validTopicName(name):
+		return want + " (a topic name is 1 to 256 letters, digits, - and _, with .fifo at the end for a FIFO topic)"
+	}
+	return ""
+}
+
+// validRegion accepts the shape of AWS region names (us-east-1,
+// us-gov-west-1, eusc-de-east-1) without a list that would go stale.
+func validRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 {
+		return false
+	}
+	for i, p := range parts {
+		isNum := p != "" && !strings.ContainsFunc(p, func(r rune) bool { return r < '0' || r > '9' })
+		isWord := p != "" && !strings.ContainsFunc(p, func(r rune) bool { return r < 'a' || r > 'z' })
+		if (i == len(parts)-1 && !isNum) || (i < len(parts)-1 && !isWord) {
+			return false
+		}
+	}
+	return true
+}
+
+func validTopicName(s string) bool {
+	base := strings.TrimSuffix(s, ".fifo")
+	if base == "" || len(s) > 256 {
+		return false
+	}
+	return !strings.ContainsFunc(base, func(r rune) bool {
+		return r > unicode.MaxASCII || !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	})
 }
 
 func (v *validator) connection(p string, c Connection) {

@@ -1,0 +1,142 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Kind says why an alert went out. Receivers can route on it (SNS carries it
+// as the "kind" message attribute, for subscription filter policies).
+type Kind string
+
+const (
+	// KindPermanentError: a run failed in a way retrying cannot fix.
+	KindPermanentError Kind = "permanent_error"
+	// KindLag: a connection's lag passed the threshold.
+	KindLag Kind = "lag"
+	// KindRecovered: a connection that was lagging is fresh again.
+	KindRecovered Kind = "recovered"
+)
+
+// Alert is one notification for a person. Every field is plain text that is
+// safe to send anywhere: no API key, no header value.
+type Alert struct {
+	Kind       Kind
+	Connection string
+	// Subject is one line for an e-mail subject or a chat headline, e.g.
+	// "chimport: newsletter needs attention: Mailchimp rejected the API key (HTTP 401)".
+	Subject string
+	// Problem says what failed, in one sentence.
+	Problem string
+	// Status is the HTTP status behind the problem, 0 if there is none.
+	Status int
+	// Action says what to do next.
+	Action string
+	// Error is the error text the run ended with, already free of secrets.
+	Error string
+	At    time.Time
+	// Lag is how far behind the connection is, for KindLag and KindRecovered.
+	Lag time.Duration
+}
+
+// labelWidth is the column Text's values start in.
+const labelWidth = 15
+
+// Text is the plain-text body: one labelled line per field that is set, so
+// it reads well in an e-mail, an SMS (which drops the subject) or a log.
+func (a Alert) Text() string {
+	var b strings.Builder
+	line := func(label, value string) {
+		if value == "" {
+			return
+		}
+		// Continuation lines (errors.Join puts one error per line) are
+		// indented under the value so the labels stay in one column.
+		value = strings.ReplaceAll(strings.TrimSpace(value), "\n", "\n"+strings.Repeat(" ", labelWidth))
+		fmt.Fprintf(&b, "%-*s%s\n", labelWidth, label+":", value)
+	}
+	line("Connection", a.Connection)
+	if a.Kind == KindRecovered {
+		line("What happened", a.Problem)
+	} else {
+		line("What failed", a.Problem)
+	}
+	if a.Status != 0 {
+		line("HTTP status", strings.TrimSpace(fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))))
+	}
+	if a.Lag > 0 {
+		line("Lag", a.Lag.Round(time.Second).String())
+	}
+	line("What to do", a.Action)
+	line("Error", a.Error)
+	if !a.At.IsZero() {
+		line("Time", a.At.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// Notifier delivers alerts. Notify returns once the alert is handed over (or
+// failed to be); callers log its error, since there is no one else to tell.
+type Notifier interface {
+	Notify(ctx context.Context, a Alert) error
+}
+
+var (
+	_ Notifier = Log{}
+	_ Notifier = Multi{}
+	_ Notifier = (*SNS)(nil)
+)
+
+// Log writes alerts to a logger. It is the notifier every deployment has, so
+// an alert is on record even when no other notifier is configured or one
+// fails.
+type Log struct {
+	Logger *slog.Logger // nil means slog.Default()
+}
+
+// Notify logs a at error level, or at info level for a recovery.
+func (l Log) Notify(ctx context.Context, a Alert) error {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	level := slog.LevelError
+	if a.Kind == KindRecovered {
+		level = slog.LevelInfo
+	}
+	attrs := []slog.Attr{slog.String("alert", string(a.Kind)), slog.String("connection", a.Connection)}
+	add := func(key, value string) {
+		if value != "" {
+			attrs = append(attrs, slog.String(key, value))
+		}
+	}
+	add("problem", a.Problem)
+	if a.Status != 0 {
+		attrs = append(attrs, slog.Int("status", a.Status))
+	}
+	if a.Lag > 0 {
+		attrs = append(attrs, slog.Duration("lag", a.Lag))
+	}
+	add("action", a.Action)
+	add("error", a.Error)
+	logger.LogAttrs(ctx, level, a.Subject, attrs...)
+	return nil
+}
+
+// Multi sends each alert to every notifier in turn, so one failing (SNS
+// unreachable) does not keep the alert from the others.
+type Multi []Notifier
+
+// Notify calls every notifier and joins their errors.
+func (m Multi) Notify(ctx context.Context, a Alert) error {
+	var errs []error
+	for _, n := range m {
+		errs = append(errs, n.Notify(ctx, a))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,9 @@
+package alert
+
+import (
+	"testing"
+
+	"github.com/chimport/chimport/internal/awstest"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m) }
