@@ -30,7 +30,7 @@ accepts a connection (a HEAD request with the configured headers; no data is sen
 It prints one line per connection and exits 1 if any connection fails.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(e, global)
+			cfg, err := loadConfig(cmd.Context(), e, global)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
@@ -77,7 +78,7 @@ type outcome struct {
 // syncAll runs every connection once, up to parallel at a time, and
 // returns the outcomes in the order of conns. progress, if set, is given
 // each job before it starts so it can attach a progress callback.
-func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, full bool, parallel int, logger *slog.Logger, progress func(name string, job *engine.Job)) []outcome {
+func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, full bool, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
 	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	out := make([]outcome, len(conns))
 	var g errgroup.Group
@@ -87,6 +88,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			job, err := newJob(conn, limiter, logger, full)
 			if err != nil {
 				out[i] = outcome{summary: engine.Summary{Connection: conn.Name}, err: err}
+				alertIfNeeded(ctx, notify, logger, conn.Name, err)
 				return nil
 			}
 			if progress != nil {
@@ -95,6 +97,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			sum, err := eng.Run(ctx, job)
 			out[i] = outcome{summary: sum, err: err}
 			logRun(logger, sum, err, progress != nil)
+			alertIfNeeded(ctx, notify, logger, conn.Name, err)
 			return nil
 		})
 	}

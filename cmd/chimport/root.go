@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/configsource"
 )
 
 // env is everything a command takes from the process: where to write and how
@@ -103,6 +104,7 @@ what changed since the last run and never loses a change.`,
 		newSimCmd(e, opts),
 		newCheckCmd(e, opts),
 		newRunCmd(e, opts),
+		newInitCmd(e, opts),
 		newStatusCmd(e, opts),
 		newDemoCmd(e, opts),
 	)
@@ -139,20 +141,20 @@ func isTerminal(w io.Writer) bool {
 }
 
 // loadConfig reads the config from --config, else $CHIMPORT_CONFIG, else
-// ./chimport.yaml.
-func loadConfig(e env, opts *globalOptions) (*config.Config, error) {
-	path := opts.configPath
-	if path == "" {
+// ./chimport.yaml. Any of them may be a local path or an s3://bucket/key URL.
+func loadConfig(ctx context.Context, e env, opts *globalOptions) (*config.Config, error) {
+	location := opts.configPath
+	if location == "" {
 		if p, ok := e.lookupEnv("CHIMPORT_CONFIG"); ok && p != "" {
-			path = p
+			location = p
 		} else {
-			path = defaultConfigPath
+			location = defaultConfigPath
 		}
 	}
-	cfg, err := config.Load(path, e.lookupEnv)
+	cfg, err := configsource.Load(ctx, location, e.lookupEnv)
 	var cfgErr *config.Error
 	if err != nil && !errors.As(err, &cfgErr) {
-		// An unreadable file is a config problem too: exit 2.
+		// A config that cannot be read is a config problem too: exit 2.
 		return nil, usageError{err}
 	}
 	return cfg, err

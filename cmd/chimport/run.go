@@ -38,7 +38,7 @@ It prints a summary per connection and exits 0 only if every connection complete
 			if opts.parallel < 1 {
 				return usageErrorf("--parallel must be at least 1, got %d", opts.parallel)
 			}
-			cfg, err := loadConfig(e, global)
+			cfg, err := loadConfig(cmd.Context(), e, global)
 			if err != nil {
 				return err
 			}
@@ -64,12 +64,16 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	}
 	defer store.Close()
 	eng := &engine.Engine{Store: store, Logger: global.logger}
+	notify, err := newNotifier(ctx, cfg, global.logger)
+	if err != nil {
+		return err
+	}
 
 	var bars *progressBars
 	if !opts.json && isTerminal(e.stdout) {
 		bars = newProgressBars(ctx, e.stdout)
 	}
-	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, bars.attacher())
+	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, notify, bars.attacher())
 	bars.wait()
 
 	if opts.json {

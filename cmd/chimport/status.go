@@ -29,7 +29,7 @@ changed before it has been delivered), the lag (now minus the watermark), the la
 success, the last error and the failed pages waiting for the next run to repair them.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(e, global)
+			cfg, err := loadConfig(cmd.Context(), e, global)
 			if err != nil {
 				return err
 			}

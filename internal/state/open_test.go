@@ -35,7 +35,7 @@ func TestOpen(t *testing.T) {
 		{url: "chimport.db", wantErr: "want sqlite://"},
 		{url: "sqlite:chimport.db", wantErr: "want sqlite://"},
 		{url: "postgres://db/chimport", wantErr: `unsupported scheme "postgres"`},
-		{url: "dynamodb://mailchimp-list-import-history", wantErr: "not available yet"},
+		{url: "dynamodb://mailchimp-list-import-history", wantErr: "settings go in query parameters"},
 		{url: "sqlite://missing/dir/x.db", wantErr: "missing", other: true},
 	}
 	for _, tt := range tests {
