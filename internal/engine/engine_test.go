@@ -13,7 +13,11 @@ import (
 )
 
 func TestFullIncrementalAndNoChangeRuns(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 2500, seed: 1})
+	forEachStore(t, testFullIncrementalAndNoChangeRuns)
+}
+
+func testFullIncrementalAndNoChangeRuns(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 2500, seed: 1, store: store})
 	ctx := context.Background()
 
 	first, err := w.run(t, ctx, false)
@@ -70,10 +74,12 @@ func TestFullIncrementalAndNoChangeRuns(t *testing.T) {
 	}
 }
 
-func TestChurnWhilePaging(t *testing.T) {
+func TestChurnWhilePaging(t *testing.T) { forEachStore(t, testChurnWhilePaging) }
+
+func testChurnWhilePaging(t *testing.T, store string) {
 	for _, inclusive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inclusive=%v", inclusive), func(t *testing.T) {
-			w := newWorld(t, worldOptions{members: 30000, seed: 2, inclusive: inclusive})
+			w := newWorld(t, worldOptions{members: 30000, seed: 2, inclusive: inclusive, store: store})
 			ctx := context.Background()
 			// About 40 changes a second at a realistic 250 ms a page:
 			// 10 changes before every page served.
@@ -98,8 +104,10 @@ func TestChurnWhilePaging(t *testing.T) {
 	}
 }
 
-func TestFaultsOnBothSidesConverge(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 5000, seed: 3})
+func TestFaultsOnBothSidesConverge(t *testing.T) { forEachStore(t, testFaultsOnBothSidesConverge) }
+
+func testFaultsOnBothSidesConverge(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 5000, seed: 3, store: store})
 	ctx := context.Background()
 	w.sim.SetFaultRate(0.15, mcsim.FaultServerHTML, mcsim.FaultForbiddenNoBody, mcsim.FaultDrop, mcsim.FaultTruncate, mcsim.FaultRateLimit)
 	w.target.SetFailRate(0.2, 503)
@@ -123,8 +131,10 @@ func TestFaultsOnBothSidesConverge(t *testing.T) {
 	w.checkInSync(t)
 }
 
-func TestCancelledRunsLoseNothing(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 6000, seed: 4})
+func TestCancelledRunsLoseNothing(t *testing.T) { forEachStore(t, testCancelledRunsLoseNothing) }
+
+func testCancelledRunsLoseNothing(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 6000, seed: 4, store: store})
 	rng := rand.New(rand.NewPCG(4, 4))
 	w.sim.SetChurnPerRequest(testList, 2)
 	for trial := range 20 {
@@ -155,7 +165,11 @@ func TestCancelledRunsLoseNothing(t *testing.T) {
 }
 
 func TestFailedFirstSyncResumesFromCheckpoint(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 20000, seed: 5})
+	forEachStore(t, testFailedFirstSyncResumesFromCheckpoint)
+}
+
+func testFailedFirstSyncResumesFromCheckpoint(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 20000, seed: 5, store: store})
 	ctx := context.Background()
 	// The target goes away for good part-way through the first sync.
 	job := w.job(t)
@@ -190,7 +204,11 @@ func TestFailedFirstSyncResumesFromCheckpoint(t *testing.T) {
 }
 
 func TestCancelledRunLeavesCheckpoint(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 20000, seed: 7})
+	forEachStore(t, testCancelledRunLeavesCheckpoint)
+}
+
+func testCancelledRunLeavesCheckpoint(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 20000, seed: 7, store: store})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	job := w.job(t)
@@ -247,5 +265,12 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// forEachStore runs an end-to-end test once per state store.
+func forEachStore(t *testing.T, test func(t *testing.T, store string)) {
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) { test(t, store) })
 	}
 }

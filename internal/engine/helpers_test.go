@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mapping"
@@ -46,6 +49,38 @@ type worldOptions struct {
 	members   int
 	inclusive bool
 	seed      int64
+	store     string // "sqlite" (the default) or "dynamodb" (dynalite)
+}
+
+// stores are the state stores the end-to-end tests run against.
+var stores = []string{"sqlite", "dynamodb"}
+
+var tableSeq atomic.Int64
+
+// openStore opens a fresh store of the given kind for one test.
+func openStore(t *testing.T, kind string) state.Store {
+	t.Helper()
+	ctx := context.Background()
+	var url string
+	switch kind {
+	case "", "sqlite":
+		url = "sqlite://" + filepath.Join(t.TempDir(), "state.db")
+	case "dynamodb":
+		awstest.Env(t, map[string]string{"DYNAMODB": awstest.DynamoDB(t)})
+		n := tableSeq.Add(1)
+		url = fmt.Sprintf("dynamodb://?history_table=history%d&failures_table=failures%d&runs_table=runs%d", n, n, n)
+		if _, err := state.Init(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("unknown store %q", kind)
+	}
+	store, err := state.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
@@ -57,11 +92,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	tgtSrv := httptest.NewServer(tgt)
 	t.Cleanup(simSrv.Close)
 	t.Cleanup(tgtSrv.Close)
-	store, err := state.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openStore(t, o.store)
 	mp, err := mapping.New(mapping.DefaultFields())
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@ package target
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,15 +11,15 @@ import (
 	"sync"
 )
 
-// idempotencyKey identifies a batch: the same records for the same
-// connection give the same key on every attempt and every run, so a target
-// that deduplicates on it can drop a replay; anything else differs.
-func idempotencyKey(connection string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(connection))
-	h.Write([]byte{0}) // connection "ab" + body "c" must differ from "a" + "bc"
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+// newIdempotencyKey returns a fresh random key for one Send. Every retry of
+// that Send carries it, so a target that deduplicates on it applies the
+// batch once. It is deliberately not derived from the body: a member
+// changed A -> B -> A produces the same bytes twice, and a target that
+// remembered the first key would drop the third write and keep B.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux and panics rather than return short
+	return hex.EncodeToString(b[:])
 }
 
 var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -212,7 +212,7 @@ func (s *HTTP) Send(ctx context.Context, records []json.RawMessage) error {
 		return fmt.Errorf("target connection %q: %w", s.connection, err)
 	}
 	defer b.release()
-	key := idempotencyKey(s.connection, b.buf.Bytes())
+	key := newIdempotencyKey()
 
 	policy := s.retry
 	userHook := policy.OnRetry
