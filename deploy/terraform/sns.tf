@@ -1,0 +1,89 @@
+# Alerts. chimport publishes lag alerts and errors that need a person
+# (config: alerts: {sns_topic_arn: ...}); with alert_on_task_failure, tasks
+# that fail to start or crash are reported here too.
+
+locals {
+  alert_topic_name = var.alert_topic_name != "" ? var.alert_topic_name : "${var.name}-alerts"
+}
+
+resource "aws_sns_topic" "alerts" {
+  name = local.alert_topic_name
+  # Without a customer managed key the topic is not encrypted: EventBridge
+  # cannot publish to a topic encrypted with the AWS managed aws/sns key, and
+  # chimport's alerts never carry secrets.
+  kms_master_key_id = local.use_cmk ? var.kms_key_arn : null
+}
+
+resource "aws_sns_topic_subscription" "alert_email" {
+  count = var.alert_email == "" ? 0 : 1
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+# ---------------------------------------------------------------------------
+# Tasks that fail to start (image missing, secret missing, no network) or exit
+# with a code other than 0 and 1 (2 = bad config, 137 = killed for memory).
+# Exit code 1 means a connection failed; chimport retries it on the next run
+# and raises its own alert when the audience falls behind, so it is not
+# reported here.
+# ---------------------------------------------------------------------------
+
+resource "aws_cloudwatch_event_rule" "task_failed" {
+  count = var.alert_on_task_failure ? 1 : 0
+
+  name        = "${var.name}-task-failed"
+  description = "A chimport task failed to start or exited with a code other than 0 or 1."
+
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail = {
+      clusterArn        = [aws_ecs_cluster.chimport.arn]
+      taskDefinitionArn = [{ prefix = "${aws_ecs_task_definition.chimport.arn_without_revision}:" }]
+      lastStatus        = ["STOPPED"]
+      "$or" = [
+        { stopCode = ["TaskFailedToStart"] },
+        { containers = { exitCode = [{ "anything-but" = [0, 1] }] } },
+      ]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "task_failed" {
+  count = var.alert_on_task_failure ? 1 : 0
+
+  rule = aws_cloudwatch_event_rule.task_failed[0].name
+  arn  = aws_sns_topic.alerts.arn
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  count = var.alert_on_task_failure ? 1 : 0
+
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts_topic.json
+}
+
+# Resource policy of the topic: only the task-failure rule above may publish
+# as a service. IAM principals of the account (the task role) publish through
+# their own identity policies.
+data "aws_iam_policy_document" "alerts_topic" {
+  statement {
+    sid       = "EventBridgeTaskFailures"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:events:${var.aws_region}:${local.account_id}:rule/${var.name}-task-failed"]
+    }
+  }
+}
