@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	awstest.Main(m)
 }
 
 // TestKillDuringRunLosesNothing kills `chimport run` with SIGKILL at random
