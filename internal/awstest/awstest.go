@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -69,7 +70,11 @@ func DynamoDB(t testing.TB) string {
 		if err != nil {
 			return nil, err
 		}
-		return exec.Command("node", bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"), nil
+		guard, err := abortGuard()
+		if err != nil {
+			return nil, err
+		}
+		return exec.Command("node", "--require", guard, bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"), nil
 	})
 }
 
@@ -157,7 +162,7 @@ func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, 
 		return "", nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawnerThread(cmd); err != nil {
 		return "", nil, nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	exited := make(chan struct{})
@@ -205,6 +210,20 @@ func ToolsDir() (string, error) {
 	}
 }
 
+// abortGuard writes a Node preload script that keeps dynalite alive when a
+// client hangs up in the middle of a request. dynalite rethrows the
+// request's "aborted" error and exits; real DynamoDB shrugs. Tests that
+// cancel a run or kill chimport with SIGKILL do exactly that.
+func abortGuard() (string, error) {
+	path := filepath.Join(os.TempDir(), "chimport-dynalite-guard.js")
+	const script = `process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.message === 'aborted')) return;
+  console.error(err); process.exit(1);
+});
+`
+	return path, os.WriteFile(path, []byte(script), 0o600)
+}
+
 func nodeTool(dir, name string) (string, error) {
 	bin := filepath.Join(dir, "node", "node_modules", name, "cli.js")
 	if _, err := os.Stat(bin); err != nil {
@@ -234,4 +253,25 @@ func WaitContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// spawn runs functions on one OS thread that lives as long as the test
+// binary. Pdeathsig fires when the thread that started a child exits, not
+// the process, and the Go runtime may retire threads: an emulator started
+// from an ordinary goroutine could be killed in the middle of the tests.
+var spawn = make(chan func())
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread stays until exit
+		for f := range spawn {
+			f()
+		}
+	}()
+}
+
+func startOnSpawnerThread(cmd *exec.Cmd) error {
+	done := make(chan error)
+	spawn <- func() { done <- cmd.Start() }
+	return <-done
 }

@@ -290,12 +290,13 @@ func viewsFor(statuses []string) []view {
 func (r *run) execute(ctx context.Context) error {
 	vctx, vcancel := context.WithCancelCause(ctx)
 	defer vcancel(nil)
-	cpctx, stopCheckpoints := context.WithCancel(ctx)
+	stopCheckpoints := make(chan struct{})
 	cpDone := make(chan struct{})
-	go func() { r.writeCheckpoints(cpctx); close(cpDone) }()
-	// The writer stops before the run reports back, so a checkpoint write
-	// can never land after CompleteRun has cleared the checkpoint.
-	defer func() { stopCheckpoints(); <-cpDone }()
+	go func() { r.writeCheckpoints(ctx, stopCheckpoints); close(cpDone) }()
+	// The writer stops, finishing a write under way rather than cutting
+	// it off, before the run reports back: so a checkpoint write can never
+	// land after CompleteRun has cleared the checkpoint.
+	defer func() { close(stopCheckpoints); <-cpDone }()
 	deliveryErr := make(chan error, 1)
 	go func() {
 		err := r.delivery.run(ctx)
@@ -392,9 +393,11 @@ func (r *run) onMove() {
 // writeCheckpoints saves the latest checkpoint whenever a view's position
 // moves, until ctx ends. After a crash or kill -9 the next run resumes from
 // the last one written, losing at most the pages delivered since.
-func (r *run) writeCheckpoints(ctx context.Context) {
+func (r *run) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
 	for {
 		select {
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		case <-r.checkpointDue:
