@@ -49,7 +49,14 @@ func (e *clockAheadError) Error() string {
 type acceptedPage struct {
 	offset int
 	ids    map[string]struct{}
+	lastLC time.Time // last_changed of the page's last member
 }
+
+// restartAt asks page to start a new pass at since: everything before it
+// has been handed to delivery.
+type restartAt struct{ since time.Time }
+
+func (r *restartAt) Error() string { return "restart at " + r.since.String() }
 
 // viewPager pages one view through [since, before) and hands every member
 // to delivery exactly once per pass, proving as it goes that no member was
@@ -70,6 +77,10 @@ type viewPager struct {
 
 	since  time.Time // members with last_changed < since were delivered earlier
 	before time.Time // the window end T
+	// natural pages in Mailchimp's natural order instead of by
+	// last_changed; used for the members of one tie group (see
+	// coverTieGroup).
+	natural bool
 
 	progress *viewProgress
 
@@ -87,12 +98,18 @@ const (
 
 // page through the view until it is complete.
 func (v *viewPager) page(ctx context.Context) error {
-	for restarts := 0; ; restarts++ {
+	for restarts := 0; ; {
 		err := v.pass(ctx)
+		var at *restartAt
+		if errors.As(err, &at) {
+			v.since = at.since // strictly later each time: this loop ends
+			continue
+		}
 		if !errors.Is(err, errChainBroken) {
 			return err
 		}
-		if restarts == maxRestarts {
+		restarts++
+		if restarts > maxRestarts {
 			return fmt.Errorf("view %s: members kept leaving the window faster than it could be paged (%d passes); the next run continues from the checkpoint", v.view.name, restarts+1)
 		}
 		// Everything before the last accepted member's last_changed has
@@ -242,6 +259,9 @@ func (v *viewPager) extend(ctx context.Context) error {
 // gap first when it does not. It reports whether the view is complete.
 func (v *viewPager) offer(ctx context.Context, page *mailchimp.MembersPage) (bool, error) {
 	for bridges := 0; ; bridges++ {
+		if s, ok := v.tieAtBoundary(page); ok {
+			return false, v.coverTieGroup(ctx, s)
+		}
 		if v.connects(page) {
 			return v.accept(ctx, page)
 		}
@@ -251,6 +271,9 @@ func (v *viewPager) offer(ctx context.Context, page *mailchimp.MembersPage) (boo
 		b, err := v.bridge(ctx, page.Offset)
 		if err != nil {
 			return false, err
+		}
+		if s, ok := v.tieAtBoundary(b); ok {
+			return false, v.coverTieGroup(ctx, s)
 		}
 		if done, err := v.accept(ctx, b); err != nil || done {
 			return done, err
@@ -350,17 +373,64 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 		v.progress.seal(ack)
 		v.lastLC = position
 	}
-	accepted := &acceptedPage{offset: page.Offset, ids: ids}
+	accepted := &acceptedPage{offset: page.Offset, ids: ids, lastLC: last}
 	v.chain = accepted
 	v.dedupe = accepted
 	v.run.reportProgress()
 	return len(page.Members) < e.PageSize, nil
 }
 
+// tieAtBoundary reports whether page starts in the same last_changed
+// second as the last accepted page ends: a tie group straddles the page
+// boundary. Mailchimp does not promise any order among members that share
+// a last_changed value, and a database may order them differently from one
+// query to the next; then two pages can overlap and still miss a member of
+// that group. Only such straddling groups are at risk: every member with a
+// last_changed strictly inside a page's range sorts inside the page,
+// whatever the order of ties.
+func (v *viewPager) tieAtBoundary(page *mailchimp.MembersPage) (time.Time, bool) {
+	if v.natural || v.chain == nil || len(page.Members) == 0 {
+		return time.Time{}, false
+	}
+	first, err := page.Members[0].LastChanged()
+	if err != nil || !first.Equal(v.chain.lastLC) {
+		return time.Time{}, false
+	}
+	// A group outside [since, before) is the lookback second or the
+	// window end: none of it is to be delivered in this window.
+	if first.Before(v.since) || !first.Before(v.before) {
+		return time.Time{}, false
+	}
+	return first, true
+}
+
+// coverTieGroup delivers every member whose last_changed is the second s,
+// paging that one second in Mailchimp's natural order, which (unlike the
+// order among ties) is stable, with the same overlap proof. The pass then
+// starts again after s: everything before s+1 has been handed over.
+func (v *viewPager) coverTieGroup(ctx context.Context, s time.Time) error {
+	v.run.logger.Debug("paging a tie group on its own", "view", v.view.name, "last_changed", s)
+	group := &viewPager{
+		run: v.run, view: v.view, since: s, before: s.Add(time.Second), natural: true,
+		progress: v.progress, dedupe: v.dedupe,
+	}
+	if err := group.page(ctx); err != nil {
+		return err
+	}
+	v.dedupe = group.dedupe
+	if group.lastLC.After(v.lastLC) {
+		v.lastLC = group.lastLC
+	}
+	return &restartAt{since: s.Add(time.Second)}
+}
+
 // fetch reads one page of the view at offset, and refuses a window whose
 // end is not safely in Mailchimp's past.
 func (v *viewPager) fetch(ctx context.Context, offset int) (*mailchimp.MembersPage, error) {
 	q := v.run.query(v.view, v.since, v.before)
+	if v.natural {
+		q.SortField, q.SortDir = "", ""
+	}
 	q.Offset = offset
 	page, err := v.run.job.Mailchimp.Members(ctx, v.run.job.ListID, q)
 	if err != nil {
