@@ -354,6 +354,12 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 
 	if len(page.Members) > 0 {
 		position := last
+		if v.natural {
+			// In natural order last_changed says nothing about what came
+			// before: until the whole group is paged, claim only what
+			// precedes it. (This also keeps a restart at the group start.)
+			position = v.since
+		}
 		if position.After(v.before) {
 			position = v.before
 		}
