@@ -41,6 +41,15 @@ type Alerts struct {
 	// Credentials come from the AWS environment (the task role on ECS); the
 	// region is the topic's own.
 	SNSTopicARN string `yaml:"sns_topic_arn"`
+	// LagThreshold alerts once when a connection's lag (now minus the end
+	// of its last completed window) passes it, and sends one recovery
+	// notice when the connection is fresh again. 0 (the default) turns lag
+	// alerts off. A connection's own lag_threshold overrides it.
+	LagThreshold Duration `yaml:"lag_threshold"`
+	// WebhookURL, when set, also POSTs every alert as JSON with a
+	// Slack-compatible "text" field. It often holds a token, so it is a
+	// Secret: never printed.
+	WebhookURL Secret `yaml:"webhook_url"`
 }
 
 // Connection syncs one Mailchimp audience to one target.
@@ -50,6 +59,11 @@ type Connection struct {
 	Name string `yaml:"name"`
 	// Every is how often `chimport serve` syncs this connection (default 90m).
 	Every Duration `yaml:"every"`
+	// Cron, when set, schedules the connection on a cron expression
+	// ("*/30 * * * *") instead of Every.
+	Cron string `yaml:"cron"`
+	// LagThreshold overrides alerts.lag_threshold for this connection.
+	LagThreshold Duration `yaml:"lag_threshold"`
 	// Mailchimp says which audience to read.
 	Mailchimp Mailchimp `yaml:"mailchimp"`
 	// Target says where the records go.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -356,4 +357,36 @@ func aliasBomb() string {
 		b.WriteString("]\n")
 	}
 	return b.String()
+}
+
+func TestScheduleAndAlertSettings(t *testing.T) {
+	env := func(string) (string, bool) { return "", false }
+	base := `connections:
+  - name: a
+    mailchimp: {api_key: k-us6, list_id: l}
+    target: {url: "https://t.example.com/r"}
+`
+	good := "alerts:\n  lag_threshold: 3h\n  webhook_url: https://hooks.example.com/services/T0/B0/secret\n" + base + "    cron: \"*/30 * * * *\"\n    lag_threshold: 90m\n"
+	cfg, err := Parse([]byte(good), "good.yaml", env)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	c := cfg.Connections[0]
+	if cfg.Alerts.LagThreshold.D() != 3*time.Hour || c.Cron != "*/30 * * * *" || c.LagThreshold.D() != 90*time.Minute {
+		t.Errorf("parsed %+v / %+v", cfg.Alerts, c)
+	}
+	if cfg.Alerts.WebhookURL.Reveal() != "https://hooks.example.com/services/T0/B0/secret" {
+		t.Errorf("webhook_url = %q", cfg.Alerts.WebhookURL.Reveal())
+	}
+
+	bad := "alerts:\n  lag_threshold: -1h\n  webhook_url: ftp://hooks.example.com/secret\n" + base + "    cron: \"every tuesday\"\n"
+	_, err = Parse([]byte(bad), "bad.yaml", env)
+	for _, want := range []string{"alerts.lag_threshold", "alerts.webhook_url: must be an absolute http or https URL", "connections[0].cron: is not a valid cron expression"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "secret") {
+		t.Errorf("the webhook URL leaked into the error: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/adhocore/gronx"
 	"net/url"
 	"slices"
 	"strings"
@@ -71,6 +72,14 @@ func (v *validator) state(s string) {
 }
 
 func (v *validator) alerts(a Alerts) {
+	if a.LagThreshold < 0 {
+		v.add("alerts.lag_threshold", "must be 0 (off) or more")
+	}
+	if a.WebhookURL != "" {
+		if u, err := url.Parse(a.WebhookURL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("alerts.webhook_url", "must be an absolute http or https URL")
+		}
+	}
 	if a.SNSTopicARN != "" {
 		if msg := checkSNSTopicARN(a.SNSTopicARN); msg != "" {
 			v.add("alerts.sns_topic_arn", msg)
@@ -142,6 +151,12 @@ func (v *validator) connection(p string, c Connection) {
 	}
 	if c.Every <= 0 {
 		v.add(p+".every", "must be greater than 0")
+	}
+	if c.Cron != "" && !gronx.New().IsValid(c.Cron) {
+		v.add(p+".cron", "is not a valid cron expression, e.g. \"*/30 * * * *\"")
+	}
+	if c.LagThreshold < 0 {
+		v.add(p+".lag_threshold", "must be 0 (use alerts.lag_threshold) or more")
 	}
 	v.mailchimp(p+".mailchimp", c.Mailchimp)
 	v.target(p+".target", c.Target)

@@ -1,6 +1,7 @@
 // Package state remembers, per connection, how far the sync has got: the
 // watermark, attempt and success times, the last error, counts, and the
-// checkpoint of a part-way run; plus a failures log and a run history.
+// checkpoint of a part-way run; plus a failures log, a run history, the
+// lease of the worker running it, and which alerts are open.
 //
 // # The watermark
 //
@@ -16,13 +17,49 @@
 // Store methods take every time they record as an argument (StartRun's at,
 // Run.Finished, Failure.At, ...) instead of reading a clock, so callers
 // decide what "now" is and tests never depend on the wall clock. Times come
-// back in UTC, exact to the nanosecond.
+// back in UTC, exact to the nanosecond. Leases too: ClaimLease and
+// RenewLease take now, and the store compares expiries with it, never with
+// its own clock.
+//
+// # Leases and fencing
+//
+// Several `chimport serve` workers share one store. A worker claims a
+// connection (ClaimLease) before running it, renews the lease while the
+// run is alive, and releases it at the end; a dead worker's lease expires,
+// and another worker claims the connection then. Each claim gets a token
+// larger than every earlier one of that connection (a counter stored with
+// the connection, never reset), and a worker passes its token with every
+// checkpoint and run it records (Checkpoint.Token, Run.Token). The store
+// applies such a write only while the token is still the connection's
+// current one, checked inside the write itself (SQLite: in the UPDATE's
+// WHERE clause, in the write's transaction; DynamoDB: in the
+// ConditionExpression of the history item's UpdateItem, together with the
+// watermark's condition). So a worker that was paused past its lease's
+// expiry cannot write once another has claimed the connection: its writes
+// fail with ErrFenced and change nothing, not even the run history. Its
+// worst case is the one clock-based leases cannot rule out: the two runs
+// read Mailchimp and deliver to the target at the same time for a while,
+// which the target's idempotence absorbs.
+//
+// Token 0 is an unleased writer (`chimport run` by hand) and is not
+// fenced, as before leases. StartRun (attempt times) and AddFailure (a
+// report of a page that failed, resolved by any later completed window)
+// are not fenced either: neither can move the watermark or lose progress.
+//
+// # Alerts
+//
+// SetAlert opens or closes one alert kind per connection as a
+// compare-and-set, so of several workers that see the same lag only the
+// one whose call flipped the state sends the alert, and likewise the
+// recovery notice. Runs never touch alert state.
 //
 // # SQLite
 //
 // SQLite is the embedded default ("sqlite://chimport.db"). One file holds
-// three tables: connections (one row per connection; the checkpoint is a
-// JSON column), runs and failures. Times are stored as unix nanoseconds,
+// four tables: connections (one row per connection; the checkpoint is a
+// JSON column; the lease is lease_owner, lease_token and lease_expires),
+// runs, failures and alerts (connection, kind, opened_at: a row per open
+// alert). Times are stored as unix nanoseconds,
 // UTC, so they cover the years 1678 to 2262; the zero time is stored as
 // NULL. The file is in WAL mode with a busy timeout, so several processes
 // can share it. Every write method is one IMMEDIATE transaction (it takes
@@ -30,7 +67,8 @@
 // process is writing); every read is one statement, one snapshot. The schema
 // version lives in PRAGMA user_version and migrations run in order when the
 // file is opened; a file written by a newer chimport is refused
-// (ErrSchemaTooNew) rather than misread.
+// (ErrSchemaTooNew) rather than misread. Version 2 added the lease columns
+// and the alerts table; a version 1 file is upgraded in place when opened.
 //
 // # DynamoDB
 //
@@ -48,7 +86,10 @@
 //     importer kept it), FirstAttempt, LastAttempt, LastSuccess (N),
 //     LastError (S), LastRead, LastDelivered, TotalDelivered (N),
 //     Checkpoint (S, JSON), RunsRecorded and FailuresRecorded (N, append
-//     counters for retention).
+//     counters for retention), LeaseOwner (S), LeaseToken (N, only ever
+//     grows), LeaseExpires (N, unix nanoseconds; a released lease has
+//     neither owner nor expiry), Alerts (M, open alert kind -> N, the unix
+//     nanoseconds it opened).
 //   - mailchimp-failed-imports (the original's): range key offset (N).
 //     The page offset is no longer unique once failures have a view and a
 //     window, so it moves to PageOffset and the range key is the failure's
@@ -67,8 +108,12 @@
 // Watermark < :new", which DynamoDB evaluates atomically; when it fails
 // because another worker went further, CompleteRun records the rest
 // (LastSuccess, counts, the run) without it. Every write to a history item
-// goes through one helper, where the lease check of a later version
-// belongs. Without transactions (dynalite, the test emulator, lacks them)
+// goes through one helper, which carries a fenced write's lease check in
+// the same condition. Leases and alerts use the same conditional
+// UpdateItem: a claim sets owner and expiry and adds 1 to LeaseToken on
+// condition that the lease is free, expired or the claimer's; SetAlert
+// reads the alert and then writes on condition that it is still as read.
+// Without transactions (dynalite, the test emulator, lacks them)
 // a method that writes several items is not atomic: the history item is
 // written first, in one conditional write, then the logs, so a crash
 // part-way leaves a missing run entry or a covered failure still pending

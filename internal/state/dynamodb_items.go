@@ -32,6 +32,15 @@ const (
 	// Appends to the logs so far; every trimEvery-th append trims that log.
 	attrRunsRecorded     = "RunsRecorded"
 	attrFailuresRecorded = "FailuresRecorded"
+	// The lease (see Lease). LeaseToken only ever grows; a released lease
+	// keeps it and loses LeaseOwner and LeaseExpires.
+	attrLeaseOwner   = "LeaseOwner"   // S
+	attrLeaseToken   = "LeaseToken"   // N
+	attrLeaseExpires = "LeaseExpires" // N, unix nanoseconds
+	// Open alerts: M of kind -> N (unix nanoseconds it opened). Once made,
+	// the map stays (empty when every alert is closed), so an update of one
+	// kind's path always has a parent to go in.
+	attrAlerts = "Alerts"
 
 	// Failure item.
 	attrFailureKey  = "offset" // N, range key: unique per failure, see failureKey
@@ -129,6 +138,36 @@ func (r *reader) time(attr string) time.Time {
 	return fromNanos(&n)
 }
 
+// timeMap reads an M of times; nil when absent or empty.
+func (r *reader) timeMap(attr string) map[string]time.Time {
+	switch v := r.item[attr].(type) {
+	case nil:
+		return nil
+	case *types.AttributeValueMemberM:
+		if len(v.Value) == 0 {
+			return nil
+		}
+		out := make(map[string]time.Time, len(v.Value))
+		for key, av := range v.Value {
+			n, ok := av.(*types.AttributeValueMemberN)
+			if !ok {
+				r.fail(attr, fmt.Errorf("key %q holds %T, want a number", key, av))
+				return nil
+			}
+			ns, err := strconv.ParseInt(n.Value, 10, 64)
+			if err != nil {
+				r.fail(attr, fmt.Errorf("key %q: %w", key, err))
+				return nil
+			}
+			out[key] = fromNanos(&ns)
+		}
+		return out
+	default:
+		r.fail(attr, fmt.Errorf("holds %T, want a map", v))
+		return nil
+	}
+}
+
 func (r *reader) bool(attr string) bool {
 	switch v := r.item[attr].(type) {
 	case nil:
@@ -153,6 +192,7 @@ func decodeConnection(it map[string]types.AttributeValue) (ConnectionState, erro
 		LastRead:       r.int(attrLastRead),
 		LastDelivered:  r.int(attrLastDelivered),
 		TotalDelivered: r.int(attrTotalDelivered),
+		Alerts:         r.timeMap(attrAlerts),
 	}
 	if !r.has(attrWatermark) && r.has(attrLastImportTime) {
 		// Written by the original importer, never by a completed run of

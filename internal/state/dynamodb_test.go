@@ -106,9 +106,9 @@ func attrString(av types.AttributeValue) string {
 }
 
 func TestDynamoDBStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) state.Store {
-		s, _ := initDynamoDB(t)
-		return s
+	storetest.Run(t, func(t *testing.T) (state.Store, func() state.Store) {
+		s, url := initDynamoDB(t)
+		return s, func() state.Store { return openDynamoDB(t, url) }
 	})
 }
 
@@ -138,6 +138,53 @@ func TestDynamoDBStateVisibleInHistoryTable(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("history item (-want +got):\n%s", d)
+	}
+}
+
+// TestDynamoDBLeaseAndAlertsInHistoryItem: the lease and the open alerts
+// are attributes of the connection's history item, readable in the
+// console; a release drops the owner and expiry and keeps the token.
+func TestDynamoDBLeaseAndAlertsInHistoryItem(t *testing.T) {
+	ctx := context.Background()
+	s, _ := initDynamoDB(t)
+	l, err := s.ClaimLease(ctx, "newsletter", "worker-1", t0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAlert(ctx, "newsletter", "lag", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	ns := func(at time.Time) string { return "N:" + strconv.FormatInt(at.UnixNano(), 10) }
+	look := func() map[string]string {
+		item := getItem(t, s.Config().HistoryTable, "newsletter")
+		got := map[string]string{}
+		for _, attr := range []string{"LeaseOwner", "LeaseToken", "LeaseExpires"} {
+			got[attr] = attrString(item[attr])
+		}
+		if m, ok := item["Alerts"].(*types.AttributeValueMemberM); ok {
+			for kind, av := range m.Value {
+				got["Alerts."+kind] = attrString(av)
+			}
+		} else {
+			got["Alerts"] = attrString(item["Alerts"])
+		}
+		return got
+	}
+	want := map[string]string{"LeaseOwner": "S:worker-1", "LeaseToken": "N:1",
+		"LeaseExpires": ns(t0.Add(time.Minute)), "Alerts.lag": ns(t0)}
+	if d := cmp.Diff(want, look()); d != "" {
+		t.Errorf("history item (-want +got):\n%s", d)
+	}
+
+	if err := s.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAlert(ctx, "newsletter", "lag", false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]string{"LeaseOwner": "absent", "LeaseToken": "N:1", "LeaseExpires": "absent"}
+	if d := cmp.Diff(want, look()); d != "" {
+		t.Errorf("history item after release and recovery (-want +got):\n%s", d)
 	}
 }
 

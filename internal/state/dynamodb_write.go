@@ -80,6 +80,25 @@ func (u *historyUpdate) addNumber(attr string, n int64) {
 
 func (u *historyUpdate) removeAttr(attr string) { u.remove = append(u.remove, u.name(attr)) }
 
+// and adds a condition, to hold together with any already there.
+func (u *historyUpdate) and(cond string) {
+	if u.cond == "" {
+		u.cond = cond
+		return
+	}
+	u.cond = "(" + u.cond + ") AND (" + cond + ")"
+}
+
+// fence makes the update a fenced write: it applies only while token is the
+// item's LeaseToken. Token 0 (an unleased writer) adds no condition. An
+// item without a lease has no LeaseToken, so it fails the condition, and
+// UpdateItem does not create an item whose condition failed.
+func (u *historyUpdate) fence(token int64) {
+	if token != 0 {
+		u.and(u.name(attrLeaseToken) + " = " + u.value(num(token)))
+	}
+}
+
 func (u *historyUpdate) expression() string {
 	var parts []string
 	for _, clause := range []struct {
@@ -96,8 +115,9 @@ func (u *historyUpdate) expression() string {
 // updateHistory applies u to the history item of connection name, creating
 // the item if needed (so the store knows every connection it was told
 // about), and returns the attributes it set, as they are now. Every write
-// to a history item goes through here: the lease check of a later version
-// (a fencing token compared in the condition) goes in this one place.
+// to a history item goes through here; fenced writes carry their lease
+// check in u's condition (see fence), evaluated by DynamoDB inside the
+// write.
 func (s *DynamoDB) updateHistory(ctx context.Context, name string, u *historyUpdate) (map[string]types.AttributeValue, error) {
 	if u.err != nil {
 		return nil, u.err
@@ -157,8 +177,9 @@ func (s *DynamoDB) SaveCheckpoint(ctx context.Context, name string, cp Checkpoin
 		}
 		u := newHistoryUpdate()
 		u.setValue(attrCheckpoint, str(enc))
+		u.fence(cp.Token)
 		_, err = s.updateHistory(ctx, name, u)
-		return s.cfg.HistoryTable, err
+		return s.fenced(ctx, name, cp.Token, err)
 	})
 }
 
@@ -211,15 +232,18 @@ func (s *DynamoDB) CompleteRun(ctx context.Context, run Run) error {
 			u.setValue(attrLastDelivered, num(run.Delivered))
 			u.addNumber(attrTotalDelivered, run.Delivered)
 			u.addNumber(attrRunsRecorded, 1)
+			u.fence(run.Token)
 			return u
 		}
+		// With a token, the first write's condition also fails when the run
+		// is fenced; so does the second's then, and nothing is written.
 		updated, err := s.updateHistory(ctx, run.Connection, progress(true))
 		var behind *types.ConditionalCheckFailedException
 		if errors.As(err, &behind) {
 			updated, err = s.updateHistory(ctx, run.Connection, progress(false))
 		}
 		if err != nil {
-			return s.cfg.HistoryTable, err
+			return s.fenced(ctx, run.Connection, run.Token, err)
 		}
 		if err := s.resolveFailures(ctx, run.Connection, *end); err != nil {
 			return s.cfg.FailuresTable, err
@@ -243,9 +267,10 @@ func (s *DynamoDB) FailRun(ctx context.Context, run Run) error {
 		u := newHistoryUpdate()
 		u.setString(attrLastError, run.Error)
 		u.addNumber(attrRunsRecorded, 1)
+		u.fence(run.Token)
 		updated, err := s.updateHistory(ctx, run.Connection, u)
 		if err != nil {
-			return s.cfg.HistoryTable, err
+			return s.fenced(ctx, run.Connection, run.Token, err)
 		}
 		return s.cfg.RunsTable, s.appendRun(ctx, run.Connection, runItem, updated)
 	})

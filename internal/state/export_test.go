@@ -1,5 +1,11 @@
 package state
 
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
 // SchemaVersion is the schema version this build writes.
 var SchemaVersion = len(migrations)
 
@@ -7,4 +13,22 @@ var SchemaVersion = len(migrations)
 // tests can see trimming without writing a thousand rows.
 func SetRetention(s *SQLite, runs, failures int) {
 	s.keepRuns, s.keepFailures = runs, failures
+}
+
+// CreateSQLiteVersion creates a SQLite file at path with the schema as it
+// was at version (the first version migrations), the way an older chimport
+// left it, so tests can watch this build upgrade it.
+func CreateSQLiteVersion(ctx context.Context, path string, version int) error {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for v := range version {
+		if _, err := db.ExecContext(ctx, migrations[v]); err != nil {
+			return err
+		}
+	}
+	_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version))
+	return err
 }

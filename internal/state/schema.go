@@ -65,6 +65,22 @@ CREATE TABLE failures (
 ) STRICT;
 CREATE INDEX failures_by_connection ON failures (connection, id);
 `,
+	// 2: leases and alert state, for several `chimport serve` workers.
+	// lease_token only ever grows (a claim adds 1, nothing resets it), so a
+	// token is never handed out twice; a released lease has no owner and
+	// no expiry, but keeps its token.
+	`
+ALTER TABLE connections ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE connections ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE connections ADD COLUMN lease_expires INTEGER;
+
+CREATE TABLE alerts (
+	connection TEXT NOT NULL REFERENCES connections(name),
+	kind       TEXT NOT NULL,
+	opened_at  INTEGER NOT NULL,
+	PRIMARY KEY (connection, kind)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // migrate brings the file up to len(migrations), one migration per

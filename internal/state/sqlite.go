@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -108,15 +109,18 @@ func (s *SQLite) Close() error {
 	return nil
 }
 
+// connectionColumns reads a connection with its open alerts, in one
+// statement and so from one snapshot.
 const connectionColumns = `name, watermark, first_attempt, last_attempt, last_success,
-	last_error, last_read, last_delivered, total_delivered, checkpoint`
+	last_error, last_read, last_delivered, total_delivered, checkpoint,
+	(SELECT json_group_object(kind, opened_at) FROM alerts WHERE alerts.connection = connections.name)`
 
 func scanConnection(row interface{ Scan(...any) error }) (ConnectionState, error) {
 	var c ConnectionState
-	var cp sql.NullString
+	var cp, alerts sql.NullString
 	err := row.Scan(&c.Connection, (*sqlTime)(&c.Watermark), (*sqlTime)(&c.FirstAttempt),
 		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError,
-		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp)
+		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp, &alerts)
 	if err != nil {
 		return ConnectionState{}, err
 	}
@@ -125,7 +129,28 @@ func scanConnection(row interface{ Scan(...any) error }) (ConnectionState, error
 			return ConnectionState{}, err
 		}
 	}
+	if alerts.Valid {
+		if c.Alerts, err = decodeAlerts(alerts.String); err != nil {
+			return ConnectionState{}, err
+		}
+	}
 	return c, nil
+}
+
+// decodeAlerts reads json_group_object's {kind: opened_at}; nil for none.
+func decodeAlerts(s string) (map[string]time.Time, error) {
+	var opened map[string]int64
+	if err := json.Unmarshal([]byte(s), &opened); err != nil {
+		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	if len(opened) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]time.Time, len(opened))
+	for kind, n := range opened {
+		out[kind] = fromNanos(&n)
+	}
+	return out, nil
 }
 
 // Connection implements Store.

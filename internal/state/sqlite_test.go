@@ -16,8 +16,9 @@ import (
 )
 
 func TestSQLiteStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) state.Store {
-		return openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	storetest.Run(t, func(t *testing.T) (state.Store, func() state.Store) {
+		path := filepath.Join(t.TempDir(), "state.db")
+		return openSQLite(t, path), func() state.Store { return openSQLite(t, path) }
 	})
 }
 
@@ -247,5 +248,88 @@ func TestSQLiteRetention(t *testing.T) {
 	}
 	if d := cmp.Diff([]int{3, 4}, offsets); d != "" {
 		t.Errorf("kept failures (-want +got):\n%s", d)
+	}
+}
+
+// TestSQLiteUpgradesVersion1File: a file an older chimport wrote (schema
+// version 1, before leases and alerts) is migrated in place when opened,
+// by several processes at once, and keeps everything it held.
+func TestSQLiteUpgradesVersion1File(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	if err := state.CreateSQLiteVersion(ctx, path, 1); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := t0.UnixNano()
+	for _, stmt := range []string{
+		fmt.Sprintf(`INSERT INTO connections (name, watermark, first_attempt, last_attempt, last_success, last_error,
+			last_read, last_delivered, total_delivered, checkpoint)
+			VALUES ('news', %d, %d, %d, %d, 'target: 503', 5, 4, 40, '{"window_start":%d,"views":{"default":%d}}')`, n, n, n, n, n, n),
+		fmt.Sprintf(`INSERT INTO runs (connection, started, finished, window_start, window_end, full_sync, result,
+			read_count, delivered_count, request_count, error) VALUES ('news', %d, %d, NULL, %d, 1, 'ok', 5, 4, 2, '')`, n, n, n),
+		fmt.Sprintf(`INSERT INTO failures (connection, window_start, window_end, view_name, page_offset, error, failed_at)
+			VALUES ('news', NULL, %d, 'default', 1000, 'boom', %d)`, n+1, n),
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := state.OpenSQLite(ctx, path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var version int
+	rawQuery(t, path, "PRAGMA user_version", &version)
+	if version != state.SchemaVersion || version < 2 {
+		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	}
+
+	s := openSQLite(t, path)
+	got, err := s.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []state.ConnectionState{{Connection: "news", Watermark: t0, FirstAttempt: t0, LastAttempt: t0,
+		LastSuccess: t0, LastError: "target: 503", LastRead: 5, LastDelivered: 4, TotalDelivered: 40,
+		Checkpoint: &state.Checkpoint{WindowStart: t0, Views: map[string]time.Time{"default": t0}}}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("after the upgrade (-want +got):\n%s", d)
+	}
+	runs, err := s.Runs(ctx, "news", 10)
+	if err != nil || len(runs) != 1 || !runs[0].Full || runs[0].Delivered != 4 {
+		t.Errorf("runs after the upgrade: %+v, %v", runs, err)
+	}
+	failures, err := s.Failures(ctx, "news")
+	if err != nil || len(failures) != 1 || failures[0].Offset != 1000 {
+		t.Errorf("failures after the upgrade: %+v, %v", failures, err)
+	}
+
+	// The old rows take part in leases and alerts: the first claim gets
+	// token 1 and fences from then on.
+	l, err := s.ClaimLease(ctx, "news", "A", t0, time.Minute)
+	if err != nil || l.Token != 1 {
+		t.Fatalf("first claim on an upgraded row: %+v, %v", l, err)
+	}
+	if err := s.FailRun(ctx, state.Run{Connection: "news", Error: "x", Token: 2}); !errors.Is(err, state.ErrFenced) {
+		t.Errorf("write with a token never issued: got %v, want ErrFenced", err)
+	}
+	if changed, err := s.SetAlert(ctx, "news", "lag", true, t0); err != nil || !changed {
+		t.Errorf("SetAlert on an upgraded row: %v, %v", changed, err)
 	}
 }

@@ -11,8 +11,9 @@ import (
 // write runs fn as one transaction on behalf of operation op on connection
 // name, after making sure the connection's row exists (so the store "knows"
 // every connection it was ever told about, and the logs' foreign keys hold).
-// Every mutation goes through here: a later lease check (a fencing token
-// compared in the same transaction) is one statement in one place.
+// Every mutation goes through here. Fenced writes put their lease check
+// into their first UPDATE (see fenceCondition and fenced), so the check and
+// the write are one statement, and a fenced write rolls back everything.
 func (s *SQLite) write(ctx context.Context, op, name string, fn func(tx *sql.Tx) error) error {
 	if name == "" {
 		return opError(op, name, errors.New("empty connection name"))
@@ -66,8 +67,9 @@ func (s *SQLite) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint)
 		return opError("save checkpoint", name, err)
 	}
 	return s.write(ctx, "save checkpoint", name, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE connections SET checkpoint = ? WHERE name = ?`, enc, name)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET checkpoint = ?1
+			WHERE name = ?2 AND `+fenceCondition(3), enc, name, cp.Token)
+		return fenced(ctx, tx, name, cp.Token, res, err)
 	})
 }
 
@@ -86,16 +88,19 @@ func (s *SQLite) CompleteRun(ctx context.Context, run Run) error {
 		// The watermark moves in this one statement, by max() against the
 		// stored value rather than a value read earlier: however commits from
 		// this process and others interleave, the larger window end wins.
-		if _, err := tx.ExecContext(ctx, `UPDATE connections SET
+		// The fence is part of the same statement, and the statement comes
+		// first: a fenced run writes nothing at all.
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET
 				watermark = max(coalesce(watermark, ?2), ?2),
 				checkpoint = NULL,
 				last_error = '',
-				last_success = ?3,
-				last_read = ?4,
-				last_delivered = ?5,
-				total_delivered = total_delivered + ?5
-			WHERE name = ?1`,
-			run.Connection, sqlTime(run.WindowEnd), sqlTime(run.Finished), run.Read, run.Delivered); err != nil {
+				last_success = ?4,
+				last_read = ?5,
+				last_delivered = ?6,
+				total_delivered = total_delivered + ?6
+			WHERE name = ?1 AND `+fenceCondition(3),
+			run.Connection, sqlTime(run.WindowEnd), run.Token, sqlTime(run.Finished), run.Read, run.Delivered)
+		if err := fenced(ctx, tx, run.Connection, run.Token, res, err); err != nil {
 			return err
 		}
 		// The run delivered every member with last_changed < WindowEnd, so a
@@ -113,12 +118,40 @@ func (s *SQLite) CompleteRun(ctx context.Context, run Run) error {
 // FailRun implements Store.
 func (s *SQLite) FailRun(ctx context.Context, run Run) error {
 	return s.write(ctx, "fail run", run.Connection, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ? WHERE name = ?`,
-			run.Error, run.Connection); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ?2
+			WHERE name = ?1 AND `+fenceCondition(3), run.Connection, run.Error, run.Token)
+		if err := fenced(ctx, tx, run.Connection, run.Token, res, err); err != nil {
 			return err
 		}
 		return s.appendRun(ctx, tx, run)
 	})
+}
+
+// fenceCondition is the lease check of a fenced UPDATE of connections,
+// whose parameter number param is the writer's token: token 0 (an unleased
+// writer) always passes.
+func fenceCondition(param int) string {
+	return fmt.Sprintf("(?%[1]d = 0 OR lease_token = ?%[1]d)", param)
+}
+
+// fenced turns a fenced UPDATE (one row by name, which write has made sure
+// exists) that matched no row into an error wrapping ErrFenced. The caller
+// returns it, so write rolls the whole transaction back.
+func fenced(ctx context.Context, tx *sql.Tx, name string, token int64, res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 {
+		return err
+	}
+	var current int64
+	var owner string
+	if err := tx.QueryRowContext(ctx, `SELECT lease_token, lease_owner FROM connections WHERE name = ?`,
+		name).Scan(&current, &owner); err != nil {
+		return err
+	}
+	return fencedError(token, current, owner)
 }
 
 // appendRun adds run to the history and trims it to the newest keepRuns.

@@ -158,6 +158,23 @@ func testRejectsBadInput(t *testing.T, s state.Store) {
 		{"start with no connection", func() error { return s.StartRun(ctx, "", at(0)) }},
 		{"checkpoint with no connection", func() error { return s.SaveCheckpoint(ctx, "", state.Checkpoint{}) }},
 		{"failure with no connection", func() error { return s.AddFailure(ctx, state.Failure{Error: "x"}) }},
+		{"claim with no connection", func() error { _, err := s.ClaimLease(ctx, "", "A", at(0), time.Minute); return err }},
+		{"claim with no owner", func() error { _, err := s.ClaimLease(ctx, "fresh", "", at(0), time.Minute); return err }},
+		{"claim with no time", func() error { _, err := s.ClaimLease(ctx, "fresh", "A", time.Time{}, time.Minute); return err }},
+		{"claim with a zero ttl", func() error { _, err := s.ClaimLease(ctx, "fresh", "A", at(0), 0); return err }},
+		{"claim expiring past 2262", func() error {
+			_, err := s.ClaimLease(ctx, "fresh", "A", time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC), 24*time.Hour)
+			return err
+		}},
+		{"renew an unclaimed lease", func() error {
+			_, err := s.RenewLease(ctx, state.Lease{Connection: "fresh", Owner: "A"}, at(0), time.Minute)
+			return err
+		}},
+		{"release an unclaimed lease", func() error { return s.ReleaseLease(ctx, state.Lease{Connection: "fresh", Owner: "A"}) }},
+		{"release with no connection", func() error { return s.ReleaseLease(ctx, state.Lease{Owner: "A", Token: 1}) }},
+		{"alert with no connection", func() error { _, err := s.SetAlert(ctx, "", "lag", true, at(0)); return err }},
+		{"alert with no kind", func() error { _, err := s.SetAlert(ctx, "fresh", "", true, at(0)); return err }},
+		{"alert opened at no time", func() error { _, err := s.SetAlert(ctx, "fresh", "lag", true, time.Time{}); return err }},
 	}
 	for _, tt := range tests {
 		if err := tt.do(); err == nil {
@@ -194,6 +211,16 @@ func testCancelledContext(t *testing.T, s state.Store) {
 		"Connections":    func() error { _, err := s.Connections(ctx); return err },
 		"Failures":       func() error { _, err := s.Failures(ctx, "news"); return err },
 		"Runs":           func() error { _, err := s.Runs(ctx, "news", 10); return err },
+		"ClaimLease": func() error {
+			_, err := s.ClaimLease(ctx, "news", "A", at(5*time.Hour), time.Minute)
+			return err
+		},
+		"RenewLease": func() error {
+			_, err := s.RenewLease(ctx, state.Lease{Connection: "news", Owner: "A", Token: 1}, at(5*time.Hour), time.Minute)
+			return err
+		},
+		"ReleaseLease": func() error { return s.ReleaseLease(ctx, state.Lease{Connection: "news", Owner: "A", Token: 1}) },
+		"SetAlert":     func() error { _, err := s.SetAlert(ctx, "news", "lag", true, at(5*time.Hour)); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {

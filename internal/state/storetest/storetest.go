@@ -13,9 +13,14 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// Run runs the suite. open must return a new, empty store on every call and
-// arrange (with t.Cleanup) for it to be closed; each subtest opens its own.
-func Run(t *testing.T, open func(t *testing.T) state.Store) {
+// Open returns a new, empty store, and a function that opens another
+// handle on that same store: what a second worker process would have (its
+// own connections, pool and caches, sharing only the file or the tables).
+// Both arrange (with t.Cleanup) to be closed.
+type Open func(t *testing.T) (s state.Store, another func() state.Store)
+
+// Run runs the suite; each subtest opens its own store.
+func Run(t *testing.T, open Open) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s state.Store)
@@ -32,9 +37,32 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"ConcurrentCompleteRunKeepsMax", testConcurrentCompleteRun},
 		{"RejectsBadInput", testRejectsBadInput},
 		{"CancelledContext", testCancelledContext},
+		{"LeaseClaimRenewRelease", testLeaseLifecycle},
+		{"LeaseReclaimBySameOwnerFencesOldToken", testLeaseReclaim},
+		{"LeaseTokensNeverRepeat", testLeaseTokensNeverRepeat},
+		{"FencedWritesChangeNothing", testFencedWrites},
+		{"AlertCompareAndSet", testAlerts},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := open(t)
+			tt.fn(t, s)
+		})
+	}
+	// Two handles on one store stand in for two workers: they meet only
+	// where two processes would, at the file lock or at DynamoDB.
+	shared := []struct {
+		name string
+		fn   func(t *testing.T, a, b state.Store)
+	}{
+		{"ConcurrentClaimsOneWinner", testConcurrentClaims},
+		{"ConcurrentSetAlertOneFlip", testConcurrentAlerts},
+	}
+	for _, tt := range shared {
+		t.Run(tt.name, func(t *testing.T) {
+			a, another := open(t)
+			tt.fn(t, a, another())
+		})
 	}
 }
 

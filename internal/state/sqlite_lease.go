@@ -1,0 +1,108 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// ClaimLease implements Store. The claim is one UPDATE inside write's
+// IMMEDIATE transaction, so of several handles or processes claiming at
+// once, SQLite's write lock lets one at a time see the lease and take it.
+func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (Lease, error) {
+	const op = "claim lease"
+	exp, err := checkClaim(owner, now, ttl)
+	if err != nil {
+		return Lease{}, opError(op, name, err)
+	}
+	lease := Lease{Connection: name, Owner: owner, Expires: exp}
+	err = s.write(ctx, op, name, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE connections
+			SET lease_owner = ?2, lease_token = lease_token + 1, lease_expires = ?4
+			WHERE name = ?1 AND (lease_owner = '' OR lease_owner = ?2 OR lease_expires IS NULL OR lease_expires <= ?3)
+			RETURNING lease_token`,
+			name, owner, sqlTime(now), sqlTime(exp)).Scan(&lease.Token)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		held := &LeaseHeldError{Connection: name}
+		if err := tx.QueryRowContext(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = ?`,
+			name).Scan(&held.Owner, (*sqlTime)(&held.Expires)); err != nil {
+			return err
+		}
+		return held
+	})
+	if err != nil {
+		return Lease{}, err
+	}
+	return lease, nil
+}
+
+// RenewLease implements Store.
+func (s *SQLite) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl time.Duration) (Lease, error) {
+	const op = "renew lease"
+	if err := checkLease(lease); err != nil {
+		return Lease{}, opError(op, lease.Connection, err)
+	}
+	exp, err := checkClaim(lease.Owner, now, ttl)
+	if err != nil {
+		return Lease{}, opError(op, lease.Connection, err)
+	}
+	err = s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
+		// A released lease has no owner, so it cannot be renewed.
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET lease_expires = ?4
+			WHERE name = ?1 AND lease_owner = ?2 AND `+fenceCondition(3),
+			lease.Connection, lease.Owner, lease.Token, sqlTime(exp))
+		return fenced(ctx, tx, lease.Connection, lease.Token, res, err)
+	})
+	if err != nil {
+		return Lease{}, err
+	}
+	lease.Expires = exp
+	return lease, nil
+}
+
+// ReleaseLease implements Store.
+func (s *SQLite) ReleaseLease(ctx context.Context, lease Lease) error {
+	const op = "release lease"
+	if err := checkLease(lease); err != nil {
+		return opError(op, lease.Connection, err)
+	}
+	return s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET lease_owner = '', lease_expires = NULL
+			WHERE name = ?1 AND `+fenceCondition(2), lease.Connection, lease.Token)
+		return fenced(ctx, tx, lease.Connection, lease.Token, res, err)
+	})
+}
+
+// SetAlert implements Store. Inside write's IMMEDIATE transaction the
+// insert or delete sees every earlier flip, so whether it changed a row is
+// the compare-and-set's answer.
+func (s *SQLite) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
+	const op = "set alert"
+	if err := checkAlert(kind, open, at); err != nil {
+		return false, opError(op, name, err)
+	}
+	var changed bool
+	err := s.write(ctx, op, name, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if open {
+			res, err = tx.ExecContext(ctx, `INSERT INTO alerts (connection, kind, opened_at) VALUES (?, ?, ?)
+				ON CONFLICT (connection, kind) DO NOTHING`, name, kind, sqlTime(at))
+		} else {
+			res, err = tx.ExecContext(ctx, `DELETE FROM alerts WHERE connection = ? AND kind = ?`, name, kind)
+		}
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		changed = n > 0
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return changed, nil
+}
