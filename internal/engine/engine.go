@@ -78,6 +78,12 @@ type Job struct {
 	// is read again.
 	Full bool
 
+	// LeaseToken is the fencing token of the lease `serve` holds for this
+	// run; 0 for a run without a lease (`chimport run`). With a token, the
+	// store refuses the run's writes once another worker has claimed the
+	// connection, and the run stops.
+	LeaseToken int64
+
 	Mailchimp *mailchimp.Client // used by this job only, so its Stats count this run
 	Sink      target.Sink
 	// Progress, if set, is called as members are read and delivered. It
@@ -186,7 +192,7 @@ func windowEnd(now time.Time, settle time.Duration) time.Time {
 
 func (e *Engine) complete(ctx context.Context, job Job, sum *Summary) error {
 	return e.Store.CompleteRun(ctx, state.Run{
-		Connection: job.Connection, Started: sum.Started, Finished: e.Clock.Now(),
+		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
 		Result: "ok", Read: sum.Read, Delivered: sum.Delivered,
 		Requests: job.Mailchimp.Stats().Requests,
@@ -215,7 +221,7 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, r *run, runErr
 		result = "cancelled"
 	}
 	errs = append(errs, e.Store.FailRun(wctx, state.Run{
-		Connection: job.Connection, Started: sum.Started, Finished: e.Clock.Now(),
+		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
 		Result: result, Read: sum.Read, Delivered: sum.Delivered,
 		Requests: job.Mailchimp.Stats().Requests, Error: runErr.Error(),
@@ -236,6 +242,8 @@ type run struct {
 	views    []*viewPager
 
 	read, delivered atomic.Int64
+	// abort stops the run with a cause (a lost lease).
+	abort context.CancelCauseFunc
 	// failedPages are the pages that failed after retries, one per view
 	// at most, for the failures log.
 	failedPages []*pageError
@@ -288,6 +296,8 @@ func viewsFor(statuses []string) []view {
 // fails does not stop the others: what they deliver still moves their
 // checkpoints. A delivery failure stops everything.
 func (r *run) execute(ctx context.Context) error {
+	ctx, r.abort = context.WithCancelCause(ctx)
+	defer r.abort(nil)
 	vctx, vcancel := context.WithCancelCause(ctx)
 	defer vcancel(nil)
 	stopCheckpoints := make(chan struct{})
@@ -335,6 +345,9 @@ func (r *run) execute(ctx context.Context) error {
 			seen[pe.err.Error()] = true
 		}
 		failed = append(failed, err)
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, state.ErrFenced) {
+		return cause // the lost lease, not the cancellations it caused
 	}
 	if err := errors.Join(failed...); err != nil {
 		return err
@@ -403,7 +416,13 @@ func (r *run) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
 		case <-r.checkpointDue:
 		}
 		if cp := r.checkpoint(); cp != nil {
-			if err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *cp); err != nil && ctx.Err() == nil {
+			err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *cp)
+			switch {
+			case errors.Is(err, state.ErrFenced):
+				// Another worker owns the connection now: stop at once.
+				r.abort(err)
+				return
+			case err != nil && ctx.Err() == nil:
 				r.logger.Warn("saving a checkpoint failed; the run goes on", "error", err)
 			}
 		}
@@ -414,6 +433,7 @@ func (r *run) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
 // no view has moved past the window start.
 func (r *run) checkpoint() *state.Checkpoint {
 	cp := &state.Checkpoint{
+		Token:       r.job.LeaseToken,
 		WindowStart: r.sum.WindowStart,
 		WindowEnd:   r.sum.WindowEnd,
 		Views:       map[string]time.Time{},

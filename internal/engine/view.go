@@ -48,8 +48,13 @@ func (e *clockAheadError) Error() string {
 // acceptedPage is what the pager remembers of the last page it accepted.
 type acceptedPage struct {
 	offset int
-	ids    map[string]struct{}
-	lastLC time.Time // last_changed of the page's last member
+	ids    map[string]struct{} // every member on the page: the overlap proof
+	// handedOver are the members of the page that went to delivery, in
+	// this page or the one before: the only ones a following page may skip
+	// as duplicates. A member outside [since, before) is on the page but
+	// was not delivered, and must not be skipped later.
+	handedOver map[string]struct{}
+	lastLC     time.Time // last_changed of the page's last member
 }
 
 // restartAt asks page to start a new pass at since: everything before it
@@ -325,6 +330,7 @@ func (v *viewPager) bridge(ctx context.Context, hi int) (*mailchimp.MembersPage,
 func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bool, error) {
 	e := v.run.engine
 	ids := make(map[string]struct{}, len(page.Members))
+	handedOver := make(map[string]struct{}, len(page.Members))
 	fresh := make([]mailchimp.Member, 0, len(page.Members))
 	var last time.Time
 	for _, m := range page.Members {
@@ -339,7 +345,8 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 		}
 		last = lc
 		if v.dedupe != nil {
-			if _, dup := v.dedupe.ids[id]; dup {
+			if _, dup := v.dedupe.handedOver[id]; dup {
+				handedOver[id] = struct{}{}
 				continue
 			}
 		}
@@ -348,6 +355,7 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 		if lc.Before(v.since) || !lc.Before(v.before) {
 			continue
 		}
+		handedOver[id] = struct{}{}
 		fresh = append(fresh, m)
 	}
 	v.run.read.Add(int64(len(page.Members)))
@@ -379,7 +387,7 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 		v.progress.seal(ack)
 		v.lastLC = position
 	}
-	accepted := &acceptedPage{offset: page.Offset, ids: ids, lastLC: last}
+	accepted := &acceptedPage{offset: page.Offset, ids: ids, handedOver: handedOver, lastLC: last}
 	v.chain = accepted
 	v.dedupe = accepted
 	v.run.reportProgress()
