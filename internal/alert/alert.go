@@ -42,6 +42,14 @@ type Alert struct {
 	At    time.Time
 	// Lag is how far behind the connection is, for KindLag and KindRecovered.
 	Lag time.Duration
+	// Threshold is the lag policy's threshold, for KindLag and KindRecovered.
+	Threshold time.Duration
+	// ErrorAt is when Error happened, if known. A lag alert quotes the last
+	// failed run, which may be older than the alert itself.
+	ErrorAt time.Time
+	// Resolves is, for KindRecovered, the kind of incident that ended
+	// (KindLag or KindPermanentError), so a receiver can close the right one.
+	Resolves Kind
 }
 
 // labelWidth is the column Text's values start in.
@@ -70,10 +78,17 @@ func (a Alert) Text() string {
 		line("HTTP status", strings.TrimSpace(fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))))
 	}
 	if a.Lag > 0 {
-		line("Lag", a.Lag.Round(time.Second).String())
+		lag := a.Lag.Round(time.Second).String()
+		if a.Threshold > 0 {
+			lag += " (threshold " + humanDuration(a.Threshold) + ")"
+		}
+		line("Lag", lag)
 	}
 	line("What to do", a.Action)
 	line("Error", a.Error)
+	if !a.ErrorAt.IsZero() {
+		line("Error at", a.ErrorAt.UTC().Format(time.RFC3339))
+	}
 	if !a.At.IsZero() {
 		line("Time", a.At.UTC().Format(time.RFC3339))
 	}
@@ -90,6 +105,7 @@ var (
 	_ Notifier = Log{}
 	_ Notifier = Multi{}
 	_ Notifier = (*SNS)(nil)
+	_ Notifier = (*Webhook)(nil)
 )
 
 // Log writes alerts to a logger. It is the notifier every deployment has, so
@@ -122,8 +138,15 @@ func (l Log) Notify(ctx context.Context, a Alert) error {
 	if a.Lag > 0 {
 		attrs = append(attrs, slog.Duration("lag", a.Lag))
 	}
+	if a.Threshold > 0 {
+		attrs = append(attrs, slog.Duration("threshold", a.Threshold))
+	}
+	add("resolves", string(a.Resolves))
 	add("action", a.Action)
 	add("error", a.Error)
+	if !a.ErrorAt.IsZero() {
+		attrs = append(attrs, slog.Time("error_at", a.ErrorAt))
+	}
 	logger.LogAttrs(ctx, level, a.Subject, attrs...)
 	return nil
 }

@@ -1,0 +1,241 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Freshness is what the state store knows about how up to date one
+// connection is: all the lag policy needs.
+type Freshness struct {
+	// Watermark is the window end of the last completed run; zero if no run
+	// has completed.
+	Watermark time.Time
+	// FirstAttempt is when the first run started; zero if none has.
+	FirstAttempt time.Time
+	// LastError is the error of the last failed run ("" after a success),
+	// and LastErrorAt when that run failed. A lag alert quotes them: they
+	// are usually why the connection fell behind.
+	LastError   string
+	LastErrorAt time.Time
+}
+
+// Lag returns how far behind the connection is at now: now minus the
+// watermark. A connection that has never completed a run has been behind
+// since its first attempt, so its lag counts from there; one that was never
+// attempted has no lag (known is false) and never alerts.
+func (f Freshness) Lag(now time.Time) (lag time.Duration, known bool) {
+	since := f.Watermark
+	if since.IsZero() {
+		since = f.FirstAttempt
+	}
+	if since.IsZero() {
+		return 0, false
+	}
+	return max(now.Sub(since), 0), true
+}
+
+// AlertStore keeps which incidents are open. SetAlert is a compare-and-set:
+// it records whether conn has an open incident of kind and reports whether
+// that changed anything. Only the caller that flips the state sends the
+// notice, which is what keeps several workers from sending duplicates.
+type AlertStore interface {
+	SetAlert(ctx context.Context, conn, kind string, open bool, at time.Time) (changed bool, err error)
+}
+
+// LagPolicy decides when a connection is too far behind. Transient errors
+// page nobody by themselves: the next run retries them, and only lag that
+// outlasts the threshold means a person should look.
+type LagPolicy struct {
+	// Threshold is the lag past which a connection is lagging. Zero turns
+	// lag alerts off.
+	Threshold time.Duration
+}
+
+// Lagging reports whether a connection with freshness f is past the
+// threshold at now.
+func (p LagPolicy) Lagging(f Freshness, now time.Time) bool {
+	lag, known := f.Lag(now)
+	return p.Threshold > 0 && known && lag > p.Threshold
+}
+
+// Evaluate is the lag policy as a pure function: given whether a lag
+// incident is open, it returns whether it should be open at now and, when
+// that is a change a person hears about, the alert to send (fire): KindLag
+// when lag passes the threshold, KindRecovered when a lagging connection is
+// fresh again. Staying over the threshold fires nothing. With lag alerts off
+// (Threshold 0) an open incident closes without a notice: the connection did
+// not recover, the operator stopped asking.
+func (p LagPolicy) Evaluate(conn string, f Freshness, open bool, now time.Time) (a Alert, nowOpen bool, fire bool) {
+	over := p.Lagging(f, now)
+	switch {
+	case over && !open:
+		return p.lagAlert(conn, f, now), true, true
+	case !over && open && p.Threshold > 0:
+		return p.recoveredAlert(conn, f, now), false, true
+	case !over && open:
+		return Alert{}, false, false
+	}
+	return Alert{}, open, false
+}
+
+// Check runs the lag policy for one connection against the shared alert
+// state: call it after every run and periodically (a worker that is down
+// runs nothing, so only a periodic check notices). f must be read from the
+// store just before: a check on stale freshness can reopen an incident that
+// another worker's run has just closed.
+//
+// A notifier's error is returned, but the state stays flipped: reverting it
+// would make the next check send again to every other notifier, once per
+// check for as long as one of them is down.
+func (p LagPolicy) Check(ctx context.Context, store AlertStore, n Notifier, conn string, f Freshness, now time.Time) error {
+	open := p.Lagging(f, now)
+	changed, err := store.SetAlert(ctx, conn, string(KindLag), open, now)
+	if err != nil {
+		return fmt.Errorf("alert: recording the lag alert state of connection %q: %w", conn, err)
+	}
+	if !changed {
+		return nil
+	}
+	a, _, fire := p.Evaluate(conn, f, !open, now)
+	if !fire {
+		return nil
+	}
+	return notifyDetached(ctx, n, a)
+}
+
+// AfterRun is what a worker calls when a run of conn ends, with the run's
+// error (nil on success) and the freshness the store has after it:
+//
+//   - An error that needs a person (NeedsPerson) opens a permanent-error
+//     incident and alerts once; further runs failing the same way, every
+//     90 minutes, stay quiet. A successful run closes the incident with a
+//     KindRecovered notice.
+//   - Then the lag policy runs, as in Check.
+//
+// Transient errors and cancellations touch no incident by themselves.
+func (p LagPolicy) AfterRun(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, f Freshness, now time.Time) error {
+	return errors.Join(
+		checkPermanent(ctx, store, n, conn, runErr, now),
+		p.Check(ctx, store, n, conn, f, now),
+	)
+}
+
+func checkPermanent(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, now time.Time) error {
+	var a Alert
+	if runErr == nil {
+		a = Alert{
+			Kind:       KindRecovered,
+			Resolves:   KindPermanentError,
+			Connection: conn,
+			Subject:    fmt.Sprintf("chimport: %s is working again", conn),
+			Problem:    "A run completed after an error that needed a person.",
+			At:         now,
+		}
+	} else {
+		var ok bool
+		if a, ok = NeedsPerson(conn, runErr, now); !ok {
+			return nil
+		}
+		a.ErrorAt = now
+	}
+	changed, err := store.SetAlert(ctx, conn, string(KindPermanentError), a.Kind == KindPermanentError, now)
+	if err != nil {
+		return fmt.Errorf("alert: recording the permanent error alert state of connection %q: %w", conn, err)
+	}
+	if !changed {
+		return nil
+	}
+	return notifyDetached(ctx, n, a)
+}
+
+// notifyGrace is how long a notice may still take once ctx is done.
+const notifyGrace = 5 * time.Second
+
+// notifyDetached sends a, which the store already records as sent, even if
+// ctx ends meanwhile (SIGTERM during a webhook's retries): otherwise the
+// incident would stay open with nobody told. It gets notifyGrace more, so
+// shutdown still finishes promptly.
+func notifyDetached(ctx context.Context, n Notifier, a Alert) error {
+	nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(notifyGrace, cancel)
+		context.AfterFunc(nctx, func() { t.Stop() })
+	})
+	defer stop()
+	return n.Notify(nctx, a)
+}
+
+func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
+	lag, _ := f.Lag(now)
+	a := Alert{
+		Kind:       KindLag,
+		Connection: conn,
+		Subject:    fmt.Sprintf("chimport: %s is %s behind (threshold %s)", conn, humanDuration(lag), humanDuration(p.Threshold)),
+		Lag:        lag,
+		Threshold:  p.Threshold,
+		Error:      clip(f.LastError, maxErrorText),
+		ErrorAt:    f.LastErrorAt,
+		At:         now,
+	}
+	if f.Watermark.IsZero() {
+		a.Problem = fmt.Sprintf("No run has completed since the first attempt at %s.", humanTime(f.FirstAttempt))
+	} else {
+		a.Problem = fmt.Sprintf("Mailchimp changes since %s have not reached the target.", humanTime(f.Watermark))
+	}
+	if f.LastError != "" {
+		a.Action = "Runs keep failing with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them."
+	} else {
+		a.Action = "No run has failed: check that chimport serve is running and that the connection's schedule (every or cron) runs it more often than the threshold."
+	}
+	return a
+}
+
+func (p LagPolicy) recoveredAlert(conn string, f Freshness, now time.Time) Alert {
+	lag, _ := f.Lag(now)
+	return Alert{
+		Kind:       KindRecovered,
+		Resolves:   KindLag,
+		Connection: conn,
+		Subject:    fmt.Sprintf("chimport: %s is fresh again (lag %s)", conn, humanDuration(lag)),
+		Problem:    fmt.Sprintf("The connection caught up: its lag is %s, within the %s threshold.", humanDuration(lag), humanDuration(p.Threshold)),
+		Lag:        lag,
+		Threshold:  p.Threshold,
+		At:         now,
+	}
+}
+
+// humanDuration writes d the way a person says it, to the precision that
+// matters at its size: "45s", "12m5s", "3h12m", "2d4h".
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	const day = 24 * time.Hour
+	var hi, lo time.Duration
+	var hiUnit, loUnit string
+	switch d = d.Round(time.Second); {
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
+		hi, hiUnit, lo, loUnit = time.Minute, "m", time.Second, "s"
+	case d < day:
+		d = d.Round(time.Minute)
+		hi, hiUnit, lo, loUnit = time.Hour, "h", time.Minute, "m"
+	default:
+		d = d.Round(time.Hour)
+		hi, hiUnit, lo, loUnit = day, "d", time.Hour, "h"
+	}
+	s := strconv.Itoa(int(d/hi)) + hiUnit
+	if rest := (d % hi) / lo; rest > 0 {
+		s += strconv.Itoa(int(rest)) + loUnit
+	}
+	return s
+}
+
+// humanTime is t in UTC to the minute, for sentences a person reads.
+func humanTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }

@@ -1,0 +1,15 @@
+// Package metrics exposes what chimport serve does in the Prometheus format,
+// for /metrics.
+//
+// A Metrics owns its own registry rather than the global one: the process
+// serves exactly these series (and the Go runtime's and the process's), tests
+// build as many as they like side by side, and nothing a dependency
+// registers globally leaks out.
+//
+// Two sorts of series live here. Counters and the run duration histogram
+// count what this process did (ObserveRun); with several workers, sum them
+// across instances. Lag and the last success time are facts about a
+// connection that every worker reads from the shared state store (SetLag,
+// SetLastSuccess), so every instance reports the same value: take max, not
+// sum.
+package metrics

@@ -1,0 +1,143 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestObserveRun(t *testing.T) {
+	m := New()
+	m.ObserveRun("shop", ResultOK, 120, 118, 42*time.Second, mailchimp.Stats{Requests: 5, Retries: 2, ByStatus: map[int]int64{200: 3, 429: 1, 0: 1}})
+	m.ObserveRun("shop", ResultFailed, 10, 0, 2*time.Hour, mailchimp.Stats{Requests: 2, Retries: 1, ByStatus: map[int]int64{503: 2}})
+	m.ObserveRun("news", ResultCancelled, 0, 0, time.Second, mailchimp.Stats{})
+
+	want := `
+# HELP chimport_runs_total Runs this process finished, by result (ok, failed, cancelled).
+# TYPE chimport_runs_total counter
+chimport_runs_total{connection="news",result="cancelled"} 1
+chimport_runs_total{connection="news",result="failed"} 0
+chimport_runs_total{connection="news",result="ok"} 0
+chimport_runs_total{connection="shop",result="cancelled"} 0
+chimport_runs_total{connection="shop",result="failed"} 1
+chimport_runs_total{connection="shop",result="ok"} 1
+# HELP chimport_members_read_total Members received from Mailchimp, page overlaps included.
+# TYPE chimport_members_read_total counter
+chimport_members_read_total{connection="news"} 0
+chimport_members_read_total{connection="shop"} 130
+# HELP chimport_members_delivered_total Records the target acknowledged.
+# TYPE chimport_members_delivered_total counter
+chimport_members_delivered_total{connection="news"} 0
+chimport_members_delivered_total{connection="shop"} 118
+# HELP chimport_mailchimp_requests_total Mailchimp HTTP attempts, retries included, by response status; status="none" when there was no response (transport error).
+# TYPE chimport_mailchimp_requests_total counter
+chimport_mailchimp_requests_total{status="200"} 3
+chimport_mailchimp_requests_total{status="429"} 1
+chimport_mailchimp_requests_total{status="503"} 2
+chimport_mailchimp_requests_total{status="none"} 1
+# HELP chimport_mailchimp_retries_total Mailchimp attempts that failed and were retried.
+# TYPE chimport_mailchimp_retries_total counter
+chimport_mailchimp_retries_total 3
+`
+	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(want),
+		"chimport_runs_total", "chimport_members_read_total", "chimport_members_delivered_total",
+		"chimport_mailchimp_requests_total", "chimport_mailchimp_retries_total"); err != nil {
+		t.Error(err)
+	}
+
+	// Durations land in buckets that tell a 42 s delta from a 2 h first sync.
+	wantHist := `
+# HELP chimport_run_duration_seconds How long runs took, whatever their result.
+# TYPE chimport_run_duration_seconds histogram
+chimport_run_duration_seconds_bucket{connection="shop",le="1"} 0
+chimport_run_duration_seconds_bucket{connection="shop",le="5"} 0
+chimport_run_duration_seconds_bucket{connection="shop",le="15"} 0
+chimport_run_duration_seconds_bucket{connection="shop",le="30"} 0
+chimport_run_duration_seconds_bucket{connection="shop",le="60"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="120"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="300"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="600"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="1200"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="1800"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="3600"} 1
+chimport_run_duration_seconds_bucket{connection="shop",le="7200"} 2
+chimport_run_duration_seconds_bucket{connection="shop",le="14400"} 2
+chimport_run_duration_seconds_bucket{connection="shop",le="28800"} 2
+chimport_run_duration_seconds_bucket{connection="shop",le="+Inf"} 2
+chimport_run_duration_seconds_sum{connection="shop"} 7242
+chimport_run_duration_seconds_count{connection="shop"} 2
+`
+	m.Forget("news")
+	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(wantHist), "chimport_run_duration_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLagAndLastSuccess(t *testing.T) {
+	m := New()
+	m.SetLag("shop", 90*time.Minute, true)
+	m.SetLag("news", 0, false)
+	m.SetLastSuccess("shop", time.Unix(1772600767, 500_000_000))
+	m.SetLastSuccess("news", time.Time{})
+	if got := testutil.ToFloat64(m.lag.WithLabelValues("shop")); got != 5400 {
+		t.Errorf("lag = %v, want 5400", got)
+	}
+	if got := testutil.ToFloat64(m.lastSuccess.WithLabelValues("shop")); got != 1772600767.5 {
+		t.Errorf("last success = %v, want 1772600767.5", got)
+	}
+	// A connection never attempted has no lag series at all, rather than a
+	// 0 that reads as fresh; one that was known and is no longer loses it.
+	m.SetLag("shop", 0, false)
+	if n := testutil.CollectAndCount(m.lag); n != 0 {
+		t.Errorf("%d lag series, want none", n)
+	}
+	m.SetLastSuccess("shop", time.Time{})
+	if n := testutil.CollectAndCount(m.lastSuccess); n != 0 {
+		t.Errorf("%d last success series, want none", n)
+	}
+}
+
+func TestHandlerScrape(t *testing.T) {
+	m := New()
+	m.SetLag("shop", 3*time.Hour, true)
+	m.ObserveRun("shop", ResultOK, 1, 1, time.Second, mailchimp.Stats{Requests: 1, ByStatus: map[int]int64{200: 1}})
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: HTTP %d\n%s", resp.StatusCode, body)
+	}
+	for _, line := range []string{
+		`chimport_connection_lag_seconds{connection="shop"} 10800`,
+		`chimport_runs_total{connection="shop",result="ok"} 1`,
+		`chimport_mailchimp_requests_total{status="200"} 1`,
+		`chimport_run_duration_seconds_count{connection="shop"} 1`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	} {
+		if !strings.Contains(string(body), line) {
+			t.Errorf("scrape lacks %q", line)
+		}
+	}
+}
+
+// Each Metrics has its own registry: two side by side do not collide, as
+// they would on the global one.
+func TestIndependentRegistries(t *testing.T) {
+	a, b := New(), New()
+	a.ObserveRun("shop", ResultOK, 1, 1, time.Second, mailchimp.Stats{})
+	if n := testutil.CollectAndCount(b.runs); n != 0 {
+		t.Errorf("second Metrics sees %d run series", n)
+	}
+}

@@ -1,0 +1,242 @@
+package statuspage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Row is one connection as the page shows it.
+type Row struct {
+	Name string
+	// Lag is how far behind the connection is; nil if it never synced.
+	Lag *time.Duration
+	// LastSuccess is when the last completed run finished; nil if none did.
+	LastSuccess *time.Time
+	// NextRun is when the scheduler will next start a run; nil if it has
+	// none planned.
+	NextRun *time.Time
+	// LastError is the last failed run's error, "" after a success.
+	LastError string
+	// Lagging is the lag policy's verdict: the row is highlighted.
+	Lagging bool
+}
+
+// refreshSeconds is how often the browser reloads the page: about as often
+// as anything on it changes in a way a person would act on.
+const refreshSeconds = 30
+
+// errorChars is how much of an error the table shows; the title attribute
+// holds the rest.
+const errorChars = 100
+
+var (
+	//go:embed page.html
+	pageHTML string
+	//go:embed style.css
+	styleCSS string
+
+	page = template.Must(template.New("page").Parse(pageHTML))
+
+	// The CSP names the stylesheet by its hash, so the page can have an
+	// inline style without allowing inline styles in general.
+	contentSecurityPolicy = func() string {
+		sum := sha256.Sum256([]byte(styleCSS))
+		return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
+			"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	}()
+)
+
+// Handler serves the page: it calls rows on every request and renders them
+// as of now(). Lagging rows come first, otherwise rows keep the order rows
+// returned. It answers GET and HEAD; mount it on an exact path
+// (mux.Handle("GET /{$}", ...)), since it renders the same page for any.
+func Handler(rows func(ctx context.Context) ([]Row, error), now func() time.Time) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		got, err := rows(r.Context())
+		if err != nil {
+			// The store is the likely cause; a 503 tells a load balancer or
+			// an uptime check the same thing the text tells a person.
+			http.Error(w, "chimport status: reading the connections' state failed: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		var buf bytes.Buffer
+		if err := page.Execute(&buf, newPageData(got, now())); err != nil {
+			http.Error(w, "chimport status: rendering the page failed: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Length", strconv.Itoa(buf.Len()))
+		_, _ = buf.WriteTo(w)
+	})
+}
+
+type pageData struct {
+	CSS     template.CSS
+	Refresh int
+	Summary string
+	Lagging int
+	Now     when
+	Rows    []rowView
+}
+
+type rowView struct {
+	Name                 string
+	Class                string // "lagging", "never", "failing" or "ok": row highlight and badge colour
+	Icon                 string // beside Status, hidden from screen readers, which read Status
+	Status               string
+	Lag                  string // "" if never synced
+	LastSuccess, NextRun when
+	Error, ErrorShort    string
+}
+
+// when is a time as a cell shows it: absolute, and relative to now beneath.
+// ISO is "" when there is no time, and Text then says why.
+type when struct{ ISO, Full, Text, Relative string }
+
+func newPageData(rows []Row, now time.Time) pageData {
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		switch {
+		case a.Lagging == b.Lagging:
+			return 0
+		case a.Lagging:
+			return -1
+		}
+		return 1
+	})
+	d := pageData{
+		CSS:     template.CSS(styleCSS),
+		Refresh: refreshSeconds,
+		Now:     when{ISO: now.UTC().Format(time.RFC3339), Text: now.UTC().Format("15:04:05 UTC")},
+	}
+	for _, r := range rows {
+		v := rowView{Name: r.Name, Error: r.LastError, ErrorShort: truncate(r.LastError, errorChars)}
+		switch {
+		case r.Lagging:
+			v.Class, v.Icon, v.Status = "lagging", "▲", "Lagging"
+			d.Lagging++
+		case r.Lag == nil:
+			v.Class, v.Icon, v.Status = "never", "○", "Not synced yet"
+		case r.LastError != "":
+			v.Class, v.Icon, v.Status = "failing", "!", "Last run failed"
+		default:
+			v.Class, v.Icon, v.Status = "ok", "✓", "OK"
+		}
+		if r.Lag != nil {
+			v.Lag = humanDuration(*r.Lag)
+		}
+		v.LastSuccess = past(r.LastSuccess, now)
+		v.NextRun = future(r.NextRun, now)
+		d.Rows = append(d.Rows, v)
+	}
+	d.Summary = fmt.Sprintf("%d %s, %d lagging", len(rows), plural(len(rows), "connection", "connections"), d.Lagging)
+	return d
+}
+
+func past(t *time.Time, now time.Time) when {
+	if t == nil || t.IsZero() {
+		return when{Text: "never"}
+	}
+	w := absolute(*t, now)
+	w.Relative = humanDuration(now.Sub(*t)) + " ago"
+	if t.After(now) { // a clock ahead of ours: say so rather than "0s ago"
+		w.Relative = "just now"
+	}
+	return w
+}
+
+func future(t *time.Time, now time.Time) when {
+	if t == nil || t.IsZero() {
+		return when{Text: "not scheduled"}
+	}
+	w := absolute(*t, now)
+	w.Relative = "in " + humanDuration(t.Sub(now))
+	if !t.After(now) {
+		w.Relative = "due now"
+	}
+	return w
+}
+
+// absolute leaves out the date when it is today's, which most are: the
+// table stays narrow enough for the error column.
+func absolute(t, now time.Time) when {
+	t = t.UTC()
+	layout := "2006-01-02 15:04 UTC"
+	if y, m, d := t.Date(); now.UTC().Year() == y && now.UTC().Month() == m && now.UTC().Day() == d {
+		layout = "15:04 UTC"
+	}
+	return when{ISO: t.Format(time.RFC3339), Full: t.Format("2006-01-02 15:04:05 UTC"), Text: t.Format(layout)}
+}
+
+// truncate cuts s to at most n characters, marking the cut. It cuts after
+// a word when one ends near the limit, so the cell does not end mid-word.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)[:n-1]
+	for i := len(r) - 1; i >= len(r)-wordSlack && i > 0; i-- {
+		if unicode.IsSpace(r[i]) {
+			r = r[:i]
+			break
+		}
+	}
+	return strings.TrimRightFunc(string(r), unicode.IsSpace) + "…"
+}
+
+// wordSlack is how far back truncate looks for the end of a word.
+const wordSlack = 20
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// humanDuration writes d the way a person says it, to the precision that
+// matters at its size: "45s", "12m5s", "2h13m", "3d4h".
+func humanDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	var hi, lo time.Duration
+	var hiUnit, loUnit string
+	switch d = max(d, 0).Round(time.Second); {
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
+		hi, hiUnit, lo, loUnit = time.Minute, "m", time.Second, "s"
+	case d < day:
+		d = d.Round(time.Minute)
+		hi, hiUnit, lo, loUnit = time.Hour, "h", time.Minute, "m"
+	default:
+		d = d.Round(time.Hour)
+		hi, hiUnit, lo, loUnit = day, "d", time.Hour, "h"
+	}
+	s := strconv.Itoa(int(d/hi)) + hiUnit
+	if rest := (d % hi) / lo; rest > 0 {
+		s += strconv.Itoa(int(rest)) + loUnit
+	}
+	return s
+}

@@ -1,0 +1,176 @@
+package statuspage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+// longError is a target's answer quoted at length, as a run's error is.
+var longError = `target "shop-eu": POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity: {"errors":[{"field":"email","message":"must be a valid address","index":17},{"field":"country","message":"unknown country code 'XX'","index":42}]}`
+
+// sampleRows are the three kinds of row the page must tell apart, given in
+// an order the page changes: the lagging one is last.
+func sampleRows() []Row {
+	return []Row{
+		{Name: "shop-eu", Lag: ptr(42 * time.Minute), LastSuccess: ptr(now.Add(-44 * time.Minute)), NextRun: ptr(now.Add(48 * time.Minute)), LastError: longError},
+		{Name: "loyalty", NextRun: ptr(now.Add(2 * time.Minute))},
+		{Name: "newsletter", Lag: ptr(3*time.Hour + 12*time.Minute), LastSuccess: ptr(now.Add(-3*time.Hour - 15*time.Minute)), NextRun: ptr(now.Add(4 * time.Minute)),
+			LastError: "mailchimp: GET /lists/a1b2c3/members: 503 Service Unavailable (gave up after 6 attempts)", Lagging: true},
+	}
+}
+
+func get(t *testing.T, h http.Handler, method string) (*http.Response, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, "/", nil))
+	resp := rec.Result()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func handler(rows ...Row) http.Handler {
+	return Handler(func(context.Context) ([]Row, error) { return rows, nil }, func() time.Time { return now })
+}
+
+func TestPage(t *testing.T) {
+	resp, body := get(t, handler(sampleRows()...), http.MethodGet)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("HTTP %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`<meta http-equiv="refresh" content="30">`,
+		`<title>(1 lagging) chimport status</title>`,
+		`<strong class="alert">3 connections, 1 lagging</strong>`,
+		// The lagging row: a class, and a marker in words, not colour alone.
+		`<tr class="lagging" data-connection="newsletter">`,
+		`<span class="badge lagging"><span aria-hidden="true">▲</span> Lagging</span>`,
+		`<td class="num lag">3h12m</td>`,
+		`<time datetime="2026-03-04T01:51:07Z" title="2026-03-04 01:51:07 UTC">01:51 UTC</time><span class="sub">3h15m ago</span>`,
+		`<time datetime="2026-03-04T05:10:07Z" title="2026-03-04 05:10:07 UTC">05:10 UTC</time><span class="sub">in 4m</span>`,
+		// Never synced.
+		`<td class="num lag"><span class="muted">never synced</span></td>`,
+		`<span class="badge never"><span aria-hidden="true">○</span> Not synced yet</span>`,
+		`<td><span class="muted">never</span></td>`,
+		// A long error: cut in the cell, whole in the title.
+		`<span class="badge failing"><span aria-hidden="true">!</span> Last run failed</span>`,
+		`title="target &#34;shop-eu&#34;: POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity: {&#34;errors&#34;:[{&#34;field&#34;:&#34;email&#34;,&#34;message&#34;:&#34;must be a valid address&#34;,&#34;index&#34;:17},{&#34;field&#34;:&#34;country&#34;,&#34;message&#34;:&#34;unknown country code &#39;XX&#39;&#34;,&#34;index&#34;:42}]}"`,
+		`>target &#34;shop-eu&#34;: POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity:…</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	// Lagging first, the others in the order given.
+	order := regexp.MustCompile(`data-connection="([^"]+)"`).FindAllStringSubmatch(body, -1)
+	var names []string
+	for _, m := range order {
+		names = append(names, m[1])
+	}
+	if got := strings.Join(names, ","); got != "newsletter,shop-eu,loyalty" {
+		t.Errorf("row order %s, want newsletter,shop-eu,loyalty", got)
+	}
+	if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, `src=`) {
+		t.Error("page loads something or runs script")
+	}
+}
+
+// A server's error text ends up on the page verbatim; it must stay text.
+func TestPageEscapesHostileError(t *testing.T) {
+	hostile := `</span><script>alert(1)</script>" onmouseover="alert(2)`
+	_, body := get(t, handler(Row{Name: `<b>evil</b>`, Lag: ptr(time.Minute), LastError: hostile}), http.MethodGet)
+	for _, bad := range []string{"<script>", `" onmouseover=`, "<b>evil"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("page contains %q unescaped", bad)
+		}
+	}
+	for _, want := range []string{
+		`<th scope="row">&lt;b&gt;evil&lt;/b&gt;</th>`,
+		`title="&lt;/span&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#34; onmouseover=&#34;alert(2)"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
+
+func TestPageHeaders(t *testing.T) {
+	resp, body := get(t, handler(sampleRows()...), http.MethodHead)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD: HTTP %d", resp.StatusCode)
+	}
+	_ = body
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.HasPrefix(csp, "default-src 'none'; style-src 'sha256-") || strings.Contains(csp, "unsafe") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control = %q", resp.Header.Get("Cache-Control"))
+	}
+	resp, _ = get(t, handler(), http.MethodPost)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: HTTP %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+func TestPageEmptyAndSingular(t *testing.T) {
+	_, body := get(t, handler(), http.MethodGet)
+	if !strings.Contains(body, "0 connections, 0 lagging") || !strings.Contains(body, "No connections are configured.") {
+		t.Errorf("empty page:\n%s", body)
+	}
+	_, body = get(t, handler(Row{Name: "a", Lag: ptr(time.Second), LastSuccess: ptr(now)}), http.MethodGet)
+	if !strings.Contains(body, "<strong>1 connection, 0 lagging</strong>") || !strings.Contains(body, `<title>chimport status</title>`) {
+		t.Errorf("one connection: summary or title wrong")
+	}
+}
+
+func TestPageStoreError(t *testing.T) {
+	h := Handler(func(context.Context) ([]Row, error) { return nil, errors.New("database is locked") }, time.Now)
+	resp, body := get(t, h, http.MethodGet)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "database is locked") {
+		t.Errorf("HTTP %d %q, want 503 naming the error", resp.StatusCode, body)
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Minute: "0s", 45 * time.Second: "45s", 12*time.Minute + 5*time.Second: "12m5s",
+		2*time.Hour + 13*time.Minute: "2h13m", 3 * time.Hour: "3h", 76 * time.Hour: "3d4h",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestTimesAndTruncation(t *testing.T) {
+	if got := past(ptr(now.Add(-30*time.Hour)), now); got.Text != "2026-03-02 23:06 UTC" || got.Relative != "1d6h ago" {
+		t.Errorf("yesterday's time = %+v, want the date shown", got)
+	}
+	if got := future(ptr(now.Add(-time.Second)), now); got.Relative != "due now" {
+		t.Errorf("overdue run = %+v, want due now", got)
+	}
+	if got := future(nil, now); got.ISO != "" || got.Text != "not scheduled" {
+		t.Errorf("no next run = %+v", got)
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("word ", 30), strings.TrimSpace(strings.Repeat("word ", 19)) + "…"},
+		{strings.Repeat("x", 150), strings.Repeat("x", 99) + "…"},
+		{strings.Repeat("é", 150), strings.Repeat("é", 99) + "…"},
+	} {
+		if got := truncate(tt.in, errorChars); got != tt.want {
+			t.Errorf("truncate(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
