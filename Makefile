@@ -4,14 +4,19 @@
 GO ?= go
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test fmt-check vet unit bench build tools
+.PHONY: test fmt-check vet unit bench build tools chromium
 
 test: fmt-check vet tools unit
 
 # tools installs the AWS emulators the tests run against, once, into
 # .tools/: dynalite (DynamoDB) and s3rver (S3) from npm, goaws (SNS and SQS)
 # from the Go module proxy. Tests fail, never skip, when one is missing.
-tools: $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json $(TOOLS)/bin/goaws
+tools: $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json $(TOOLS)/bin/goaws chromium
+
+# chromium renders the status page in a test; Debian's package, installed
+# once per machine (root is available on the build machines).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json &:
 	mkdir -p $(TOOLS)/node
