@@ -105,6 +105,7 @@ what changed since the last run and never loses a change.`,
 		newCheckCmd(e, opts),
 		newRunCmd(e, opts),
 		newInitCmd(e, opts),
+		newServeCmd(e, opts),
 		newStatusCmd(e, opts),
 		newDemoCmd(e, opts),
 	)
