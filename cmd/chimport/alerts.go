@@ -10,9 +10,13 @@ import (
 )
 
 // newNotifier builds the notifiers the config asks for. Alerts always go
-// to the log; alerts.sns_topic_arn adds SNS.
+// to the log; alerts.sns_topic_arn adds SNS and alerts.webhook_url a
+// webhook.
 func newNotifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (alert.Notifier, error) {
 	n := alert.Multi{alert.Log{Logger: logger}}
+	if u := cfg.Alerts.WebhookURL; u != "" {
+		n = append(n, alert.NewWebhook(u.Reveal(), nil))
+	}
 	if arn := cfg.Alerts.SNSTopicARN; arn != "" {
 		sns, err := alert.NewSNSFromEnv(ctx, arn)
 		if err != nil {

@@ -73,7 +73,7 @@ func TestRunSyncsAndStatusReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
-	if len(rows) != 1 || rows[0]["name"] != "newsletter" || rows[0]["lag_seconds"] == nil || rows[0]["last_success"] == nil || rows[0]["last_error"] != "" {
+	if len(rows) != 1 || rows[0]["name"] != "newsletter" || rows[0]["lag_seconds"] == nil || rows[0]["last_success"] == nil || rows[0]["last_error"] != "" || rows[0]["next_run"] == nil {
 		t.Errorf("status rows = %v", rows)
 	}
 	r = runCLI(t, ctx, vars, "status", "--config", cfg)

@@ -158,6 +158,8 @@ func (s *server) runConnection(ctx context.Context, name string, lease schedule.
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
+	lag, known := f.Lag(time.Now())
+	s.metrics.SetLag(name, lag, known)
 	policy := s.policy(conn)
 	if err := policy.AfterRun(ctx, s.store, s.notify, name, runErr, f, time.Now()); err != nil {
 		s.global.logger.Warn("alerting failed", "connection", name, "error", err)

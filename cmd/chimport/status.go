@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/schedule"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -49,6 +50,7 @@ type connectionStatus struct {
 	LastAttempt     *time.Time `json:"last_attempt"`
 	LastError       string     `json:"last_error"`
 	PendingFailures int        `json:"pending_failures"`
+	NextRun         *time.Time `json:"next_run"`  // when `chimport serve` runs it next
 	Resumable       bool       `json:"resumable"` // a checkpoint lets the next run continue
 }
 
@@ -64,6 +66,12 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 		s, err := statusOf(ctx, store, conn.Name, now)
 		if err != nil {
 			return err
+		}
+		if s.LastAttempt != nil {
+			next, err := schedule.NextRun(schedule.Connection{Name: conn.Name, Every: conn.Every.D(), Cron: conn.Cron}, *s.LastAttempt, now)
+			if err == nil {
+				s.NextRun = &next
+			}
 		}
 		out = append(out, s)
 	}
@@ -98,14 +106,18 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 
 func printStatusTable(w io.Writer, rows []connectionStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tFAILED PAGES\tLAST ERROR")
+	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tNEXT RUN\tFAILED PAGES\tLAST ERROR")
 	for _, r := range rows {
 		lag := "never synced"
 		if r.LagSeconds != nil {
 			lag = (time.Duration(*r.LagSeconds) * time.Second).Round(time.Second).String()
 		}
 		lastErr := oneLine(r.LastError, 160)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), r.PendingFailures, lastErr)
+		next := "with the first run"
+		if r.NextRun != nil {
+			next = formatTime(*r.NextRun)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), next, r.PendingFailures, lastErr)
 	}
 	return tw.Flush()
 }

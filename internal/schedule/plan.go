@@ -40,3 +40,13 @@ func nextRun(c Connection, last, began time.Time, jitter func(string, time.Durat
 	}
 	return tick.Add(jitter(c.Name, gap)), nil
 }
+
+// NextRun is when `chimport serve` runs c next with the default jitter,
+// given the last attempt any worker recorded (zero if none) and now: what
+// `chimport status` reports. Every defaults as in New.
+func NextRun(c Connection, lastAttempt, now time.Time) (time.Time, error) {
+	if c.Every <= 0 {
+		c.Every = DefaultEvery
+	}
+	return nextRun(c, lastAttempt, now, DefaultJitter, time.UTC)
+}

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chimport/chimport/internal/mcsim"
+)
+
+// worker is a `chimport serve` process started by a test.
+type worker struct {
+	cmd    *exec.Cmd
+	addr   string // host:port of its HTTP endpoints
+	exited chan error
+}
+
+// startWorker runs `chimport serve` as a real process (this test binary in
+// main mode), waits until it listens, and kills it when the test ends.
+func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *worker {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd.Env = append(env, "CHIMPORT_TEST_RUN_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{cmd: cmd, exited: make(chan error, 1)}
+	addrs := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrs <- m[1]
+			}
+		}
+		w.exited <- cmd.Wait()
+	}()
+	select {
+	case w.addr = <-addrs:
+	case err := <-w.exited:
+		t.Fatalf("serve exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start listening within 30s")
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-w.exited:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	return w
+}
+
+func (w *worker) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + w.addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// threeLists is a simulator with three audiences, each synced by its own
+// connection to its own target.
+type threeLists struct {
+	sim     *mcsim.Mailchimp
+	targets map[string]*mcsim.Target
+	cfg     string
+}
+
+var serveLists = []string{"list000001", "list000002", "list000003"}
+
+func newThreeLists(t *testing.T, every, extra string) *threeLists {
+	t.Helper()
+	f := newFixture(t, 10) // its list is not used
+	x := &threeLists{sim: f.sim, targets: map[string]*mcsim.Target{}}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state: sqlite://%s\n%s\nconnections:\n", filepath.Join(t.TempDir(), "state.db"), extra)
+	for i, id := range serveLists {
+		f.sim.AddList(id, 1500, int64(20+i))
+		tgt := mcsim.NewTarget(mcsim.TargetOptions{})
+		srv := httptest.NewServer(tgt)
+		t.Cleanup(srv.Close)
+		x.targets[id] = tgt
+		fmt.Fprintf(&b, "  - name: conn-%s\n    every: %s\n    mailchimp: {api_key: \"${MAILCHIMP_API_KEY}\", list_id: %s, base_url: %q, settle: 0s}\n    target: {url: %q}\n",
+			id, every, id, f.baseURL, srv.URL+"/records")
+	}
+	x.cfg = writeFile(t, "chimport.yaml", b.String())
+	return x
+}
+
+// inSync reports whether every target holds every member of its list as
+// Mailchimp has it now (email, status and first name).
+func (x *threeLists) inSync() bool {
+	for _, id := range serveLists {
+		records := x.targets[id].Records()
+		for _, m := range x.sim.Members(id) {
+			r, ok := records[m.ID]
+			if !ok || r["email"] != m.EmailAddress || r["status"] != m.Status || r["firstname"] != fmt.Sprint(m.MergeFields["FNAME"]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (x *threeLists) change(t *testing.T, round int) {
+	t.Helper()
+	for _, id := range serveLists {
+		for _, m := range x.sim.Members(id)[:5] {
+			must(t, x.sim.Change(id, m.ID, func(mm *mcsim.Member) { mm.MergeFields["FNAME"] = fmt.Sprintf("Round %d", round) }))
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// TestTwoWorkersShareConnections: two serve processes on one SQLite file
+// keep three connections (every 3s) in sync; after one is killed with
+// SIGKILL, the other takes its connections over once the lease expires;
+// SIGTERM stops the survivor with exit 0 within 10s.
+func TestTwoWorkersShareConnections(t *testing.T) {
+	x := newThreeLists(t, "3s", "")
+	env := append(os.Environ(), "MAILCHIMP_API_KEY="+x.sim.APIKey())
+	a := startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--worker-id", "worker-a")
+	b := startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--worker-id", "worker-b")
+
+	waitUntil(t, "the first syncs", 60*time.Second, x.inSync)
+	x.change(t, 1)
+	waitUntil(t, "round 1 to arrive", 60*time.Second, x.inSync)
+
+	if code, body := a.get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if _, body := b.get(t, "/metrics"); !strings.Contains(body, `chimport_connection_lag_seconds{connection="conn-list000001"}`) {
+		t.Errorf("/metrics lacks the lag gauge:\n%.2000s", body)
+	}
+	if code, body := a.get(t, "/"); code != 200 || !strings.Contains(body, "conn-list000003") {
+		t.Errorf("status page: %d\n%.500s", code, body)
+	}
+
+	// Worker A dies without a word; B carries on alone.
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.exited
+	x.change(t, 2)
+	waitUntil(t, "round 2 after worker A was killed", 60*time.Second, x.inSync)
+	x.change(t, 3)
+	waitUntil(t, "round 3", 60*time.Second, x.inSync)
+
+	start := time.Now()
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.exited:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM, want 0", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("serve took %s to stop, want under 10s", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of SIGTERM")
+	}
+}
+
+// webhookRecorder collects the alerts a webhook receives.
+type webhookRecorder struct {
+	mu     sync.Mutex
+	alerts []map[string]any
+	at     []time.Time
+}
+
+func (r *webhookRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var a map[string]any
+	if err := json.NewDecoder(req.Body).Decode(&a); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	r.mu.Lock()
+	r.alerts = append(r.alerts, a)
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+}
+
+func (r *webhookRecorder) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var k []string
+	for _, a := range r.alerts {
+		k = append(k, fmt.Sprint(a["kind"]))
+	}
+	return k
+}
+
+// TestLagAlertsOnceAndRecovers: with Mailchimp failing for one connection
+// and two workers running, no alert comes before lag_threshold, exactly
+// one comes after it, and exactly one recovery notice follows once
+// Mailchimp is back.
+func TestLagAlertsOnceAndRecovers(t *testing.T) {
+	hook := &webhookRecorder{}
+	hookSrv := httptest.NewServer(hook)
+	t.Cleanup(hookSrv.Close)
+	const threshold = 5 * time.Second
+	x := newThreeLists(t, "2s", fmt.Sprintf("alerts:\n  lag_threshold: %s\n  webhook_url: %s/hook", threshold, hookSrv.URL))
+	x.sim.SetFaultRate(1, mcsim.FaultServerHTML) // every Mailchimp request fails
+	env := append(os.Environ(), "MAILCHIMP_API_KEY="+x.sim.APIKey())
+	began := time.Now()
+	startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-a")
+	startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-b")
+
+	waitUntil(t, "lag alerts", 30*time.Second, func() bool { return len(hook.kinds()) >= 3 })
+	hook.mu.Lock()
+	for i, a := range hook.alerts {
+		if a["kind"] != "lag" {
+			t.Errorf("alert %d is %v, want lag", i, a["kind"])
+		}
+		if hook.at[i].Sub(began) < threshold {
+			t.Errorf("alert %d came %s after the workers started, before the %s threshold", i, hook.at[i].Sub(began), threshold)
+		}
+	}
+	hook.mu.Unlock()
+
+	x.sim.SetFaultRate(0)
+	waitUntil(t, "recovery notices", 60*time.Second, func() bool { return len(hook.kinds()) >= 6 })
+	waitUntil(t, "the connections to sync", 30*time.Second, x.inSync)
+	// Let both workers check lag many more times: nothing more may come.
+	settle := time.Now().Add(2 * time.Second)
+	waitUntil(t, "two more seconds of lag checks", 5*time.Second, func() bool { return time.Now().After(settle) })
+	counts := map[string]int{}
+	for _, k := range hook.kinds() {
+		counts[k]++
+	}
+	if counts["lag"] != 3 || counts["recovered"] != 3 || len(counts) != 2 {
+		t.Errorf("alerts by kind = %v, want exactly one lag alert and one recovery per connection (3 each)", counts)
+	}
+}
