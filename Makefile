@@ -4,7 +4,7 @@
 GO ?= go
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test fmt-check vet unit bench build tools chromium
+.PHONY: test fmt-check vet unit bench soak build tools chromium
 
 test: fmt-check vet tools unit
 
@@ -44,3 +44,9 @@ build:
 # members against `chimport sim` in its own process at 250 ms per request).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFullSync -benchtime 1x ./cmd/chimport
+
+# soak: the engine's adversarial sweeps (hundreds of random page sizes,
+# overlaps, churn rates, faults, unstable tie orders and cancellations),
+# each checking the watermark's and every checkpoint's promise.
+soak:
+	CHIMPORT_SOAK=1 QUIET=1 $(GO) test -count=1 -run 'TestAdversarial' -timeout 30m ./internal/engine

@@ -57,12 +57,6 @@ type acceptedPage struct {
 	lastLC     time.Time // last_changed of the page's last member
 }
 
-// restartAt asks page to start a new pass at since: everything before it
-// has been handed to delivery.
-type restartAt struct{ since time.Time }
-
-func (r *restartAt) Error() string { return "restart at " + r.since.String() }
-
 // viewPager pages one view through [since, before) and hands every member
 // to delivery exactly once per pass, proving as it goes that no member was
 // skipped. How: the window can only lose members while it is paged, never
@@ -86,6 +80,9 @@ type viewPager struct {
 	// last_changed; used for the members of one tie group (see
 	// coverTieGroup).
 	natural bool
+	// tieDone is the last tie group paged on its own: every member with
+	// last_changed <= tieDone has been handed over (zero: none yet).
+	tieDone time.Time
 
 	progress *viewProgress
 
@@ -103,18 +100,12 @@ const (
 
 // page through the view until it is complete.
 func (v *viewPager) page(ctx context.Context) error {
-	for restarts := 0; ; {
+	for restarts := 0; ; restarts++ {
 		err := v.pass(ctx)
-		var at *restartAt
-		if errors.As(err, &at) {
-			v.since = at.since // strictly later each time: this loop ends
-			continue
-		}
 		if !errors.Is(err, errChainBroken) {
 			return err
 		}
-		restarts++
-		if restarts > maxRestarts {
+		if restarts == maxRestarts {
 			return fmt.Errorf("view %s: members kept leaving the window faster than it could be paged (%d passes); the next run continues from the checkpoint", v.view.name, restarts+1)
 		}
 		// Everything before the last accepted member's last_changed has
@@ -265,7 +256,15 @@ func (v *viewPager) extend(ctx context.Context) error {
 func (v *viewPager) offer(ctx context.Context, page *mailchimp.MembersPage) (bool, error) {
 	for bridges := 0; ; bridges++ {
 		if s, ok := v.tieAtBoundary(page); ok {
-			return false, v.coverTieGroup(ctx, s)
+			// page starts in the second the chain ends in. Once that
+			// second is covered on its own, page continues the chain:
+			// it holds every member of its range after s, whatever the
+			// order among ties. No new pass, so the pages in flight are
+			// not thrown away.
+			if err := v.coverTieGroup(ctx, s); err != nil {
+				return false, err
+			}
+			return v.accept(ctx, page)
 		}
 		if v.connects(page) {
 			return v.accept(ctx, page)
@@ -278,7 +277,9 @@ func (v *viewPager) offer(ctx context.Context, page *mailchimp.MembersPage) (boo
 			return false, err
 		}
 		if s, ok := v.tieAtBoundary(b); ok {
-			return false, v.coverTieGroup(ctx, s)
+			if err := v.coverTieGroup(ctx, s); err != nil {
+				return false, err
+			}
 		}
 		if done, err := v.accept(ctx, b); err != nil || done {
 			return done, err
@@ -350,6 +351,10 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 				continue
 			}
 		}
+		if !v.tieDone.IsZero() && !lc.After(v.tieDone) && !lc.Before(v.since) {
+			handedOver[id] = struct{}{} // by the tie group's own pager
+			continue
+		}
 		// The query looks back one second (since may be inclusive or
 		// exclusive) and before may be inclusive: keep [since, before).
 		if lc.Before(v.since) || !lc.Before(v.before) {
@@ -367,6 +372,9 @@ func (v *viewPager) accept(ctx context.Context, page *mailchimp.MembersPage) (bo
 			// before: until the whole group is paged, claim only what
 			// precedes it. (This also keeps a restart at the group start.)
 			position = v.since
+		}
+		if end := v.tieDone.Add(time.Second); !v.tieDone.IsZero() && position.Before(end) {
+			position = end
 		}
 		if position.After(v.before) {
 			position = v.before
@@ -420,9 +428,13 @@ func (v *viewPager) tieAtBoundary(page *mailchimp.MembersPage) (time.Time, bool)
 
 // coverTieGroup delivers every member whose last_changed is the second s,
 // paging that one second in Mailchimp's natural order, which (unlike the
-// order among ties) is stable, with the same overlap proof. The pass then
-// starts again after s: everything before s+1 has been handed over.
+// order among ties) is stable, with the same overlap proof. Afterwards
+// everything before s+1 has been handed over, and the page that started in
+// s continues the chain (see offer).
 func (v *viewPager) coverTieGroup(ctx context.Context, s time.Time) error {
+	if !s.After(v.tieDone) {
+		return nil // covered already
+	}
 	v.run.logger.Debug("paging a tie group on its own", "view", v.view.name, "last_changed", s)
 	group := &viewPager{
 		run: v.run, view: v.view, since: s, before: s.Add(time.Second), natural: true,
@@ -431,11 +443,16 @@ func (v *viewPager) coverTieGroup(ctx context.Context, s time.Time) error {
 	if err := group.page(ctx); err != nil {
 		return err
 	}
-	v.dedupe = group.dedupe
-	if group.lastLC.After(v.lastLC) {
-		v.lastLC = group.lastLC
+	// Every member stamped s has been handed over too. The outer dedupe
+	// stays: the next page may share members after s with the chain's
+	// last page.
+	v.tieDone = s
+	end := s.Add(time.Second)
+	v.progress.seal(v.progress.open(end, 0))
+	if end.After(v.lastLC) {
+		v.lastLC = end
 	}
-	return &restartAt{since: s.Add(time.Second)}
+	return nil
 }
 
 // fetch reads one page of the view at offset, and refuses a window whose
