@@ -40,10 +40,11 @@ unit:
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/chimport ./cmd/chimport
 
-# bench: the end-to-end yardstick from DESIGN.md (a full sync of 200,000
-# members against `chimport sim` in its own process at 250 ms per request).
+# bench: the end-to-end yardsticks: a full sync of 200,000 members against
+# `chimport sim` in its own process at 250 ms per request, and one run over
+# 10,000 connections (1,000 keys x 10 lists) at 100 ms per request.
 bench:
-	$(GO) test -run '^$$' -bench BenchmarkFullSync -benchtime 1x ./cmd/chimport
+	$(GO) test -run '^$$' -bench 'BenchmarkFullSync|BenchmarkScale' -benchtime 1x -timeout 20m ./cmd/chimport
 
 # soak: the engine's adversarial sweeps (hundreds of random page sizes,
 # overlaps, churn rates, faults, unstable tie orders and cancellations),

@@ -49,7 +49,7 @@ It prints a summary per connection and exits 0 only if every connection complete
 	f.StringArrayVar(&opts.connections, "connection", nil, "run only this connection (repeatable)")
 	f.BoolVar(&opts.full, "full", false, "ignore the watermark and read every member again")
 	f.BoolVar(&opts.json, "json", false, "print the summary as JSON")
-	f.IntVar(&opts.parallel, "parallel", 16, "connections synced at once")
+	f.IntVar(&opts.parallel, "parallel", 64, "connections synced at once")
 	return cmd
 }
 
@@ -58,12 +58,14 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := openStore(ctx, cfg)
+	opened, err := openStore(ctx, cfg)
 	if err != nil {
 		return usageError{err}
 	}
-	defer store.Close()
+	defer opened.Close()
+	store := &timedStore{Store: opened}
 	eng := &engine.Engine{Store: store, Logger: global.logger}
+	started := time.Now()
 	notify, err := newNotifier(ctx, cfg, global.logger)
 	if err != nil {
 		return err
@@ -75,6 +77,20 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	}
 	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, notify, bars.attacher())
 	bars.wait()
+	failed := 0
+	for _, o := range outcomes {
+		if o.err != nil {
+			failed++
+		}
+	}
+	spent, calls := store.Spent()
+	mean := time.Duration(0)
+	if calls > 0 {
+		mean = spent / time.Duration(calls)
+	}
+	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed,
+		"duration", time.Since(started).Round(time.Millisecond).String(),
+		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
 
 	if opts.json {
 		err = printRunJSON(e.stdout, outcomes)
