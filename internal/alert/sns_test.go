@@ -11,11 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/target"
@@ -29,80 +24,12 @@ const (
 	plantedHeader = "Bearer 5ecre7-target-token"
 )
 
-// envelope is the JSON SNS puts in an SQS message without raw delivery.
-type envelope struct {
-	Type              string
-	TopicArn          string
-	Subject           string
-	Message           string
-	MessageAttributes map[string]attribute
-}
-
-// attribute is a message attribute in the envelope: SNS writes Type and
-// Value, goaws DataType and StringValue.
-type attribute struct{ Type, Value, DataType, StringValue string }
-
-func (a attribute) value() string { return a.Value + a.StringValue }
-
-// snsToSQS creates a topic with an SQS queue subscribed to it on goaws and
-// points the SDK environment at goaws.
-func snsToSQS(t *testing.T, name string) (topicARN string, receive func(wait int32) []envelope) {
-	t.Helper()
-	endpoint := awstest.SNS(t)
-	awstest.Env(t, map[string]string{"SNS": endpoint, "SQS": endpoint})
-	ctx := awstest.WaitContext(t, 30*time.Second)
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snsClient, sqsClient := sns.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
-	topic, err := snsClient.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(name)})
-	if err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
-	queue, err := sqsClient.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
-	if err != nil {
-		t.Fatalf("CreateQueue: %v", err)
-	}
-	attrs, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: queue.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-	})
-	if err != nil {
-		t.Fatalf("GetQueueAttributes: %v", err)
-	}
-	if _, err := snsClient.Subscribe(ctx, &sns.SubscribeInput{
-		TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(attrs.Attributes["QueueArn"]),
-	}); err != nil {
-		t.Fatalf("Subscribe: %v", err)
-	}
-	receive = func(wait int32) []envelope {
-		t.Helper()
-		out, err := sqsClient.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: wait})
-		if err != nil {
-			t.Fatalf("ReceiveMessage: %v", err)
-		}
-		var envs []envelope
-		for _, m := range out.Messages {
-			var e envelope
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &e); err != nil {
-				t.Fatalf("message body is not an SNS envelope: %v\n%s", err, aws.ToString(m.Body))
-			}
-			envs = append(envs, e)
-			if _, err := sqsClient.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: queue.QueueUrl, ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatalf("DeleteMessage: %v", err)
-			}
-		}
-		return envs
-	}
-	return aws.ToString(topic.TopicArn), receive
-}
-
 // receiveOne waits for the one message a Notify sends, then checks no
 // second one follows.
-func receiveOne(t *testing.T, receive func(int32) []envelope) envelope {
+func receiveOne(t *testing.T, receive func(int32) []awstest.Notification) awstest.Notification {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	var got []envelope
+	var got []awstest.Notification
 	for len(got) == 0 && time.Now().Before(deadline) {
 		got = append(got, receive(1)...)
 	}
@@ -117,7 +44,7 @@ func receiveOne(t *testing.T, receive func(int32) []envelope) envelope {
 // alert NeedsPerson makes of it goes through goaws and comes out of SQS
 // naming the connection, the status and the action, with no secret.
 func TestSNSPublishesAlertsWithoutSecrets(t *testing.T) {
-	topicARN, receive := snsToSQS(t, "chimport-alerts")
+	topicARN, receive := awstest.TopicWithQueue(t, "chimport-alerts")
 	n, err := NewSNSFromEnv(context.Background(), topicARN)
 	if err != nil {
 		t.Fatalf("NewSNSFromEnv: %v", err)
@@ -178,7 +105,7 @@ func TestSNSPublishesAlertsWithoutSecrets(t *testing.T) {
 				t.Errorf("message lacks %q:\n%s", w, got.Message)
 			}
 		}
-		if attrs := got.MessageAttributes; attrs["kind"].value() != "permanent_error" || attrs["connection"].value() != tt.connection {
+		if attrs := got.MessageAttributes; attrs["kind"].String() != "permanent_error" || attrs["connection"].String() != tt.connection {
 			t.Errorf("message attributes = %+v, want kind and connection", attrs)
 		}
 		raw, _ := json.Marshal(got)
@@ -191,7 +118,7 @@ func TestSNSPublishesAlertsWithoutSecrets(t *testing.T) {
 }
 
 func TestSNSNotifyErrorNamesTheTopic(t *testing.T) {
-	topicARN, _ := snsToSQS(t, "chimport-exists")
+	topicARN, _ := awstest.TopicWithQueue(t, "chimport-exists")
 	missing := strings.TrimSuffix(topicARN, "chimport-exists") + "chimport-missing"
 	n, err := NewSNSFromEnv(context.Background(), missing)
 	if err != nil {

@@ -12,12 +12,22 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// Notification is one SNS message as it arrives in a subscribed SQS queue.
+// Notification is one SNS message as it arrives in a subscribed SQS queue
+// (the SNS envelope, without raw delivery).
 type Notification struct {
-	TopicArn string
-	Subject  string
-	Message  string
+	Type              string
+	TopicArn          string
+	Subject           string
+	Message           string
+	MessageAttributes map[string]Attribute
 }
+
+// Attribute is a message attribute in the envelope: SNS writes Type and
+// Value, goaws DataType and StringValue.
+type Attribute struct{ Type, Value, DataType, StringValue string }
+
+// String is the attribute's value, whoever wrote it.
+func (a Attribute) String() string { return a.Value + a.StringValue }
 
 // TopicWithQueue creates an SNS topic on goaws with an SQS queue
 // subscribed to it, and points the SDK environment at goaws (see Env). The
