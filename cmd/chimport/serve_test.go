@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -201,6 +202,25 @@ func TestTwoWorkersShareConnections(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop within 15s of SIGTERM")
+	}
+
+	// However the workers stopped, every watermark keeps its promise.
+	store := openFixtureState(t, x.cfg)
+	for _, id := range serveLists {
+		st, err := store.Connection(context.Background(), "conn-"+id)
+		must(t, err)
+		if st.Watermark.IsZero() {
+			t.Errorf("conn-%s never completed a run", id)
+		}
+		records := x.targets[id].Records()
+		for _, m := range x.sim.Members(id) {
+			if !m.LastChanged.Before(st.Watermark) {
+				continue
+			}
+			if r, ok := records[m.ID]; !ok || r["firstname"] != fmt.Sprint(m.MergeFields["FNAME"]) || r["status"] != m.Status {
+				t.Fatalf("conn-%s: member %s changed before the watermark %s is missing or stale in the target", id, m.ID, st.Watermark)
+			}
+		}
 	}
 }
 
