@@ -125,9 +125,9 @@ type fetched struct {
 	err    error
 }
 
-// pass pages [since, before) from offset 0. Up to PageConcurrency pages are
-// in flight or waiting to be checked, so memory stays flat however large
-// the audience.
+// pass pages [since, before) from offset 0. At most 1.5 x PageConcurrency
+// pages are in flight or waiting to be checked, so memory stays flat however
+// large the audience.
 func (v *viewPager) pass(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	var wg sync.WaitGroup
@@ -136,10 +136,11 @@ func (v *viewPager) pass(parent context.Context) error {
 
 	e := v.run.engine
 	stride := e.PageSize - e.Overlap
-	// Twice the pages that can be in flight may wait to be checked, so a
-	// page that arrives late never leaves a request slot idle.
-	slots := make(chan struct{}, 2*e.PageConcurrency)
-	results := make(chan fetched, 2*e.PageConcurrency)
+	// Half as many pages again as can be in flight may wait to be checked,
+	// so a page that arrives late rarely leaves a request slot idle, while
+	// memory stays bounded (a decoded page is about a megabyte).
+	slots := make(chan struct{}, e.PageConcurrency+e.PageConcurrency/2)
+	results := make(chan fetched, e.PageConcurrency+e.PageConcurrency/2)
 	planned := make(chan int, 1)
 	totalKnown := make(chan struct{})
 	var total int
