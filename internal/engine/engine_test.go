@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chimport/chimport/internal/clock"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -273,4 +276,21 @@ func forEachStore(t *testing.T, test func(t *testing.T, store string)) {
 	for _, store := range stores {
 		t.Run(store, func(t *testing.T) { test(t, store) })
 	}
+}
+
+// TestClockAheadOfMailchimp: our clock runs ten minutes ahead of
+// Mailchimp's. The window end must come from Mailchimp's time, or members
+// changed "now" could fall inside the window while it is paged.
+func TestClockAheadOfMailchimp(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 3000, seed: 14})
+	w.engine.Clock = clock.NewFake(w.clk.Now().Add(10 * time.Minute))
+	sum, err := w.run(t, context.Background(), false)
+	if err != nil || !sum.Completed {
+		t.Fatalf("run: completed %v, err %v", sum.Completed, err)
+	}
+	if limit := w.clk.Now().Add(-time.Second); sum.WindowEnd.After(limit) {
+		t.Errorf("window end %s is after Mailchimp's time minus a second (%s)", sum.WindowEnd, limit)
+	}
+	w.checkInSync(t)
+	w.checkWatermarkHonest(t)
 }
