@@ -14,6 +14,9 @@ func main() {
 	// SIGINT and SIGTERM cancel the root context; every command stops at its
 	// next checkpoint and returns.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one kills the process at once: an
+	// operator can always force a stop.
+	context.AfterFunc(ctx, stop)
 	code := execute(ctx, os.Args[1:], env{
 		stdout:    os.Stdout,
 		stderr:    os.Stderr,

@@ -73,6 +73,9 @@ type server struct {
 	global  *globalOptions
 	sched   *schedule.Scheduler
 	alive   atomic.Bool
+	// stopping ends at SIGTERM, while runs in flight go on for the grace
+	// period.
+	stopping context.Context
 }
 
 func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Config, opts serveOptions) error {
@@ -93,7 +96,7 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		cfg: cfg, conns: map[string]config.Connection{}, store: store,
 		engine:  &engine.Engine{Store: store, Logger: global.logger},
 		limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey),
-		notify:  notify, metrics: metrics.New(), global: global,
+		notify:  notify, metrics: metrics.New(), global: global, stopping: ctx,
 	}
 	var plan []schedule.Connection
 	for _, c := range cfg.Connections {
@@ -118,13 +121,18 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watchLag(ctx, opts.lagEvery) })
+	// The HTTP endpoints stop with the signal, while the scheduler drains.
+	wg.Go(func() {
+		<-ctx.Done()
+		s.alive.Store(false)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(shutdownCtx)
+	})
 	s.alive.Store(true)
 	err = s.sched.Run(ctx)
 	s.alive.Store(false)
 	wg.Wait()
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_ = httpSrv.Shutdown(shutdownCtx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -160,8 +168,14 @@ func (s *server) runConnection(ctx context.Context, name string, lease schedule.
 	}
 	lag, known := f.Lag(time.Now())
 	s.metrics.SetLag(name, lag, known)
-	policy := s.policy(conn)
-	if err := policy.AfterRun(ctx, s.store, s.notify, name, runErr, f, time.Now()); err != nil {
+	// Alerting is bounded by serve's own context, not the run's (which
+	// outlives SIGTERM by the grace period): a hung webhook must not keep
+	// the process from stopping within 10 s.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.stopping, cancel)()
+	read := func(ctx context.Context) (alert.Freshness, error) { return s.freshness(ctx, name) }
+	if err := s.policy(conn).AfterRunConfirmed(actx, s.store, s.notify, name, runErr, read, time.Now()); err != nil {
 		s.global.logger.Warn("alerting failed", "connection", name, "error", err)
 	}
 	return runErr
@@ -184,7 +198,8 @@ func (s *server) watchLag(ctx context.Context, every time.Duration) {
 			if st, err := s.store.Connection(ctx, name); err == nil && !st.LastSuccess.IsZero() {
 				s.metrics.SetLastSuccess(name, st.LastSuccess)
 			}
-			if err := s.policy(conn).Check(ctx, s.store, s.notify, name, f, time.Now()); err != nil && ctx.Err() == nil {
+			read := func(ctx context.Context) (alert.Freshness, error) { return s.freshness(ctx, name) }
+			if err := s.policy(conn).CheckConfirmed(ctx, s.store, s.notify, name, read, time.Now()); err != nil && ctx.Err() == nil {
 				s.global.logger.Warn("lag alert failed", "connection", name, "error", err)
 			}
 		}

@@ -107,6 +107,44 @@ func (p LagPolicy) Check(ctx context.Context, store AlertStore, n Notifier, conn
 	return notifyDetached(ctx, n, a)
 }
 
+// CheckConfirmed is Check for several workers sharing a store. Reading the
+// freshness and flipping the incident are two steps, and another worker's
+// run can complete in between: a worker that read "lagging" just before
+// could then reopen the incident that run has closed, and alert twice.
+// So after a flip it reads the freshness again and, if the flip no longer
+// holds, flips back quietly instead of notifying.
+func (p LagPolicy) CheckConfirmed(ctx context.Context, store AlertStore, n Notifier, conn string, read func(context.Context) (Freshness, error), now time.Time) error {
+	f, err := read(ctx)
+	if err != nil {
+		return err
+	}
+	open := p.Lagging(f, now)
+	changed, err := store.SetAlert(ctx, conn, string(KindLag), open, now)
+	if err != nil {
+		return fmt.Errorf("alert: recording the lag alert state of connection %q: %w", conn, err)
+	}
+	if !changed {
+		return nil
+	}
+	if again, err := read(ctx); err == nil && p.Lagging(again, now) != open {
+		_, err := store.SetAlert(ctx, conn, string(KindLag), !open, now)
+		return err
+	}
+	a, _, fire := p.Evaluate(conn, f, !open, now)
+	if !fire {
+		return nil
+	}
+	return notifyDetached(ctx, n, a)
+}
+
+// AfterRunConfirmed is AfterRun with the lag step of CheckConfirmed.
+func (p LagPolicy) AfterRunConfirmed(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, read func(context.Context) (Freshness, error), now time.Time) error {
+	return errors.Join(
+		checkPermanent(ctx, store, n, conn, runErr, now),
+		p.CheckConfirmed(ctx, store, n, conn, read, now),
+	)
+}
+
 // AfterRun is what a worker calls when a run of conn ends, with the run's
 // error (nil on success) and the freshness the store has after it:
 //

@@ -288,3 +288,55 @@ func TestTextThresholdAndErrorAt(t *testing.T) {
 		t.Errorf("Text (-want +got):\n%s", diff)
 	}
 }
+
+// A worker that read "lagging" just before another worker's run completed
+// and closed the incident must not reopen it: with Check it sends a second
+// lag alert (and later a second recovery); CheckConfirmed re-reads the
+// freshness after its flip and flips back quietly.
+func TestCheckConfirmedStaleReadSendsNothing(t *testing.T) {
+	p := LagPolicy{Threshold: 3 * time.Hour}
+	now := at.Add(10 * time.Hour)
+	lagging := Freshness{Watermark: now.Add(-5 * time.Hour)}
+	fresh := Freshness{Watermark: now.Add(-time.Minute)}
+	for _, confirmed := range []bool{false, true} {
+		store, rec := &memStore{}, &syncRecorder{}
+		// The incident is open and was alerted.
+		if _, err := store.SetAlert(context.Background(), "shop", string(KindLag), true, now); err != nil {
+			t.Fatal(err)
+		}
+		current := lagging
+		read := func(context.Context) (Freshness, error) { return current, nil }
+		staleRead := func() Freshness { return lagging } // what worker A saw a moment ago
+
+		// Worker B's run completes: the connection is fresh; B recovers it.
+		current = fresh
+		if err := p.CheckConfirmed(context.Background(), store, rec, "shop", read, now); err != nil {
+			t.Fatal(err)
+		}
+		// Worker A acts on its stale read.
+		var err error
+		if confirmed {
+			calls := 0
+			aRead := func(ctx context.Context) (Freshness, error) {
+				calls++
+				if calls == 1 {
+					return staleRead(), nil
+				}
+				return read(ctx)
+			}
+			err = p.CheckConfirmed(context.Background(), store, rec, "shop", aRead, now)
+		} else {
+			err = p.Check(context.Background(), store, rec, "shop", staleRead(), now)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"recovered lag"}
+		if !confirmed {
+			want = append(want, "lag ") // the duplicate CheckConfirmed prevents
+		}
+		if diff := cmp.Diff(want, rec.kinds()); diff != "" {
+			t.Errorf("confirmed=%v: alerts sent (-want +got):\n%s", confirmed, diff)
+		}
+	}
+}
