@@ -44,6 +44,9 @@ on --listen. On SIGTERM it stops taking new runs, lets runs in flight reach a
 checkpoint, and exits 0.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.lagEvery <= 0 {
+				return usageErrorf("--lag-check must be greater than 0, got %s", opts.lagEvery)
+			}
 			cfg, err := loadConfig(cmd.Context(), e, global)
 			if err != nil {
 				return err
@@ -119,11 +122,13 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	go func() { _ = httpSrv.Serve(ln) }()
 	fmt.Fprintf(e.stdout, "chimport serve: worker %s, %d connections, http://%s/ (status), /metrics, /healthz\n", owner, len(plan), ln.Addr())
 
+	// The helpers below stop with the signal, or if the scheduler ever
+	// returns on its own; the HTTP endpoints stop while it drains.
+	helpersCtx, stopHelpers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watchLag(ctx, opts.lagEvery) })
-	// The HTTP endpoints stop with the signal, while the scheduler drains.
+	wg.Go(func() { s.watchLag(helpersCtx, opts.lagEvery) })
 	wg.Go(func() {
-		<-ctx.Done()
+		<-helpersCtx.Done()
 		s.alive.Store(false)
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
@@ -132,6 +137,7 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	s.alive.Store(true)
 	err = s.sched.Run(ctx)
 	s.alive.Store(false)
+	stopHelpers()
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
