@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,60 +184,6 @@ func TestDynamoDBLeaseAndAlertsInHistoryItem(t *testing.T) {
 	want = map[string]string{"LeaseOwner": "absent", "LeaseToken": "N:1", "LeaseExpires": "absent"}
 	if d := cmp.Diff(want, look()); d != "" {
 		t.Errorf("history item after release and recovery (-want +got):\n%s", d)
-	}
-}
-
-// TestDynamoDBTwoHandlesNeverMoveWatermarkBack stands in for two workers:
-// each handle has its own SDK client, so they meet only at DynamoDB's
-// condition expressions.
-func TestDynamoDBTwoHandlesNeverMoveWatermarkBack(t *testing.T) {
-	ctx := context.Background()
-	a, url := initDynamoDB(t)
-	b := openDynamoDB(t, url)
-
-	// The slow worker finishes an older window after the fast one finished
-	// a newer one.
-	complete(t, a, "news", t0.Add(2*time.Hour))
-	complete(t, b, "news", t0.Add(time.Hour))
-	for _, s := range []*state.DynamoDB{a, b} {
-		c, err := s.Connection(ctx, "news")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !c.Watermark.Equal(t0.Add(2 * time.Hour)) {
-			t.Fatalf("watermark = %s, want %s", c.Watermark, t0.Add(2*time.Hour))
-		}
-	}
-
-	const n = 40
-	var wg sync.WaitGroup
-	for i := range n {
-		s := []*state.DynamoDB{a, b}[i%2]
-		end := t0.Add(time.Duration(i*17%n) * time.Hour)
-		wg.Go(func() {
-			if err := s.CompleteRun(ctx, state.Run{Connection: "news", Result: state.ResultOK,
-				WindowEnd: end, Finished: end, Delivered: 1}); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	c, err := b.Connection(ctx, "news")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := t0.Add((n - 1) * time.Hour); !c.Watermark.Equal(want) {
-		t.Errorf("watermark = %s, want %s", c.Watermark, want)
-	}
-	if c.TotalDelivered != n+2 {
-		t.Errorf("TotalDelivered = %d, want %d", c.TotalDelivered, n+2)
-	}
-	runs, err := a.Runs(ctx, "news", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(runs) != n+2 {
-		t.Errorf("%d runs recorded, want %d", len(runs), n+2)
 	}
 }
 

@@ -163,53 +163,6 @@ func TestSQLiteOpenConcurrently(t *testing.T) {
 	}
 }
 
-// TestSQLiteTwoHandlesNeverMoveWatermarkBack stands in for two processes
-// sharing one file: each *SQLite has its own pool and write queue, so they
-// meet only at SQLite's file lock.
-func TestSQLiteTwoHandlesNeverMoveWatermarkBack(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	a, b := openSQLite(t, path), openSQLite(t, path)
-
-	// The slow worker finishes an older window after the fast one finished
-	// a newer one.
-	complete(t, a, "news", t0.Add(2*time.Hour))
-	complete(t, b, "news", t0.Add(time.Hour))
-	for _, s := range []*state.SQLite{a, b} {
-		c, err := s.Connection(ctx, "news")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !c.Watermark.Equal(t0.Add(2 * time.Hour)) {
-			t.Fatalf("watermark = %s, want %s", c.Watermark, t0.Add(2*time.Hour))
-		}
-	}
-
-	const n = 40
-	var wg sync.WaitGroup
-	for i := range n {
-		s := []*state.SQLite{a, b}[i%2]
-		end := t0.Add(time.Duration(i*17%n) * time.Hour)
-		wg.Go(func() {
-			if err := s.CompleteRun(ctx, state.Run{Connection: "news", Result: state.ResultOK,
-				WindowEnd: end, Finished: end, Delivered: 1}); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	c, err := b.Connection(ctx, "news")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := t0.Add((n - 1) * time.Hour); !c.Watermark.Equal(want) {
-		t.Errorf("watermark = %s, want %s", c.Watermark, want)
-	}
-	if c.TotalDelivered != n+2 {
-		t.Errorf("TotalDelivered = %d, want %d", c.TotalDelivered, n+2)
-	}
-}
-
 func TestSQLiteRetention(t *testing.T) {
 	ctx := context.Background()
 	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"ConcurrentClaimsOneWinner", testConcurrentClaims},
 		{"ConcurrentSetAlertOneFlip", testConcurrentAlerts},
+		{"TwoHandlesNeverMoveWatermarkBack", testTwoHandlesNeverMoveWatermarkBack},
 	}
 	for _, tt := range shared {
 		t.Run(tt.name, func(t *testing.T) {
