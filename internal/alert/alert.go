@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/chimport/chimport/internal/human"
 )
 
 // Kind says why an alert went out. Receivers can route on it (SNS carries it
@@ -80,7 +82,7 @@ func (a Alert) Text() string {
 	if a.Lag > 0 {
 		lag := a.Lag.Round(time.Second).String()
 		if a.Threshold > 0 {
-			lag += " (threshold " + humanDuration(a.Threshold) + ")"
+			lag += " (threshold " + human.Duration(a.Threshold) + ")"
 		}
 		line("Lag", lag)
 	}

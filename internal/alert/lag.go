@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/chimport/chimport/internal/human"
 )
 
 // Freshness is what the state store knows about how up to date one
@@ -213,7 +214,7 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 	a := Alert{
 		Kind:       KindLag,
 		Connection: conn,
-		Subject:    fmt.Sprintf("chimport: %s is %s behind (threshold %s)", conn, humanDuration(lag), humanDuration(p.Threshold)),
+		Subject:    fmt.Sprintf("chimport: %s is %s behind (threshold %s)", conn, human.Duration(lag), human.Duration(p.Threshold)),
 		Lag:        lag,
 		Threshold:  p.Threshold,
 		Error:      clip(f.LastError, maxErrorText),
@@ -239,40 +240,12 @@ func (p LagPolicy) recoveredAlert(conn string, f Freshness, now time.Time) Alert
 		Kind:       KindRecovered,
 		Resolves:   KindLag,
 		Connection: conn,
-		Subject:    fmt.Sprintf("chimport: %s is fresh again (lag %s)", conn, humanDuration(lag)),
-		Problem:    fmt.Sprintf("The connection caught up: its lag is %s, within the %s threshold.", humanDuration(lag), humanDuration(p.Threshold)),
+		Subject:    fmt.Sprintf("chimport: %s is fresh again (lag %s)", conn, human.Duration(lag)),
+		Problem:    fmt.Sprintf("The connection caught up: its lag is %s, within the %s threshold.", human.Duration(lag), human.Duration(p.Threshold)),
 		Lag:        lag,
 		Threshold:  p.Threshold,
 		At:         now,
 	}
-}
-
-// humanDuration writes d the way a person says it, to the precision that
-// matters at its size: "45s", "12m5s", "3h12m", "2d4h".
-func humanDuration(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	const day = 24 * time.Hour
-	var hi, lo time.Duration
-	var hiUnit, loUnit string
-	switch d = d.Round(time.Second); {
-	case d < time.Minute:
-		return strconv.Itoa(int(d/time.Second)) + "s"
-	case d < time.Hour:
-		hi, hiUnit, lo, loUnit = time.Minute, "m", time.Second, "s"
-	case d < day:
-		d = d.Round(time.Minute)
-		hi, hiUnit, lo, loUnit = time.Hour, "h", time.Minute, "m"
-	default:
-		d = d.Round(time.Hour)
-		hi, hiUnit, lo, loUnit = day, "d", time.Hour, "h"
-	}
-	s := strconv.Itoa(int(d/hi)) + hiUnit
-	if rest := (d % hi) / lo; rest > 0 {
-		s += strconv.Itoa(int(rest)) + loUnit
-	}
-	return s
 }
 
 // humanTime is t in UTC to the minute, for sentences a person reads.

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chimport/chimport/internal/human"
 )
 
 // Row is one connection as the page shows it.
@@ -145,7 +147,7 @@ func newPageData(rows []Row, now time.Time) pageData {
 			v.Class, v.Icon, v.Status = "ok", "✓", "OK"
 		}
 		if r.Lag != nil {
-			v.Lag = humanDuration(*r.Lag)
+			v.Lag = human.Duration(*r.Lag)
 		}
 		v.LastSuccess = past(r.LastSuccess, now)
 		v.NextRun = future(r.NextRun, now)
@@ -160,7 +162,7 @@ func past(t *time.Time, now time.Time) when {
 		return when{Text: "never"}
 	}
 	w := absolute(*t, now)
-	w.Relative = humanDuration(now.Sub(*t)) + " ago"
+	w.Relative = human.Duration(now.Sub(*t)) + " ago"
 	if t.After(now) { // a clock ahead of ours: say so rather than "0s ago"
 		w.Relative = "just now"
 	}
@@ -172,7 +174,7 @@ func future(t *time.Time, now time.Time) when {
 		return when{Text: "not scheduled"}
 	}
 	w := absolute(*t, now)
-	w.Relative = "in " + humanDuration(t.Sub(now))
+	w.Relative = "in " + human.Duration(t.Sub(now))
 	if !t.After(now) {
 		w.Relative = "due now"
 	}
@@ -214,29 +216,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// humanDuration writes d the way a person says it, to the precision that
-// matters at its size: "45s", "12m5s", "2h13m", "3d4h".
-func humanDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	var hi, lo time.Duration
-	var hiUnit, loUnit string
-	switch d = max(d, 0).Round(time.Second); {
-	case d < time.Minute:
-		return strconv.Itoa(int(d/time.Second)) + "s"
-	case d < time.Hour:
-		hi, hiUnit, lo, loUnit = time.Minute, "m", time.Second, "s"
-	case d < day:
-		d = d.Round(time.Minute)
-		hi, hiUnit, lo, loUnit = time.Hour, "h", time.Minute, "m"
-	default:
-		d = d.Round(time.Hour)
-		hi, hiUnit, lo, loUnit = day, "d", time.Hour, "h"
-	}
-	s := strconv.Itoa(int(d/hi)) + hiUnit
-	if rest := (d % hi) / lo; rest > 0 {
-		s += strconv.Itoa(int(rest)) + loUnit
-	}
-	return s
 }

@@ -142,17 +142,6 @@ func TestPageStoreError(t *testing.T) {
 	}
 }
 
-func TestHumanDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		-time.Minute: "0s", 45 * time.Second: "45s", 12*time.Minute + 5*time.Second: "12m5s",
-		2*time.Hour + 13*time.Minute: "2h13m", 3 * time.Hour: "3h", 76 * time.Hour: "3d4h",
-	} {
-		if got := humanDuration(d); got != want {
-			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 func TestTimesAndTruncation(t *testing.T) {
 	if got := past(ptr(now.Add(-30*time.Hour)), now); got.Text != "2026-03-02 23:06 UTC" || got.Relative != "1d6h ago" {
 		t.Errorf("yesterday's time = %+v, want the date shown", got)
