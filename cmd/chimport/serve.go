@@ -195,13 +195,13 @@ func (s *server) watchLag(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		for name, conn := range s.conns {
-			f, err := s.freshness(ctx, name)
+			st, err := s.store.Connection(ctx, name)
 			if err != nil {
 				continue
 			}
-			lag, known := f.Lag(time.Now())
+			lag, known := freshnessOf(st).Lag(time.Now())
 			s.metrics.SetLag(name, lag, known)
-			if st, err := s.store.Connection(ctx, name); err == nil && !st.LastSuccess.IsZero() {
+			if !st.LastSuccess.IsZero() {
 				s.metrics.SetLastSuccess(name, st.LastSuccess)
 			}
 			read := func(ctx context.Context) (alert.Freshness, error) { return s.freshness(ctx, name) }
@@ -229,14 +229,16 @@ func (s *server) policy(conn config.Connection) alert.LagPolicy {
 // decision on stale data could reopen what another worker just closed.
 func (s *server) freshness(ctx context.Context, name string) (alert.Freshness, error) {
 	st, err := s.store.Connection(ctx, name)
-	if err != nil {
-		return alert.Freshness{}, err
-	}
+	return freshnessOf(st), err
+}
+
+// freshnessOf is what the lag policy needs of a connection's state.
+func freshnessOf(st state.ConnectionState) alert.Freshness {
 	f := alert.Freshness{Watermark: st.Watermark, FirstAttempt: st.FirstAttempt, LastError: st.LastError}
 	if st.LastError != "" {
 		f.LastErrorAt = st.LastAttempt
 	}
-	return f, nil
+	return f
 }
 
 // routes serves /healthz, /metrics and the status page.
@@ -262,7 +264,7 @@ func (s *server) statusRows(ctx context.Context) ([]statuspage.Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, _ := s.freshness(ctx, conn.Name)
+		f := freshnessOf(st)
 		row := statuspage.Row{Name: conn.Name, LastError: st.LastError, Lagging: s.policy(conn).Lagging(f, now)}
 		if lag, known := f.Lag(now); known && !st.Watermark.IsZero() {
 			row.Lag = &lag
