@@ -60,19 +60,6 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-// waitFor polls cond until it holds or the deadline passes. It is for
-// waiting on another goroutine's progress, never for letting time pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestVersion(t *testing.T) {
 	r := runCLI(t, context.Background(), nil, "version")
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "chimport ") {
@@ -110,5 +97,24 @@ func TestConfigPathFromEnvironment(t *testing.T) {
 	r := runCLI(t, context.Background(), map[string]string{"CHIMPORT_CONFIG": path}, "check")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "from-env.yaml") {
 		t.Fatalf("check with CHIMPORT_CONFIG: code %d, stderr %q; want exit 2 naming the file", r.code, r.stderr)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
 	}
 }

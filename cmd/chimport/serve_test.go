@@ -135,25 +135,6 @@ func (x *threeLists) change(t *testing.T, round int) {
 	}
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // TestTwoWorkersShareConnections: two serve processes on one SQLite file
 // keep three connections (every 3s) in sync; after one is killed with
 // SIGKILL, the other takes its connections over once the lease expires;

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSimServesUntilCancelled starts `chimport sim` on free ports, talks to
@@ -23,7 +24,7 @@ func TestSimServesUntilCancelled(t *testing.T) {
 	}()
 	fieldRe := regexp.MustCompile(`(?m)^  (mailchimp base_url|api_key|list_id|target url): +(\S+)`)
 	fields := map[string]string{}
-	waitFor(t, "sim to print its addresses", func() bool {
+	waitUntil(t, "sim to print its addresses", 10*time.Second, func() bool {
 		for _, m := range fieldRe.FindAllStringSubmatch(stdout.String(), -1) {
 			fields[m[1]] = m[2]
 		}
@@ -74,7 +75,7 @@ func TestSimServesUntilCancelled(t *testing.T) {
 	}
 
 	cancel()
-	waitFor(t, "sim to stop", func() bool { return len(done) == 1 })
+	waitUntil(t, "sim to stop", 10*time.Second, func() bool { return len(done) == 1 })
 	if code := <-done; code != exitOK {
 		t.Fatalf("sim exit code = %d, stderr %s", code, stderr.String())
 	}
