@@ -51,23 +51,7 @@ func (w *world) badBeforeWatermark(t *testing.T) (bad int, first string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records := w.target.Records()
-	for _, m := range w.members(t) {
-		lc, err := mailchimp.Member(m).LastChanged()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !lc.Before(st.Watermark) {
-			continue
-		}
-		id := mailchimp.Member(m).ID()
-		if diff := cmp.Diff(w.want(t, m), records[id]); diff != "" {
-			if bad == 0 {
-				first = fmt.Sprintf("member %s (last_changed %s, watermark %s):\n%s", id, lc, st.Watermark, diff)
-			}
-			bad++
-		}
-	}
+	bad, _, first = w.mismatches(func(m mcsim.Member) bool { return m.LastChanged.Before(st.Watermark) })
 	return bad, first
 }
 

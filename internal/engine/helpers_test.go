@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -166,56 +164,26 @@ func (w *world) checkInSync(t *testing.T) {
 
 func (w *world) compare(t *testing.T, include func(mcsim.Member) bool, what string) {
 	t.Helper()
+	if bad, checked, first := w.mismatches(include); bad > 0 {
+		t.Fatalf("%d of %d members %s are missing or stale in the target; first: %s", bad, checked, what, first)
+	}
+}
+
+// mismatches counts the members include selects that are missing or stale
+// in the target, and describes the first.
+func (w *world) mismatches(include func(mcsim.Member) bool) (bad, checked int, first string) {
 	records := w.target.Records()
-	bad, checked := 0, 0
 	for _, m := range w.sim.Members(testList) {
 		if !include(m) {
 			continue
 		}
 		checked++
 		if wanted, got := want(m), records[m.ID]; !reflect.DeepEqual(wanted, got) {
-			if bad++; bad <= 3 {
-				t.Errorf("member %s (last_changed %s) missing or stale in the target (-want +got):\n%s", m.ID, m.LastChanged, cmp.Diff(wanted, got))
+			if bad == 0 {
+				first = fmt.Sprintf("member %s (last_changed %s) (-want +got):\n%s", m.ID, m.LastChanged, cmp.Diff(wanted, got))
 			}
+			bad++
 		}
 	}
-	if bad > 0 {
-		t.Fatalf("%d of %d members %s are missing or stale in the target", bad, checked, what)
-	}
-}
-
-// members returns the simulator's members as the client would decode them.
-func (w *world) members(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, m := range w.sim.Members(testList) {
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		var mm map[string]any
-		if err := dec.Decode(&mm); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, mm)
-	}
-	return out
-}
-
-// want maps a decoded member document with the world's mapping.
-func (w *world) want(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	body, err := w.mapping.Append(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var rec map[string]any
-	if err := dec.Decode(&rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec
+	return bad, checked, first
 }
