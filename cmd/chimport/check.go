@@ -113,12 +113,8 @@ func checkConnection(ctx context.Context, global *globalOptions, limiter *mailch
 		res.problems = append(res.problems, err.Error())
 	}
 
-	headers := make(map[string]string, len(conn.Target.Headers))
-	for k, v := range conn.Target.Headers {
-		headers[k] = v.Reveal()
-	}
 	client := &http.Client{Timeout: conn.Target.Timeout.D()}
-	probe, err := target.Probe(ctx, client, conn.Target.URL, headers)
+	probe, err := target.Probe(ctx, client, conn.Target.URL, targetHeaders(conn))
 	if err != nil {
 		res.problems = append(res.problems, err.Error())
 	} else {

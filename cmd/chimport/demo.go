@@ -17,7 +17,6 @@ import (
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
-	"github.com/chimport/chimport/internal/mapping"
 	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state"
 )
@@ -154,11 +153,7 @@ func mutateDemo(sim *mcsim.Mailchimp, listID string) (string, error) {
 
 // checkAgreement compares the target with Mailchimp member by member.
 func checkAgreement(e env, sim *mcsim.Mailchimp, listID string, target *mcsim.Target, conn config.Connection) error {
-	fields := make([]mapping.Field, len(conn.Mapping))
-	for i, f := range conn.Mapping {
-		fields[i] = mapping.Field{Key: f.Key, Path: f.Path}
-	}
-	mp, err := mapping.New(fields)
+	mp, err := mappingOf(conn)
 	if err != nil {
 		return err
 	}

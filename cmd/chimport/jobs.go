@@ -21,11 +21,7 @@ import (
 // its own Mailchimp client (so its request count is the run's) but shares
 // the process-wide limiter: connections on one key share its 10 slots.
 func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, full bool) (engine.Job, error) {
-	fields := make([]mapping.Field, len(conn.Mapping))
-	for i, f := range conn.Mapping {
-		fields[i] = mapping.Field{Key: f.Key, Path: f.Path}
-	}
-	mp, err := mapping.New(fields)
+	mp, err := mappingOf(conn)
 	if err != nil {
 		return engine.Job{}, err
 	}
@@ -39,14 +35,10 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 	if err != nil {
 		return engine.Job{}, err
 	}
-	headers := make(map[string]string, len(conn.Target.Headers))
-	for k, v := range conn.Target.Headers {
-		headers[k] = v.Reveal()
-	}
 	sink, err := target.NewHTTP(target.HTTPConfig{
 		Connection: conn.Name,
 		URL:        conn.Target.URL,
-		Headers:    headers,
+		Headers:    targetHeaders(conn),
 		Timeout:    conn.Target.Timeout.D(),
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
@@ -67,6 +59,25 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		Mailchimp:  mc,
 		Sink:       sink,
 	}, nil
+}
+
+// mappingOf compiles the connection's record shape.
+func mappingOf(conn config.Connection) (*mapping.Mapping, error) {
+	fields := make([]mapping.Field, len(conn.Mapping))
+	for i, f := range conn.Mapping {
+		fields[i] = mapping.Field{Key: f.Key, Path: f.Path}
+	}
+	return mapping.New(fields)
+}
+
+// targetHeaders are the connection's target headers with their values
+// revealed, for the code that sends them.
+func targetHeaders(conn config.Connection) map[string]string {
+	headers := make(map[string]string, len(conn.Target.Headers))
+	for k, v := range conn.Target.Headers {
+		headers[k] = v.Reveal()
+	}
+	return headers
 }
 
 // outcome is one connection's run: its summary, or why it failed.
