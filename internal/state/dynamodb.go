@@ -97,8 +97,8 @@ func OpenDynamoDB(ctx context.Context, cfg DynamoDBConfig) (*DynamoDB, error) {
 		client:       client,
 		cfg:          cfg,
 		handle:       binary.BigEndian.Uint64(id[:]),
-		keepRuns:     keepRuns,
-		keepFailures: keepFailures,
+		keepRuns:     KeepRuns,
+		keepFailures: KeepFailures,
 		trimEvery:    100,
 	}
 	for _, t := range cfg.tables() {

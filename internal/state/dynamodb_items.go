@@ -77,7 +77,7 @@ func (it item) setString(attr, v string) {
 }
 
 func (it item) setTime(attr string, t time.Time) error {
-	n, err := nanos(t)
+	n, err := Nanos(t)
 	if err != nil {
 		return fmt.Errorf("%s: %w", attr, err)
 	}
@@ -135,7 +135,7 @@ func (r *reader) time(attr string) time.Time {
 		return time.Time{}
 	}
 	n := r.int(attr)
-	return fromNanos(&n)
+	return FromNanos(&n)
 }
 
 // timeMap reads an M of times; nil when absent or empty.
@@ -159,7 +159,7 @@ func (r *reader) timeMap(attr string) map[string]time.Time {
 				r.fail(attr, fmt.Errorf("key %q: %w", key, err))
 				return nil
 			}
-			out[key] = fromNanos(&ns)
+			out[key] = FromNanos(&ns)
 		}
 		return out
 	default:
@@ -205,7 +205,7 @@ func decodeConnection(it map[string]types.AttributeValue) (ConnectionState, erro
 	}
 	if cp := r.string(attrCheckpoint); cp != "" && r.err == nil {
 		var err error
-		if c.Checkpoint, err = decodeCheckpoint(cp); err != nil {
+		if c.Checkpoint, err = DecodeCheckpoint(cp); err != nil {
 			r.fail(attrCheckpoint, err)
 		}
 	}
@@ -312,7 +312,7 @@ func decodeFailure(it map[string]types.AttributeValue) (Failure, error) {
 // time), one higher on each collision (AddFailure puts conditionally). The
 // key then orders failures by time, which is what Failures returns.
 func failureKey(f Failure) (int64, error) {
-	n, err := nanos(f.At)
+	n, err := Nanos(f.At)
 	if err != nil || n == nil {
 		return 0, err
 	}
@@ -365,7 +365,7 @@ func (s *DynamoDB) runID(r Run) (string, error) {
 	if t.IsZero() {
 		t = r.Started
 	}
-	n, err := nanos(t)
+	n, err := Nanos(t)
 	if err != nil {
 		return "", err
 	}

@@ -23,7 +23,7 @@ const rereads = 8
 func (s *DynamoDB) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (Lease, error) {
 	lease := Lease{Connection: name, Owner: owner}
 	err := s.write("claim lease", name, func() (string, error) {
-		exp, err := checkClaim(owner, now, ttl)
+		exp, err := CheckClaim(owner, now, ttl)
 		if err != nil {
 			return "", err
 		}
@@ -67,10 +67,10 @@ func (s *DynamoDB) ClaimLease(ctx context.Context, name, owner string, now time.
 // RenewLease implements Store.
 func (s *DynamoDB) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl time.Duration) (Lease, error) {
 	err := s.write("renew lease", lease.Connection, func() (string, error) {
-		if err := checkLease(lease); err != nil {
+		if err := CheckLease(lease); err != nil {
 			return "", err
 		}
-		exp, err := checkClaim(lease.Owner, now, ttl)
+		exp, err := CheckClaim(lease.Owner, now, ttl)
 		if err != nil {
 			return "", err
 		}
@@ -92,7 +92,7 @@ func (s *DynamoDB) RenewLease(ctx context.Context, lease Lease, now time.Time, t
 // ReleaseLease implements Store.
 func (s *DynamoDB) ReleaseLease(ctx context.Context, lease Lease) error {
 	return s.write("release lease", lease.Connection, func() (string, error) {
-		if err := checkLease(lease); err != nil {
+		if err := CheckLease(lease); err != nil {
 			return "", err
 		}
 		u := newHistoryUpdate()
@@ -111,7 +111,7 @@ func (s *DynamoDB) ReleaseLease(ctx context.Context, lease Lease) error {
 func (s *DynamoDB) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
 	var changed bool
 	err := s.write("set alert", name, func() (string, error) {
-		if err := checkAlert(kind, open, at); err != nil {
+		if err := CheckAlert(kind, open, at); err != nil {
 			return "", err
 		}
 		for range rereads {
@@ -208,5 +208,5 @@ func (s *DynamoDB) fenced(ctx context.Context, name string, token int64, err err
 		// is missing.
 		return "", fmt.Errorf("%w: token %d (reading the current lease: %v)", ErrFenced, token, rerr)
 	}
-	return "", fencedError(token, cur.Token, cur.Owner)
+	return "", Fenced(token, cur.Token, cur.Owner)
 }

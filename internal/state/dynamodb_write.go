@@ -47,7 +47,7 @@ func (u *historyUpdate) setValue(attr string, v types.AttributeValue) string {
 
 // setTime stores t, or removes the attribute for the zero time.
 func (u *historyUpdate) setTime(attr string, t time.Time) {
-	n, err := nanos(t)
+	n, err := Nanos(t)
 	switch {
 	case err != nil:
 		if u.err == nil {
@@ -160,7 +160,7 @@ func (s *DynamoDB) StartRun(ctx context.Context, name string, at time.Time) erro
 	return s.write("start run", name, func() (string, error) {
 		u := newHistoryUpdate()
 		u.setTime(attrLastAttempt, at)
-		if n, err := nanos(at); err == nil && n != nil {
+		if n, err := Nanos(at); err == nil && n != nil {
 			u.setIfNotExists(attrFirstAttempt, num(*n))
 		}
 		_, err := s.updateHistory(ctx, name, u)
@@ -171,7 +171,7 @@ func (s *DynamoDB) StartRun(ctx context.Context, name string, at time.Time) erro
 // SaveCheckpoint implements Store.
 func (s *DynamoDB) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error {
 	return s.write("save checkpoint", name, func() (string, error) {
-		enc, err := encodeCheckpoint(cp)
+		enc, err := EncodeCheckpoint(cp)
 		if err != nil {
 			return "", err
 		}
@@ -199,7 +199,7 @@ func (s *DynamoDB) CompleteRun(ctx context.Context, run Run) error {
 		if run.Finished.IsZero() {
 			return "", errors.New("run has no finish time")
 		}
-		end, err := nanos(run.WindowEnd)
+		end, err := Nanos(run.WindowEnd)
 		if err != nil {
 			return "", fmt.Errorf("window end: %w", err)
 		}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -123,41 +121,13 @@ func migrateStep(ctx context.Context, db *sql.DB) (done bool, err error) {
 	return false, tx.Commit()
 }
 
-// The range of times unix nanoseconds in an int64 can hold.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos encodes t as unix nanoseconds, nil for the zero time. It refuses
-// times an int64 cannot hold rather than store a wrapped-around value.
-func nanos(t time.Time) (*int64, error) {
-	if t.IsZero() {
-		return nil, nil
-	}
-	if t.Before(minTime) || t.After(maxTime) {
-		return nil, fmt.Errorf("time %s is outside the storable range %s to %s",
-			t.UTC().Format(time.RFC3339Nano), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
-	}
-	n := t.UnixNano()
-	return &n, nil
-}
-
-// fromNanos decodes what nanos encoded, in UTC.
-func fromNanos(n *int64) time.Time {
-	if n == nil {
-		return time.Time{}
-	}
-	return time.Unix(0, *n).UTC()
-}
-
 // sqlTime is a time.Time as a SQL value: an INTEGER of unix nanoseconds,
 // NULL for the zero time. Passing sqlTime(t) as an argument and scanning
 // into (*sqlTime)(&t) keeps the encoding in one place.
 type sqlTime time.Time
 
 func (t sqlTime) Value() (driver.Value, error) {
-	n, err := nanos(time.Time(t))
+	n, err := Nanos(time.Time(t))
 	if n == nil || err != nil {
 		return nil, err
 	}
@@ -169,59 +139,9 @@ func (t *sqlTime) Scan(src any) error {
 	case nil:
 		*t = sqlTime{}
 	case int64:
-		*t = sqlTime(fromNanos(&v))
+		*t = sqlTime(FromNanos(&v))
 	default:
 		return fmt.Errorf("time column holds %T, want INTEGER", src)
 	}
 	return nil
-}
-
-// checkpointRecord is a Checkpoint as stored in connections.checkpoint, with
-// times encoded as everywhere else in the file.
-type checkpointRecord struct {
-	WindowStart *int64            `json:"window_start,omitempty"`
-	WindowEnd   *int64            `json:"window_end,omitempty"`
-	Views       map[string]*int64 `json:"views,omitempty"`
-	UpdatedAt   *int64            `json:"updated_at,omitempty"`
-}
-
-func encodeCheckpoint(cp Checkpoint) (string, error) {
-	var r checkpointRecord
-	var err error
-	if r.WindowStart, err = nanos(cp.WindowStart); err != nil {
-		return "", fmt.Errorf("checkpoint window start: %w", err)
-	}
-	if r.WindowEnd, err = nanos(cp.WindowEnd); err != nil {
-		return "", fmt.Errorf("checkpoint window end: %w", err)
-	}
-	if r.UpdatedAt, err = nanos(cp.UpdatedAt); err != nil {
-		return "", fmt.Errorf("checkpoint updated at: %w", err)
-	}
-	if len(cp.Views) > 0 {
-		r.Views = make(map[string]*int64, len(cp.Views))
-		for view, t := range cp.Views {
-			if r.Views[view], err = nanos(t); err != nil {
-				return "", fmt.Errorf("checkpoint view %q: %w", view, err)
-			}
-		}
-	}
-	b, err := json.Marshal(r)
-	return string(b), err
-}
-
-func decodeCheckpoint(s string) (*Checkpoint, error) {
-	var r checkpointRecord
-	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		return nil, fmt.Errorf("decode checkpoint: %w", err)
-	}
-	cp := &Checkpoint{
-		WindowStart: fromNanos(r.WindowStart),
-		WindowEnd:   fromNanos(r.WindowEnd),
-		Views:       make(map[string]time.Time, len(r.Views)),
-		UpdatedAt:   fromNanos(r.UpdatedAt),
-	}
-	for view, n := range r.Views {
-		cp.Views[view] = fromNanos(n)
-	}
-	return cp, nil
 }

@@ -15,12 +15,6 @@ import (
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
-// Retention per connection; see the package doc.
-const (
-	keepRuns     = 1000
-	keepFailures = 1000
-)
-
 // busyTimeout is how long a statement waits for another process's write
 // lock before failing. Writes are a few rows each, so a long wait means
 // something is wedged, not busy.
@@ -97,8 +91,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db:           db,
 		path:         abs,
 		writers:      make(chan struct{}, 1),
-		keepRuns:     keepRuns,
-		keepFailures: keepFailures,
+		keepRuns:     KeepRuns,
+		keepFailures: KeepFailures,
 	}, nil
 }
 
@@ -129,7 +123,7 @@ func scanConnection(row interface{ Scan(...any) error }) (ConnectionState, error
 		return ConnectionState{}, err
 	}
 	if cp.Valid {
-		if c.Checkpoint, err = decodeCheckpoint(cp.String); err != nil {
+		if c.Checkpoint, err = DecodeCheckpoint(cp.String); err != nil {
 			return ConnectionState{}, err
 		}
 	}
@@ -152,7 +146,7 @@ func decodeAlerts(s string) (map[string]time.Time, error) {
 	}
 	out := make(map[string]time.Time, len(opened))
 	for kind, n := range opened {
-		out[kind] = fromNanos(&n)
+		out[kind] = FromNanos(&n)
 	}
 	return out, nil
 }

@@ -12,7 +12,7 @@ import (
 // once, SQLite's write lock lets one at a time see the lease and take it.
 func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (Lease, error) {
 	const op = "claim lease"
-	exp, err := checkClaim(owner, now, ttl)
+	exp, err := CheckClaim(owner, now, ttl)
 	if err != nil {
 		return Lease{}, opError(op, name, err)
 	}
@@ -42,10 +42,10 @@ func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Ti
 // RenewLease implements Store.
 func (s *SQLite) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl time.Duration) (Lease, error) {
 	const op = "renew lease"
-	if err := checkLease(lease); err != nil {
+	if err := CheckLease(lease); err != nil {
 		return Lease{}, opError(op, lease.Connection, err)
 	}
-	exp, err := checkClaim(lease.Owner, now, ttl)
+	exp, err := CheckClaim(lease.Owner, now, ttl)
 	if err != nil {
 		return Lease{}, opError(op, lease.Connection, err)
 	}
@@ -66,7 +66,7 @@ func (s *SQLite) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl
 // ReleaseLease implements Store.
 func (s *SQLite) ReleaseLease(ctx context.Context, lease Lease) error {
 	const op = "release lease"
-	if err := checkLease(lease); err != nil {
+	if err := CheckLease(lease); err != nil {
 		return opError(op, lease.Connection, err)
 	}
 	return s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
@@ -81,7 +81,7 @@ func (s *SQLite) ReleaseLease(ctx context.Context, lease Lease) error {
 // the compare-and-set's answer.
 func (s *SQLite) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
 	const op = "set alert"
-	if err := checkAlert(kind, open, at); err != nil {
+	if err := CheckAlert(kind, open, at); err != nil {
 		return false, opError(op, name, err)
 	}
 	var changed bool

@@ -62,7 +62,7 @@ func (s *SQLite) StartRun(ctx context.Context, name string, at time.Time) error 
 
 // SaveCheckpoint implements Store.
 func (s *SQLite) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error {
-	enc, err := encodeCheckpoint(cp)
+	enc, err := EncodeCheckpoint(cp)
 	if err != nil {
 		return opError("save checkpoint", name, err)
 	}
@@ -151,7 +151,7 @@ func fenced(ctx context.Context, tx *sql.Tx, name string, token int64, res sql.R
 		name).Scan(&current, &owner); err != nil {
 		return err
 	}
-	return fencedError(token, current, owner)
+	return Fenced(token, current, owner)
 }
 
 // appendRun adds run to the history and trims it to the newest keepRuns.

@@ -61,6 +61,14 @@ type Failure struct {
 	At                     time.Time
 }
 
+// Retention: how many entries of each log a store keeps per connection
+// (see "Retention" in the package doc). Appending past the limit drops the
+// oldest.
+const (
+	KeepRuns     = 1000
+	KeepFailures = 1000
+)
+
 // Run results.
 const (
 	ResultOK        = "ok"
@@ -128,59 +136,6 @@ func (e *LeaseHeldError) Error() string {
 }
 
 func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
-
-// fencedError says which token was refused and which one is current.
-func fencedError(token, current int64, owner string) error {
-	if current == 0 {
-		return fmt.Errorf("%w: token %d, but the connection was never leased", ErrFenced, token)
-	}
-	return fmt.Errorf("%w: token %d, but the current lease is token %d (owner %q)", ErrFenced, token, current, owner)
-}
-
-// checkClaim validates ClaimLease's arguments and returns the new expiry.
-func checkClaim(owner string, now time.Time, ttl time.Duration) (time.Time, error) {
-	switch {
-	case owner == "":
-		return time.Time{}, errors.New("empty lease owner")
-	case now.IsZero():
-		return time.Time{}, errors.New("no current time")
-	case ttl <= 0:
-		return time.Time{}, fmt.Errorf("lease ttl %s is not positive", ttl)
-	}
-	if _, err := nanos(now); err != nil {
-		return time.Time{}, fmt.Errorf("current time: %w", err)
-	}
-	exp := now.Add(ttl).UTC()
-	if _, err := nanos(exp); err != nil {
-		return time.Time{}, fmt.Errorf("lease expiry: %w", err)
-	}
-	return exp, nil
-}
-
-// checkLease validates a lease passed back to RenewLease or ReleaseLease.
-func checkLease(l Lease) error {
-	switch {
-	case l.Owner == "":
-		return errors.New("empty lease owner")
-	case l.Token <= 0:
-		return fmt.Errorf("lease token %d: the lease was never claimed", l.Token)
-	}
-	return nil
-}
-
-// checkAlert validates SetAlert's arguments.
-func checkAlert(kind string, open bool, at time.Time) error {
-	switch {
-	case kind == "":
-		return errors.New("empty alert kind")
-	case !open:
-		return nil // at is ignored
-	case at.IsZero():
-		return errors.New("an alert needs the time it opened")
-	}
-	_, err := nanos(at)
-	return err
-}
 
 // Store keeps connection state, the failures log, the run history, leases
 // and alert state.

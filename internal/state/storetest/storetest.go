@@ -1,6 +1,7 @@
 // Package storetest is the one test suite every state.Store implementation
-// runs (SQLite today, DynamoDB next), so they all keep the same promises:
-// above all, that the watermark never moves backwards.
+// runs (internal/state/sqlite, dynamodb and memory; a new store runs it
+// from its own package tests), so they all keep the same promises: above
+// all, that the watermark never moves backwards.
 package storetest
 
 import (
@@ -16,7 +17,8 @@ import (
 // Open returns a new, empty store, and a function that opens another
 // handle on that same store: what a second worker process would have (its
 // own connections, pool and caches, sharing only the file or the tables).
-// Both arrange (with t.Cleanup) to be closed.
+// Both arrange (with t.Cleanup) to be closed. A store that lives in one
+// process (memory) has no second handle to open and returns itself.
 type Open func(t *testing.T) (s state.Store, another func() state.Store)
 
 // Run runs the suite; each subtest opens its own store.
