@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/alert/notify"
 	"github.com/chimport/chimport/internal/config"
 )
 
@@ -13,12 +14,12 @@ import (
 // to the log; alerts.sns_topic_arn adds SNS and alerts.webhook_url a
 // webhook.
 func newNotifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (alert.Notifier, error) {
-	n := alert.Multi{alert.Log{Logger: logger}}
+	n := notify.Multi{notify.Log{Logger: logger}}
 	if u := cfg.Alerts.WebhookURL; u != "" {
-		n = append(n, alert.NewWebhook(u.Reveal(), nil))
+		n = append(n, notify.NewWebhook(u.Reveal(), nil))
 	}
 	if arn := cfg.Alerts.SNSTopicARN; arn != "" {
-		sns, err := alert.NewSNSFromEnv(ctx, arn)
+		sns, err := notify.NewSNSFromEnv(ctx, arn)
 		if err != nil {
 			return nil, err
 		}
@@ -30,11 +31,11 @@ func newNotifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 // alertIfNeeded tells a person about a failed run at once when only a
 // person can fix it (a rejected key, a missing list, a target refusing the
 // credentials). Transient failures are retried by the next run instead.
-func alertIfNeeded(ctx context.Context, n alert.Notifier, logger *slog.Logger, connection string, runErr error) {
+func alertIfNeeded(ctx context.Context, n alert.Notifier, logger *slog.Logger, connection string, runErr error, now time.Time) {
 	if n == nil || runErr == nil {
 		return
 	}
-	a, ok := alert.NeedsPerson(connection, runErr, time.Now())
+	a, ok := alert.NeedsPerson(connection, runErr, now)
 	if !ok {
 		return
 	}

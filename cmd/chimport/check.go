@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,7 +25,8 @@ func newCheckCmd(e env, global *globalOptions) *cobra.Command {
 		Short: "Validate the config and check that every connection's Mailchimp list and target answer",
 		Long: `check validates the config file, then for each connection pings Mailchimp,
 confirms the list exists and reports its member count, and confirms the target
-accepts a connection (a HEAD request with the configured headers; no data is sent).
+answers as run will find it (a HEAD request with the configured headers, through
+the same client, which does not follow redirects; no data is sent).
 It prints one line per connection and exits 1 if any connection fails.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -55,7 +55,7 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	// One limiter for the whole process: connections sharing an API key
 	// share its 10 request slots.
-	limiter := mailchimp.NewLimiter(10)
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	results := make([]checkResult, len(conns))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -86,23 +86,21 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	return nil
 }
 
-// checkConnection pings Mailchimp, looks up the list and probes the target.
-// A failed ping skips the list lookup: it would fail for the same reason.
+// checkConnection pings Mailchimp, looks up the list and probes the target,
+// with the clients run and serve would use. A failed ping skips the list
+// lookup: it would fail for the same reason.
 func checkConnection(ctx context.Context, global *globalOptions, limiter *mailchimp.Limiter, conn config.Connection) checkResult {
 	res := checkResult{name: conn.Name}
-	mc, err := mailchimp.New(mailchimp.Config{
-		APIKey:     conn.Mailchimp.APIKey.Reveal(),
-		BaseURL:    conn.Mailchimp.BaseURL,
-		Connection: conn.Name,
-		Limiter:    limiter,
+	mc, sink, err := newClients(conn, clientOptions{
+		limiter: limiter, logger: global.logger,
 		// A check is interactive: give up after a few quick tries.
-		Retry:  retry.Policy{MaxAttempts: 3},
-		Logger: global.logger,
+		mailchimpRetry: retry.Policy{MaxAttempts: 3},
 	})
-	if err == nil {
-		err = mc.Ping(ctx)
+	if err != nil {
+		res.problems = append(res.problems, err.Error())
+		return res
 	}
-	if err == nil {
+	if err = mc.Ping(ctx); err == nil {
 		var list *mailchimp.List
 		if list, err = mc.List(ctx, conn.Mailchimp.ListID); err == nil {
 			res.notes = append(res.notes, fmt.Sprintf("list %s %q has %d subscribed, %d unsubscribed, %d cleaned members",
@@ -113,8 +111,7 @@ func checkConnection(ctx context.Context, global *globalOptions, limiter *mailch
 		res.problems = append(res.problems, err.Error())
 	}
 
-	client := &http.Client{Timeout: conn.Target.Timeout.D()}
-	probe, err := target.Probe(ctx, client, conn.Target.URL, targetHeaders(conn))
+	probe, err := sink.Probe(ctx)
 	if err != nil {
 		res.problems = append(res.problems, err.Error())
 	} else {

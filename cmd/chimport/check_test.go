@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chimport/chimport/internal/mcsim"
@@ -121,5 +123,37 @@ func TestConfigErrorsExit2AndNameTheField(t *testing.T) {
 	r := runCLI(t, context.Background(), map[string]string{"MAILCHIMP_API_KEY": "abc-us6"}, "check", "--config", path)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "connections[0].mailchimp.list_id") {
 		t.Fatalf("exit %d, stderr %q; want 2 naming connections[0].mailchimp.list_id", r.code, r.stderr)
+	}
+}
+
+// A target that redirects every request fails check, as it would fail run
+// (the sink does not follow redirects), even though the redirect's
+// destination is up. The message says it redirects, where to (redacted)
+// and what to do.
+func TestCheckFailsATargetThatRedirects(t *testing.T) {
+	f := newFixture(t, 10)
+	var followed atomic.Int64
+	final := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
+	t.Cleanup(final.Close)
+	const query = "token=redirect-secret-42"
+	moved := httptest.NewServer(http.RedirectHandler(final.URL+"/records?"+query, http.StatusTemporaryRedirect))
+	t.Cleanup(moved.Close)
+	f.targetURL = moved.URL + "/records"
+
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	r := runCLI(t, context.Background(), vars, "check", "--config", f.config(t, "a1b2c3d4e5"))
+	if r.code != exitFailed {
+		t.Errorf("exit code = %d, want %d\nstdout: %s", r.code, exitFailed, r.stdout)
+	}
+	for _, want := range []string{"FAIL  conn0:", "HTTP 307", "redirect", "to " + final.URL + "/records?REDACTED", "set target.url to the final address"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, "redirect-secret-42") || strings.Contains(r.stdout+r.stderr, targetAuth) {
+		t.Errorf("output contains a secret:\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
+	}
+	if n := followed.Load(); n != 0 {
+		t.Errorf("check followed the redirect: the destination got %d requests", n)
 	}
 }

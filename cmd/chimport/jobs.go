@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
@@ -17,23 +18,33 @@ import (
 	"github.com/chimport/chimport/internal/target"
 )
 
-// newJob turns a configured connection into one engine run. Each job gets
-// its own Mailchimp client (so its request count is the run's) but shares
-// the process-wide limiter: connections on one key share its 10 slots.
-func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, full bool) (engine.Job, error) {
-	mp, err := mappingOf(conn)
-	if err != nil {
-		return engine.Job{}, err
-	}
+// clientOptions is what the commands share when they build a connection's
+// clients.
+type clientOptions struct {
+	// limiter is the process-wide one: connections on one API key share
+	// its 10 slots.
+	limiter *mailchimp.Limiter
+	logger  *slog.Logger
+	// mailchimpRetry is the Mailchimp client's retry policy; zero fields
+	// take the defaults. check gives up sooner, since a person is waiting.
+	mailchimpRetry retry.Policy
+}
+
+// newClients builds a connection's Mailchimp client and target sink. Every
+// command builds them here, so what check probes is exactly what run and
+// serve send to: the same base URL, credentials, headers, timeout, and a
+// target client that does not follow redirects.
+func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, *target.HTTP, error) {
 	mc, err := mailchimp.New(mailchimp.Config{
 		APIKey:     conn.Mailchimp.APIKey.Reveal(),
 		BaseURL:    conn.Mailchimp.BaseURL,
 		Connection: conn.Name,
-		Limiter:    limiter,
-		Logger:     logger,
+		Limiter:    opts.limiter,
+		Retry:      opts.mailchimpRetry,
+		Logger:     opts.logger,
 	})
 	if err != nil {
-		return engine.Job{}, err
+		return nil, nil, err
 	}
 	sink, err := target.NewHTTP(target.HTTPConfig{
 		Connection: conn.Name,
@@ -43,8 +54,23 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
 		Retry:  retry.Policy{MaxDelay: target.MaxRetryAfter},
-		Logger: logger,
+		Logger: opts.logger,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mc, sink, nil
+}
+
+// newJob turns a configured connection into one engine run. Each job gets
+// its own Mailchimp client (so its request count is the run's) but shares
+// the process-wide limiter.
+func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, full bool) (engine.Job, error) {
+	mp, err := mappingOf(conn)
+	if err != nil {
+		return engine.Job{}, err
+	}
+	mc, sink, err := newClients(conn, clientOptions{limiter: limiter, logger: logger})
 	if err != nil {
 		return engine.Job{}, err
 	}
@@ -91,6 +117,11 @@ type outcome struct {
 // each job before it starts so it can attach a progress callback.
 func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, full bool, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
 	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	// Alerts are stamped by the engine's clock, the one its runs read.
+	var clk clock.Clock = clock.Real{}
+	if eng.Clock != nil {
+		clk = eng.Clock
+	}
 	out := make([]outcome, len(conns))
 	var g errgroup.Group
 	g.SetLimit(parallel)
@@ -99,7 +130,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			job, err := newJob(conn, limiter, logger, full)
 			if err != nil {
 				out[i] = outcome{summary: engine.Summary{Connection: conn.Name}, err: err}
-				alertIfNeeded(ctx, notify, logger, conn.Name, err)
+				alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())
 				return nil
 			}
 			if progress != nil {
@@ -108,7 +139,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			sum, err := eng.Run(ctx, job)
 			out[i] = outcome{summary: sum, err: err}
 			logRun(logger, sum, err, progress != nil)
-			alertIfNeeded(ctx, notify, logger, conn.Name, err)
+			alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())
 			return nil
 		})
 	}

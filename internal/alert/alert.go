@@ -2,9 +2,7 @@ package alert
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -101,67 +99,4 @@ func (a Alert) Text() string {
 // failed to be); callers log its error, since there is no one else to tell.
 type Notifier interface {
 	Notify(ctx context.Context, a Alert) error
-}
-
-var (
-	_ Notifier = Log{}
-	_ Notifier = Multi{}
-	_ Notifier = (*SNS)(nil)
-	_ Notifier = (*Webhook)(nil)
-)
-
-// Log writes alerts to a logger. It is the notifier every deployment has, so
-// an alert is on record even when no other notifier is configured or one
-// fails.
-type Log struct {
-	Logger *slog.Logger // nil means slog.Default()
-}
-
-// Notify logs a at error level, or at info level for a recovery.
-func (l Log) Notify(ctx context.Context, a Alert) error {
-	logger := l.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	level := slog.LevelError
-	if a.Kind == KindRecovered {
-		level = slog.LevelInfo
-	}
-	attrs := []slog.Attr{slog.String("alert", string(a.Kind)), slog.String("connection", a.Connection)}
-	add := func(key, value string) {
-		if value != "" {
-			attrs = append(attrs, slog.String(key, value))
-		}
-	}
-	add("problem", a.Problem)
-	if a.Status != 0 {
-		attrs = append(attrs, slog.Int("status", a.Status))
-	}
-	if a.Lag > 0 {
-		attrs = append(attrs, slog.Duration("lag", a.Lag))
-	}
-	if a.Threshold > 0 {
-		attrs = append(attrs, slog.Duration("threshold", a.Threshold))
-	}
-	add("resolves", string(a.Resolves))
-	add("action", a.Action)
-	add("error", a.Error)
-	if !a.ErrorAt.IsZero() {
-		attrs = append(attrs, slog.Time("error_at", a.ErrorAt))
-	}
-	logger.LogAttrs(ctx, level, a.Subject, attrs...)
-	return nil
-}
-
-// Multi sends each alert to every notifier in turn, so one failing (SNS
-// unreachable) does not keep the alert from the others.
-type Multi []Notifier
-
-// Notify calls every notifier and joins their errors.
-func (m Multi) Notify(ctx context.Context, a Alert) error {
-	var errs []error
-	for _, n := range m {
-		errs = append(errs, n.Notify(ctx, a))
-	}
-	return errors.Join(errs...)
 }

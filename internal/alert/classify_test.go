@@ -115,6 +115,12 @@ func TestNeedsPerson(t *testing.T) {
 				a.Problem == "" || a.Action == "" || a.Error != tt.err.Error() {
 				t.Errorf("incomplete alert: %+v", a)
 			}
+			// One text: the error's own message ends with the advice the
+			// alert gives.
+			action := strings.ToLower(a.Action[:1]) + a.Action[1:]
+			if !strings.Contains(tt.err.Error(), action) {
+				t.Errorf("the error message %q lacks the alert's action %q", tt.err.Error(), action)
+			}
 		})
 	}
 }
@@ -149,7 +155,7 @@ func TestTextAndSubject(t *testing.T) {
 	if a.Subject != wantSubject {
 		t.Errorf("Subject = %q, want %q", a.Subject, wantSubject)
 	}
-	line := `mailchimp connection "newsletter": GET /lists/a1b2c3d4e5/members: 401 API Key Invalid: Your API key may be invalid, or you've attempted to access the wrong datacenter. (check mailchimp.api_key: Mailchimp rejected the key) (reading the default view at offset 3000)`
+	line := `mailchimp connection "newsletter": GET /lists/a1b2c3d4e5/members: 401 API Key Invalid: Your API key may be invalid, or you've attempted to access the wrong datacenter. (Mailchimp rejected the API key: check mailchimp.api_key for this connection: the key may be mistyped, revoked, or from another Mailchimp account. Create a new key in Mailchimp (Profile > Extras > API keys) if needed.) (reading the default view at offset 3000)`
 	want := `Connection:    newsletter
 What failed:   Mailchimp rejected the API key.
 HTTP status:   401 Unauthorized

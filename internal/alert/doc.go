@@ -1,11 +1,14 @@
-// Package alert tells a person when a connection needs one.
+// Package alert decides when a connection needs a person, and what to tell
+// them.
 //
-// Two things page someone (DESIGN.md, "Freshness and alerts"):
+// Two things page someone:
 //
 //   - An error that retrying cannot fix: Mailchimp rejects the API key, the
 //     audience is gone, the target refuses the credentials or the records.
-//     NeedsPerson recognises these in a run's error and returns an Alert to
-//     send at once.
+//     Such an error says so itself: its Advice method (the Mailchimp
+//     client's and the target sink's errors have one) returns what failed
+//     and what to do. NeedsPerson walks a run's error chain for it and
+//     returns an Alert to send at once. This package knows no error type.
 //   - A connection whose lag passes a threshold, once per incident, and a
 //     recovery notice when it catches up. Transient errors (429, 5xx,
 //     timeouts) only ever page through lag: each run retries them, and most
@@ -20,9 +23,9 @@
 // LagPolicy.AfterRun also opens and closes permanent-error incidents, so a
 // connection with a revoked key pages once, not on every run.
 //
-// An Alert is plain data; a Notifier delivers it. Log (the default) writes it
-// to the log, SNS publishes it to an Amazon SNS topic, Webhook posts JSON
-// with a Slack-compatible text to a URL, and Multi sends to several. Alerts carry only text that is already free of secrets: the typed
-// Mailchimp and target errors are redacted where they are made, and nothing
-// here adds a configured value other than the connection name.
+// An Alert is plain data; a Notifier delivers it. The notifiers themselves
+// (log, SNS, webhook) are in internal/alert/notify, so the policy links no
+// AWS SDK. Alerts carry only text that is already free of secrets: the
+// typed Mailchimp and target errors are redacted where they are made, and
+// nothing here adds a configured value other than the connection name.
 package alert

@@ -7,8 +7,10 @@
 // held for one HTTP attempt only, never during a backoff wait) and the
 // classification of the outcome into an *Error whose Kind says whether to
 // retry. That is rclone's pacer plus shouldRetry, kept in one file so the
-// politeness rules of DESIGN.md (at most 10 simultaneous requests per key,
-// jittered backoff on 429, 5xx and 403-without-body) hold for every caller.
+// politeness rules (at most 10 simultaneous requests per key, Mailchimp's
+// own limit, and jittered backoff on 429, 5xx and 403-without-body) hold
+// for every caller. An *Error that retrying cannot fix says what to do
+// about it (Error.Advice), in its message and for the alert policy.
 //
 // Responses are decoded as streams, numbers in member documents stay
 // json.Number, and the API key never appears in an error, a log line or a

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chimport/chimport/internal/advice"
 )
 
 // Kind sorts failures by what should happen next: retry, fix the
@@ -70,7 +72,7 @@ type Error struct {
 }
 
 // Error returns one line: where, what, and what to do next.
-func (e *Error) Error() string { return e.summary() + " (" + e.Hint() + ")" }
+func (e *Error) Error() string { return e.summary() + " (" + e.hint() + ")" }
 
 // summary is Error without the hint: where and what. Retry log lines use
 // it, since "the next run will retry" is not yet true there.
@@ -105,17 +107,37 @@ func (e *Error) summary() string {
 	return oneLine(b.String())
 }
 
-// Hint says what the operator should do about the error.
-func (e *Error) Hint() string {
+// Advice says what failed and what a person should do, for the errors
+// that retrying cannot fix (a rejected key, refused access, a missing
+// audience, an invalid request); ok is false for every other error, which
+// the next run retries. The alert policy and the error message both take
+// their text from here.
+func (e *Error) Advice() (a advice.Advice, ok bool) {
+	a.Status = e.Status
 	switch e.Kind {
 	case KindAuth:
-		return "check mailchimp.api_key: Mailchimp rejected the key"
+		a.Problem = "Mailchimp rejected the API key"
+		a.Action = "Check mailchimp.api_key for this connection: the key may be mistyped, revoked, or from another Mailchimp account. Create a new key in Mailchimp (Profile > Extras > API keys) if needed."
 	case KindForbidden:
-		return "check that the API key's account may read this audience: Mailchimp refused access"
+		a.Problem = "Mailchimp refused the API key access to the audience"
+		a.Action = "Check that mailchimp.api_key belongs to the Mailchimp account that owns mailchimp.list_id, and that the account is active."
 	case KindNotFound:
-		return "check mailchimp.list_id: no audience with this id is visible to this API key"
+		a.Problem = "Mailchimp has no audience with this list id"
+		a.Action = "Check mailchimp.list_id: the audience may have been deleted, or it belongs to another account than the API key."
 	case KindInvalid:
-		return "Mailchimp rejected the request as invalid; check the mapping's fields and the query options"
+		a.Problem = "Mailchimp rejected a request as invalid"
+		a.Action = "Check the connection's mapping and mailchimp.statuses. If they look right, report a chimport bug with this error."
+	default:
+		return advice.Advice{}, false
+	}
+	return a, true
+}
+
+// hint ends the error message: the advice, or for an error the next run
+// retries, why it failed and that it will be retried.
+func (e *Error) hint() string {
+	if a, ok := e.Advice(); ok {
+		return a.String()
 	}
 	cause := "Mailchimp or the network is unavailable"
 	if e.Kind == KindRateLimited {

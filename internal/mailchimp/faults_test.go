@@ -137,7 +137,7 @@ func TestPermanentErrorsNotRetried(t *testing.T) {
 			},
 			mailchimp.Error{Kind: mailchimp.KindForbidden, Status: 403, Title: "Forbidden",
 				Detail: "You don't have permission to access this resource."},
-			"Mailchimp refused access",
+			"Mailchimp refused the API key access",
 		},
 		{
 			"414 is invalid, not retried",
@@ -204,7 +204,7 @@ func TestErrorMessages(t *testing.T) {
 		{
 			&mailchimp.Error{Kind: mailchimp.KindAuth, Connection: "c1", Method: "GET", Endpoint: "/ping", Status: 401,
 				Title: "API Key Invalid", Detail: "Your API key may be invalid.", Attempts: 1},
-			`mailchimp connection "c1": GET /ping: 401 API Key Invalid: Your API key may be invalid. (check mailchimp.api_key: Mailchimp rejected the key)`,
+			`mailchimp connection "c1": GET /ping: 401 API Key Invalid: Your API key may be invalid. (Mailchimp rejected the API key: check mailchimp.api_key for this connection: the key may be mistyped, revoked, or from another Mailchimp account. Create a new key in Mailchimp (Profile > Extras > API keys) if needed.)`,
 		},
 		{
 			&mailchimp.Error{Kind: mailchimp.KindTransport, Method: "GET", Endpoint: "/lists/x/members",

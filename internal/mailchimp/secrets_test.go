@@ -48,7 +48,9 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 		}
 		messages = append(messages, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
 		if e, ok := err.(*mailchimp.Error); ok {
-			messages = append(messages, e.Hint())
+			if a, ok := e.Advice(); ok {
+				messages = append(messages, a.Problem, a.Action)
+			}
 			if e.Err != nil {
 				messages = append(messages, e.Err.Error())
 			}

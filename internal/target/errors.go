@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chimport/chimport/internal/advice"
 )
 
 const (
@@ -22,13 +24,18 @@ const (
 	bodyExcerpt = 200
 )
 
-// Error is a failed delivery: the last attempt's outcome, once the retry
-// policy gave up or decided not to retry. It never contains a header value
-// or the URL's query string or password.
+// Error is a failed request to the target: for a delivery, the last
+// attempt's outcome, once the retry policy gave up or decided not to retry;
+// for a probe, its one HEAD request. It never contains a header value or the
+// URL's query string or password.
 type Error struct {
 	Connection string
+	Method     string // the request's method; "" means POST, a delivery
 	URL        string // RedactURL(url): no query string, no password
 	Status     int    // HTTP status; 0 for transport errors and timeouts
+	// Location is where a redirect points, redacted like URL; "" if the
+	// answer was not a redirect or named no place.
+	Location string
 	// Body is the start of the response body: at most 200 bytes, valid
 	// UTF-8, trimmed, with configured header values blanked out in case the
 	// target echoed them. Response headers are never kept.
@@ -47,11 +54,14 @@ func (e *Error) Error() string {
 	if e.Connection != "" {
 		fmt.Fprintf(&b, " connection %q", e.Connection)
 	}
-	fmt.Fprintf(&b, ": POST %s: ", e.URL)
+	fmt.Fprintf(&b, ": %s %s: ", e.method(), e.URL)
 	if e.Status != 0 {
 		b.WriteString("HTTP " + strconv.Itoa(e.Status))
 		if text := http.StatusText(e.Status); text != "" {
 			b.WriteString(" " + text)
+		}
+		if e.Location != "" {
+			b.WriteString(" to " + e.Location)
 		}
 		if e.Body != "" {
 			b.WriteString(": " + e.Body)
@@ -65,33 +75,70 @@ func (e *Error) Error() string {
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
 	}
-	b.WriteString("; " + e.Hint())
+	b.WriteString("; " + e.hint())
 	// Targets put newlines in error bodies; a log or alert line stays whole.
 	return strings.Join(strings.Fields(b.String()), " ")
 }
 
-// Hint says what the operator should do about the error.
-func (e *Error) Hint() string {
+func (e *Error) method() string {
+	if e.Method == "" {
+		return http.MethodPost
+	}
+	return e.Method
+}
+
+// Advice says what failed and what a person should do, for the errors that
+// retrying cannot fix: credentials or records refused, no such endpoint, a
+// batch too large, a redirect, a rejected TLS certificate. ok is false for
+// the errors a later attempt may get over (408, 429, 5xx, timeouts, other
+// transport errors). The alert policy and the error message both take
+// their text from here.
+func (e *Error) Advice() (a advice.Advice, ok bool) {
+	if e.Retryable() {
+		return advice.Advice{}, false
+	}
+	a.Status = e.Status
 	switch s := e.Status; {
-	case s == 0 && isCertError(e.Err):
-		return "the target's TLS certificate was not accepted: check target.url and the target's certificate"
-	case e.Retryable():
-		return "the target is unavailable; the next run will retry"
+	case s == 0:
+		// Not retryable without a status: the certificate was refused.
+		a.Problem = "the target's TLS certificate was not accepted"
+		a.Action = "Check target.url and the target's certificate: it may have expired, be self-signed, or be for another host name."
 	case s == http.StatusUnauthorized, s == http.StatusForbidden:
-		return "the target rejected the credentials: check target.headers"
+		a.Problem = "the target rejected the credentials"
+		a.Action = "Check target.headers (for example Authorization) for this connection: the token may have expired or been revoked."
 	case s == http.StatusBadRequest, s == http.StatusUnprocessableEntity:
-		return "the target rejected the records: check the mapping and the target's API"
+		a.Problem = "the target rejected the records"
+		a.Action = "Check the mapping of this connection against what the target's API accepts; the error quotes the start of the target's answer."
 	case s == http.StatusNotFound, s == http.StatusMethodNotAllowed:
-		return "the target has no such endpoint: check target.url"
+		a.Problem = "the target has no such endpoint"
+		a.Action = "Check target.url for this connection."
 	case s == http.StatusRequestEntityTooLarge:
-		return "the batch is too large for the target: lower the batch size"
+		a.Problem = "the target refused a batch as too large"
+		a.Action = "Lower target.batch_size for this connection."
 	case s >= 300 && s < 400:
 		// Redirects are not followed: a 301/302 would turn the POST into a
 		// GET and drop the records, and custom auth headers would go to
 		// whatever host the Location names.
-		return "the target answered with a redirect, which chimport does not follow: set target.url to the final address"
+		a.Problem = "the target answered with a redirect"
+		a.Action = "Set target.url to the final address: chimport does not follow redirects, which would drop the records or send the credentials elsewhere."
+	default:
+		a.Problem = "the target refused the request"
+		a.Action = "Check target.url and what the target's API expects."
 	}
-	return "the target refused the request: check target.url and the target's API"
+	return a, true
+}
+
+// hint ends the error message: the advice, or for an error a later attempt
+// may get over, what happens next.
+func (e *Error) hint() string {
+	if a, ok := e.Advice(); ok {
+		return a.String()
+	}
+	if e.Method == http.MethodHead {
+		// A probe: nothing retries it, a person is looking at the answer.
+		return "the target is unavailable: check target.url and that the target is running and reachable from here"
+	}
+	return "the target is unavailable; the next run will retry"
 }
 
 // Retryable reports whether the same batch may succeed later: 408, 429,
@@ -112,10 +159,12 @@ func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// NeedsPerson reports whether retrying cannot help until someone changes
-// the config or the target (credentials, URL, mapping, certificate), so an
-// alert should go out at once rather than after repeated failed runs.
-func (e *Error) NeedsPerson() bool { return !e.Retryable() }
+// NeedsPerson reports whether the error has Advice: retrying cannot help
+// until someone changes the config or the target.
+func (e *Error) NeedsPerson() bool {
+	_, ok := e.Advice()
+	return ok
+}
 
 // isCertError reports a TLS verification failure: it will not fix itself
 // between attempts, so it is not retried.

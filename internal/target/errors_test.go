@@ -72,14 +72,14 @@ func TestErrorKinds(t *testing.T) {
 		err  *Error
 		want kind
 	}{
-		{&Error{Status: 400}, kind{false, true, "check the mapping and the target's API"}},
+		{&Error{Status: 400}, kind{false, true, "check the mapping of this connection against what the target's API accepts"}},
 		{&Error{Status: 422}, kind{false, true, "the target rejected the records"}},
 		{&Error{Status: 401}, kind{false, true, "the target rejected the credentials: check target.headers"}},
 		{&Error{Status: 403}, kind{false, true, "check target.headers"}},
 		{&Error{Status: 404}, kind{false, true, "check target.url"}},
 		{&Error{Status: 405}, kind{false, true, "check target.url"}},
 		{&Error{Status: 409}, kind{false, true, "the target refused the request"}},
-		{&Error{Status: 413}, kind{false, true, "lower the batch size"}},
+		{&Error{Status: 413}, kind{false, true, "lower target.batch_size"}},
 		{&Error{Status: 308}, kind{false, true, "redirect"}},
 		{&Error{Status: 408}, unavailable},
 		{&Error{Status: 429}, unavailable},
@@ -88,7 +88,7 @@ func TestErrorKinds(t *testing.T) {
 		{&Error{Err: errors.New("connection reset by peer")}, unavailable},
 	}
 	for _, tt := range tests {
-		got := kind{tt.err.Retryable(), tt.err.NeedsPerson(), tt.err.Hint()}
+		got := kind{tt.err.Retryable(), tt.err.NeedsPerson(), tt.err.hint()}
 		if !strings.Contains(got.Hint, tt.want.Hint) {
 			t.Errorf("status %d: hint %q, want it to contain %q", tt.err.Status, got.Hint, tt.want.Hint)
 		}

@@ -2,7 +2,6 @@ package target
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,61 +12,47 @@ type ProbeResult struct {
 	Status int // HTTP status of the HEAD request
 }
 
-// ProbeError says why a target failed its probe, and what to do about it.
-// It never carries header values or the URL's query string.
-type ProbeError struct {
-	URL    string // the target URL with any query string and password removed
-	Status int    // 0 when no HTTP response arrived
-	Reason string
-	Hint   string
-}
-
-func (e *ProbeError) Error() string {
-	if e.Status != 0 {
-		return fmt.Sprintf("target %s answered HTTP %d: %s; %s", e.URL, e.Status, e.Reason, e.Hint)
-	}
-	return fmt.Sprintf("target %s: %s; %s", e.URL, e.Reason, e.Hint)
-}
-
-// Probe checks that a target accepts connections and the configured headers
-// without sending it data: it makes a HEAD request to url with headers.
+// Probe checks that the target answers without sending it data: one HEAD
+// request to the sink's URL through the sink's own client, with its
+// headers, User-Agent and per-attempt timeout. So it judges the target as
+// Send will: a redirect, which Send does not follow, fails the probe too.
 //
-// Any answer below 500 other than 401 and 403 passes: many APIs answer HEAD on
-// a POST-only route with 404 or 405, and that still proves the server is
-// there. 401 and 403 mean the credentials in the headers were rejected; 5xx
-// means the server is unwell.
-func Probe(ctx context.Context, client *http.Client, rawURL string, headers map[string]string) (ProbeResult, error) {
-	shown := RedactURL(rawURL)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, rawURL, nil)
+// Any answer below 500 other than a redirect, 401 and 403 passes: many APIs
+// answer HEAD on a POST-only route with 404 or 405, and that still proves
+// the server is there. A failure is an *Error (Method HEAD) whose message
+// says what to do; it is not retried, since a person is waiting.
+func (s *HTTP) Probe(ctx context.Context) (ProbeResult, error) {
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodHead, s.url, nil)
 	if err != nil {
-		return ProbeResult{}, &ProbeError{URL: shown, Reason: "the URL is not valid", Hint: "check target.url"}
+		return ProbeResult{}, &Error{Connection: s.connection, Method: http.MethodHead, URL: s.shownURL, Err: err}
 	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
+	req.Header = s.headers.Clone()
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", UserAgent)
 	}
-	req.Header.Set("User-Agent", "chimport")
-	resp, err := client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
-		return ProbeResult{}, &ProbeError{URL: shown, Reason: "no answer: " + transportReason(err), Hint: "check target.url and that the target is running and reachable from here"}
+		err = s.transportError(ctx, actx, err)
+		if e, ok := err.(*Error); ok {
+			e.Method = http.MethodHead
+		}
+		return ProbeResult{}, err
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return ProbeResult{Status: resp.StatusCode}, &ProbeError{URL: shown, Status: resp.StatusCode, Reason: "it rejected the credentials", Hint: "check target.headers (e.g. Authorization)"}
-	case resp.StatusCode >= 500:
-		return ProbeResult{Status: resp.StatusCode}, &ProbeError{URL: shown, Status: resp.StatusCode, Reason: "server error", Hint: "the target is unwell; try again later or ask its owners"}
+	res := ProbeResult{Status: resp.StatusCode}
+	switch code := resp.StatusCode; {
+	case code >= 300 && code < 400, code == http.StatusUnauthorized, code == http.StatusForbidden, code >= 500:
+	default:
+		return res, nil
 	}
-	return ProbeResult{Status: resp.StatusCode}, nil
-}
-
-// transportReason describes a transport error without the URL, which
-// *url.Error would repeat (with its query string).
-func transportReason(err error) string {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err.Error()
+	e := &Error{Connection: s.connection, Method: http.MethodHead, URL: s.shownURL, Status: resp.StatusCode, Attempts: 1}
+	if loc, err := resp.Location(); err == nil {
+		e.Location = RedactURL(loc.String())
 	}
-	return err.Error()
+	return res, e
 }
 
 // RedactURL returns u without its query string, fragment and password, for

@@ -1,4 +1,4 @@
-package alert
+package notify
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/retry"
-	"github.com/google/go-cmp/cmp"
 )
 
 // webhookToken is the secret in the webhook URL, as Slack puts it.
@@ -74,9 +76,9 @@ func fakeWebhook(url string) (*Webhook, *clock.Fake) {
 	return w, fake
 }
 
-func lagAlert() Alert {
-	return Alert{
-		Kind: KindLag, Connection: "shop",
+func lagAlert() alert.Alert {
+	return alert.Alert{
+		Kind: alert.KindLag, Connection: "shop",
 		Subject:   "chimport: shop is 3h12m behind (threshold 3h)",
 		Problem:   "Mailchimp changes since 2026-03-04 01:54 UTC have not reached the target.",
 		Action:    "Runs keep failing with the error below.",
@@ -94,7 +96,7 @@ func TestWebhookBody(t *testing.T) {
 	if err := w.Notify(context.Background(), lagAlert()); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Notify(context.Background(), Alert{Kind: KindPermanentError, Connection: "shop", Subject: "chimport: shop needs attention: Mailchimp rejected the API key (HTTP 401)",
+	if err := w.Notify(context.Background(), alert.Alert{Kind: alert.KindPermanentError, Connection: "shop", Subject: "chimport: shop needs attention: Mailchimp rejected the API key (HTTP 401)",
 		Problem: "Mailchimp rejected the API key.", Action: "Check mailchimp.api_key.", Error: "401 API Key Invalid", At: at}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func TestWebhookBody(t *testing.T) {
 }
 
 func TestWebhookRecoveredBody(t *testing.T) {
-	b := newWebhookBody(Alert{Kind: KindRecovered, Resolves: KindLag, Connection: "shop", Subject: "chimport: shop is fresh again (lag 0s)", Threshold: time.Hour, At: at})
+	b := newWebhookBody(alert.Alert{Kind: alert.KindRecovered, Resolves: alert.KindLag, Connection: "shop", Subject: "chimport: shop is fresh again (lag 0s)", Threshold: time.Hour, At: at})
 	raw, err := json.Marshal(b)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package alert
+package notify
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/retry"
 )
 
@@ -110,8 +111,8 @@ func secretParts(u *url.URL) []string {
 type webhookBody struct {
 	Text             string     `json:"text"`
 	Connection       string     `json:"connection"`
-	Kind             Kind       `json:"kind"`
-	Resolves         Kind       `json:"resolves,omitempty"`
+	Kind             alert.Kind `json:"kind"`
+	Resolves         alert.Kind `json:"resolves,omitempty"`
 	Subject          string     `json:"subject"`
 	LagSeconds       *int64     `json:"lag_seconds"`
 	ThresholdSeconds *int64     `json:"threshold_seconds"`
@@ -121,10 +122,10 @@ type webhookBody struct {
 	At               time.Time  `json:"at"`
 }
 
-func newWebhookBody(a Alert) webhookBody {
+func newWebhookBody(a alert.Alert) webhookBody {
 	b := webhookBody{Text: slackText(a), Connection: a.Connection, Kind: a.Kind, Resolves: a.Resolves, Subject: a.Subject, At: a.At.UTC()}
 	seconds := func(d time.Duration) *int64 { s := int64(d.Round(time.Second) / time.Second); return &s }
-	if a.Kind == KindLag || (a.Kind == KindRecovered && a.Resolves == KindLag) || a.Lag > 0 {
+	if a.Kind == alert.KindLag || (a.Kind == alert.KindRecovered && a.Resolves == alert.KindLag) || a.Lag > 0 {
 		b.LagSeconds = seconds(a.Lag)
 	}
 	if a.Threshold > 0 {
@@ -150,7 +151,7 @@ const slackTextError = 300
 // bold, then the problem, the error and what to do. Line breaks are folded
 // (errors.Join puts one error per line) and &, <, > escaped, since Slack
 // reads <...> as a link or mention.
-func slackText(a Alert) string {
+func slackText(a alert.Alert) string {
 	parts := []string{"*" + oneLine(a.Subject) + "*", oneLine(a.Problem)}
 	if a.Error != "" {
 		label := "Last error"
@@ -173,7 +174,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Notify posts a, retrying 429, 5xx and transport errors under w.Retry. Any
 // other status is an error naming it.
-func (w *Webhook) Notify(ctx context.Context, a Alert) error {
+func (w *Webhook) Notify(ctx context.Context, a alert.Alert) error {
 	if w.urlErr != nil {
 		return w.urlErr
 	}

@@ -1,4 +1,4 @@
-package alert
+package notify
 
 import (
 	"cmp"
@@ -14,6 +14,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"github.com/chimport/chimport/internal/alert"
 )
 
 // maxSubject is SNS's limit: a Subject must be "less than 100 characters".
@@ -50,7 +52,7 @@ func NewSNSFromEnv(ctx context.Context, topicARN string) (*SNS, error) {
 }
 
 // Notify publishes a once. The SDK retries throttling and 5xx itself.
-func (s *SNS) Notify(ctx context.Context, a Alert) error {
+func (s *SNS) Notify(ctx context.Context, a alert.Alert) error {
 	in := &sns.PublishInput{
 		TopicArn: aws.String(s.topicARN),
 		Message:  aws.String(a.Text()),

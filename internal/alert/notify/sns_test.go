@@ -1,4 +1,4 @@
-package alert
+package notify
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/target"
-	"github.com/google/go-cmp/cmp"
 )
 
 // Secrets planted in the Mailchimp key and the target's Authorization
@@ -86,7 +88,7 @@ func TestSNSPublishesAlertsWithoutSecrets(t *testing.T) {
 			"chimport: shop needs attention: the target rejected the credentials (HTTP 401)"},
 	}
 	for _, tt := range tests {
-		a, ok := NeedsPerson(tt.connection, tt.err, at)
+		a, ok := alert.NeedsPerson(tt.connection, tt.err, at)
 		if !ok {
 			t.Fatalf("NeedsPerson(%v) = false", tt.err)
 		}
@@ -124,7 +126,7 @@ func TestSNSNotifyErrorNamesTheTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = n.Notify(awstest.WaitContext(t, 30*time.Second), Alert{Kind: KindPermanentError, Connection: "x", Subject: "s", Problem: "p"})
+	err = n.Notify(awstest.WaitContext(t, 30*time.Second), alert.Alert{Kind: alert.KindPermanentError, Connection: "x", Subject: "s", Problem: "p"})
 	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("Notify to a missing topic = %v, want an error naming %s", err, missing)
 	}

@@ -1,4 +1,4 @@
-package alert
+package notify
 
 import (
 	"bytes"
@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/alert"
 )
 
 func TestLog(t *testing.T) {
@@ -19,12 +22,12 @@ func TestLog(t *testing.T) {
 		}
 		return a
 	}}))
-	a := Alert{Kind: KindPermanentError, Connection: "newsletter", Subject: "chimport: newsletter needs attention: x (HTTP 401)",
+	a := alert.Alert{Kind: alert.KindPermanentError, Connection: "newsletter", Subject: "chimport: newsletter needs attention: x (HTTP 401)",
 		Problem: "X.", Status: 401, Action: "Fix it.", Error: "boom", At: at}
 	if err := (Log{Logger: logger}).Notify(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	if err := (Log{Logger: logger}).Notify(context.Background(), Alert{Kind: KindRecovered, Connection: "newsletter", Subject: "recovered"}); err != nil {
+	if err := (Log{Logger: logger}).Notify(context.Background(), alert.Alert{Kind: alert.KindRecovered, Connection: "newsletter", Subject: "recovered"}); err != nil {
 		t.Fatal(err)
 	}
 	want := `level=ERROR msg="chimport: newsletter needs attention: x (HTTP 401)" alert=permanent_error connection=newsletter problem=X. status=401 action="Fix it." error=boom
@@ -36,11 +39,11 @@ level=INFO msg=recovered alert=recovered connection=newsletter
 }
 
 type recorder struct {
-	got []Alert
+	got []alert.Alert
 	err error
 }
 
-func (r *recorder) Notify(_ context.Context, a Alert) error {
+func (r *recorder) Notify(_ context.Context, a alert.Alert) error {
 	r.got = append(r.got, a)
 	return r.err
 }
@@ -48,7 +51,7 @@ func (r *recorder) Notify(_ context.Context, a Alert) error {
 func TestMultiNotifiesAllAndJoinsErrors(t *testing.T) {
 	errA, errC := errors.New("a down"), errors.New("c down")
 	a, b, c := &recorder{err: errA}, &recorder{}, &recorder{err: errC}
-	alert := Alert{Connection: "x"}
+	alert := alert.Alert{Connection: "x"}
 	err := Multi{a, b, c}.Notify(context.Background(), alert)
 	if !errors.Is(err, errA) || !errors.Is(err, errC) {
 		t.Errorf("Notify = %v, want both errors", err)
@@ -82,3 +85,5 @@ func TestSNSSubject(t *testing.T) {
 		}
 	}
 }
+
+var at = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
