@@ -2,103 +2,177 @@ package mailchimp_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chimport/chimport/internal/mailchimp"
 )
 
-// 50 callers on one key through two Clients never have more than 10
-// requests in flight, and do reach 10.
-func TestLimiterSharedAcrossClients(t *testing.T) {
-	const limit, callers = 10, 50
-	var inflight, peak atomic.Int64
-	full, over := make(chan struct{}), make(chan struct{})
-	var fullOnce, overOnce sync.Once
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		n := inflight.Add(1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
-		if n >= limit {
-			fullOnce.Do(func() { close(full) })
-		}
-		if n > limit {
-			overOnce.Do(func() { close(over) })
-		}
-		// Hold the first wave until the limit is reached, then give the
-		// other 40 callers a moment to get past a broken limiter. A correct
-		// limiter passes whatever the timing; the window only decides how
-		// surely a broken one is caught. The 10 s bound turns a limiter
-		// that admits too few into a failure rather than a hang.
-		select {
-		case <-full:
-			select {
-			case <-over:
-			case <-time.After(100 * time.Millisecond):
-			}
-		case <-time.After(10 * time.Second):
-		}
-		// Leave before the body is written: the client cannot finish
-		// reading (and free its slot) before this line has run.
-		inflight.Add(-1)
-		chimpy(w, r)
+// pipeServer serves a handler over in-memory connections (net.Pipe), for
+// tests inside a synctest bubble. A goroutine blocked on a pipe is durably
+// blocked, unlike one blocked on a socket, so synctest.Wait returns exactly
+// when every request has gone as far as it can: a "must not happen" check
+// after it needs no time window.
+type pipeServer struct {
+	srv      *http.Server
+	conns    chan net.Conn
+	closed   chan struct{}
+	requests atomic.Int64
+}
+
+// newPipeServer starts h in the bubble and returns a client whose
+// requests reach it; both stop when the test ends.
+func newPipeServer(t *testing.T, h http.HandlerFunc) (*pipeServer, *http.Client) {
+	t.Helper()
+	s := &pipeServer{conns: make(chan net.Conn), closed: make(chan struct{})}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		h(w, r)
+	})}
+	go func() { _ = s.srv.Serve(s) }()
+	tr := &http.Transport{DialContext: s.dial}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		_ = s.srv.Close()
 	})
-	lim := mailchimp.NewLimiter(limit)
-	var clients []*mailchimp.Client
-	for range 2 {
-		cfg, _ := testConfig(s.URL)
-		cfg.Limiter = lim
-		cfg.Retry.MaxAttempts = 1
-		clients = append(clients, newClient(t, cfg))
-	}
-	errs := make(chan error, callers)
-	for i := range callers {
-		go func() { errs <- clients[i%2].Ping(context.Background()) }()
-	}
-	for range callers {
-		if err := within(t, errs, "a Ping"); err != nil {
-			t.Errorf("Ping: %v", err)
-		}
-	}
-	if got := peak.Load(); got != limit {
-		t.Errorf("peak in flight = %d, want exactly %d", got, limit)
-	}
-	if got := clients[0].Stats().Requests + clients[1].Stats().Requests; got != callers {
-		t.Errorf("requests = %d, want %d", got, callers)
+	return s, &http.Client{Transport: tr}
+}
+
+func (s *pipeServer) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case s.conns <- server:
+		return client, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
-// Two keys have separate slots: with one slot per key, a request on key A
-// and one on key B are in flight together.
-func TestLimiterKeysIndependent(t *testing.T) {
-	arrived := map[string]chan struct{}{testKey: make(chan struct{}), otherKey: make(chan struct{})}
-	partner := map[string]string{testKey: otherKey, otherKey: testKey}
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		_, key, _ := r.BasicAuth()
-		close(arrived[key])
-		select {
-		case <-arrived[partner[key]]:
+// Accept, Close and Addr make the server its own net.Listener.
+func (s *pipeServer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *pipeServer) Close() error {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	return nil
+}
+
+func (s *pipeServer) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// pipeConfig is testConfig for a client of a pipeServer.
+func pipeConfig(client *http.Client) mailchimp.Config {
+	cfg, _ := testConfig("http://mailchimp.test")
+	cfg.HTTPClient = client
+	return cfg
+}
+
+// 50 callers on one key through two Clients never have more than 10
+// requests in flight, and do reach 10. The server holds every request
+// until all 50 callers are stuck, so a limiter that lets an 11th through
+// is caught every time, not only when it is quick enough.
+func TestLimiterSharedAcrossClients(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit, callers = 10, 50
+		var inflight, peak atomic.Int64
+		held := make(chan struct{})
+		s, httpClient := newPipeServer(t, func(w http.ResponseWriter, r *http.Request) {
+			n := inflight.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			<-held
+			// Leave before the body is written: the client cannot finish
+			// reading (and free its slot) before this line has run.
+			inflight.Add(-1)
 			chimpy(w, r)
-		case <-time.After(10 * time.Second):
-			writeProblem(w, 400, "Test", "the other key's request never arrived")
+		})
+		var heldOnce sync.Once
+		release := func() { heldOnce.Do(func() { close(held) }) }
+		t.Cleanup(release) // runs before the server stops, even on failure
+		lim := mailchimp.NewLimiter(limit)
+		var clients []*mailchimp.Client
+		for range 2 {
+			cfg := pipeConfig(httpClient)
+			cfg.Limiter = lim
+			cfg.Retry.MaxAttempts = 1
+			clients = append(clients, newClient(t, cfg))
+		}
+		errs := make(chan error, callers)
+		for i := range callers {
+			go func() { errs <- clients[i%2].Ping(t.Context()) }()
+		}
+		synctest.Wait() // every caller is in the handler or waiting for a slot
+		if got := inflight.Load(); got != limit {
+			t.Errorf("in flight once every caller is stuck = %d, want exactly %d", got, limit)
+		}
+		release()
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Errorf("Ping: %v", err)
+			}
+		}
+		if got := peak.Load(); got != limit {
+			t.Errorf("peak in flight = %d, want exactly %d", got, limit)
+		}
+		if got := clients[0].Stats().Requests + clients[1].Stats().Requests; got != callers || s.requests.Load() != callers {
+			t.Errorf("requests = %d (server saw %d), want %d", got, s.requests.Load(), callers)
 		}
 	})
-	lim := mailchimp.NewLimiter(1)
-	errs := make(chan error, 2)
-	for _, key := range []string{testKey, otherKey} {
-		cfg, _ := testConfig(s.URL)
-		cfg.APIKey, cfg.Limiter, cfg.Retry.MaxAttempts = key, lim, 1
-		c := newClient(t, cfg)
-		go func() { errs <- c.Ping(context.Background()) }()
-	}
-	for range 2 {
-		if err := within(t, errs, "a Ping"); err != nil {
-			t.Errorf("Ping: %v", err)
+}
+
+// Two keys have separate slots: with one slot per key, a request on key A
+// and one on key B are in flight together. Each waits for the other at the
+// server; in the bubble, the 10 s bound passes only once both are stuck,
+// so it costs no wall-clock time even when the limiter is broken.
+func TestLimiterKeysIndependent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		arrived := map[string]chan struct{}{testKey: make(chan struct{}), otherKey: make(chan struct{})}
+		partner := map[string]string{testKey: otherKey, otherKey: testKey}
+		_, httpClient := newPipeServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, key, _ := r.BasicAuth()
+			close(arrived[key])
+			select {
+			case <-arrived[partner[key]]:
+				chimpy(w, r)
+			case <-time.After(10 * time.Second):
+				writeProblem(w, 400, "Test", "the other key's request never arrived")
+			}
+		})
+		lim := mailchimp.NewLimiter(1)
+		errs := make(chan error, 2)
+		for _, key := range []string{testKey, otherKey} {
+			cfg := pipeConfig(httpClient)
+			cfg.APIKey, cfg.Limiter, cfg.Retry.MaxAttempts = key, lim, 1
+			c := newClient(t, cfg)
+			go func() { errs <- c.Ping(t.Context()) }()
 		}
-	}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Errorf("Ping: %v", err)
+			}
+		}
+	})
 }
 
 // A slot is free while its request waits out a backoff: with one slot, a
