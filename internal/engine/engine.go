@@ -101,17 +101,50 @@ type Progress struct {
 
 // Summary is the outcome of one run.
 type Summary struct {
-	Connection  string
-	Full        bool
+	Connection string
+	Full       bool
+	// Result is state.ResultOK, state.ResultFailed or
+	// state.ResultCancelled, decided once by the engine and recorded in
+	// the run history as it is here: callers (run, serve, the metrics)
+	// read it rather than work it out from the error again.
+	Result      string
 	Resumed     bool      // continued from a checkpoint of a failed run
 	WindowStart time.Time // the watermark the run started from (zero: from the beginning)
 	WindowEnd   time.Time // T; the new watermark when Completed
-	Completed   bool
-	Read        int64 // members received from Mailchimp (page overlaps included)
-	Delivered   int64 // records acknowledged by the target
-	Requests    int64 // Mailchimp HTTP requests, retries included
-	Started     time.Time
-	Duration    time.Duration
+	Completed   bool      // the watermark moved to WindowEnd
+	Read        int64     // members received from Mailchimp (page overlaps included)
+	Delivered   int64     // records acknowledged by the target
+	Requests    int64     // Mailchimp HTTP requests, retries included (MailchimpStats.Requests)
+	// MailchimpStats counts this run's Mailchimp traffic: attempts,
+	// retries and responses by status.
+	MailchimpStats mailchimp.Stats
+	Started        time.Time
+	Duration       time.Duration
+}
+
+// resultOf is the result a run's error stands for. A run stopped by its
+// caller is cancelled, not failed: nothing needs a person.
+func resultOf(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return state.ResultOK
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return state.ResultCancelled
+	}
+	return state.ResultFailed
+}
+
+// statsSince is what a client counted since before: this run's share when
+// the client is shared with another run.
+func statsSince(now, before mailchimp.Stats) mailchimp.Stats {
+	d := mailchimp.Stats{Requests: now.Requests - before.Requests, Retries: now.Retries - before.Retries,
+		ByStatus: make(map[int]int64, len(now.ByStatus))}
+	for status, n := range now.ByStatus {
+		if n -= before.ByStatus[status]; n != 0 {
+			d.ByStatus[status] = n
+		}
+	}
+	return d
 }
 
 // Run syncs one connection: it reads the watermark W, picks a window end T
@@ -124,8 +157,18 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	started := e.Clock.Now()
 	statsBefore := job.Mailchimp.Stats()
 	sum := Summary{Connection: job.Connection, Full: job.Full, Started: started}
+	countRequests := func() {
+		sum.MailchimpStats = statsSince(job.Mailchimp.Stats(), statsBefore)
+		sum.Requests = sum.MailchimpStats.Requests
+	}
+	// finish is every way out of Run: the result is set here and nowhere
+	// else, after the run history was written with the same value.
 	finish := func(err error) (Summary, error) {
-		sum.Requests = job.Mailchimp.Stats().Requests - statsBefore.Requests
+		countRequests()
+		if err != nil {
+			sum.Completed = false // e.g. the completion itself was refused
+		}
+		sum.Result = resultOf(ctx, err)
 		sum.Duration = e.Clock.Now().Sub(started)
 		return sum, err
 	}
@@ -156,6 +199,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 			// Runs more often than settle: nothing can be closed yet.
 			sum.WindowEnd = sum.WindowStart
 			sum.Completed = true
+			countRequests()
 			return finish(e.complete(ctx, job, &sum))
 		}
 		r := e.newRun(job, &sum, cp)
@@ -170,6 +214,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		}
 		sum.Read += r.read.Load()
 		sum.Delivered += r.delivered.Load()
+		countRequests()
 		if err != nil {
 			return finish(e.fail(ctx, job, &sum, r, err))
 		}
@@ -194,8 +239,7 @@ func (e *Engine) complete(ctx context.Context, job Job, sum *Summary) error {
 	return e.Store.CompleteRun(ctx, state.Run{
 		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
-		Result: "ok", Read: sum.Read, Delivered: sum.Delivered,
-		Requests: job.Mailchimp.Stats().Requests,
+		Result: state.ResultOK, Read: sum.Read, Delivered: sum.Delivered, Requests: sum.Requests,
 	})
 }
 
@@ -216,15 +260,11 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, r *run, runErr
 			View: pe.view, Offset: pe.offset, Error: pe.err.Error(), At: e.Clock.Now(),
 		}))
 	}
-	result := "failed"
-	if ctx.Err() != nil {
-		result = "cancelled"
-	}
 	errs = append(errs, e.Store.FailRun(wctx, state.Run{
 		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
-		Result: result, Read: sum.Read, Delivered: sum.Delivered,
-		Requests: job.Mailchimp.Stats().Requests, Error: runErr.Error(),
+		Result: resultOf(ctx, runErr), Read: sum.Read, Delivered: sum.Delivered,
+		Requests: sum.Requests, Error: runErr.Error(),
 	}))
 	if err := errors.Join(errs...); err != nil {
 		return errors.Join(runErr, fmt.Errorf("recording the failure: %w", err))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/state"
 )
 
 func TestFullIncrementalAndNoChangeRuns(t *testing.T) {
@@ -30,6 +31,9 @@ func testFullIncrementalAndNoChangeRuns(t *testing.T, store string) {
 	all := len(w.sim.Members(testList))
 	if !first.Completed || first.Delivered != int64(all) {
 		t.Fatalf("first run: completed %v, delivered %d; want every one of %d members", first.Completed, first.Delivered, all)
+	}
+	if first.Result != state.ResultOK || first.MailchimpStats.Requests != first.Requests || first.MailchimpStats.ByStatus[200] != first.Requests {
+		t.Errorf("first run: result %q, Mailchimp stats %+v for %d requests; want ok and every request answered 200", first.Result, first.MailchimpStats, first.Requests)
 	}
 	if got := w.target.Stats().RecordsReceived; got != all {
 		t.Errorf("target received %d records for %d members; the page overlap must not be delivered twice", got, all)
@@ -220,8 +224,12 @@ func testCancelledRunLeavesCheckpoint(t *testing.T, store string) {
 			cancel()
 		}
 	}
-	if _, err := w.engine.Run(ctx, job); !errors.Is(err, context.Canceled) {
+	sum, err := w.engine.Run(ctx, job)
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run returned %v, want context.Canceled", err)
+	}
+	if sum.Result != state.ResultCancelled || sum.Completed {
+		t.Errorf("cancelled run: result %q, completed %v; want cancelled, not completed", sum.Result, sum.Completed)
 	}
 	st, err := w.store.Connection(context.Background(), "test")
 	must(t, err)
@@ -230,7 +238,7 @@ func testCancelledRunLeavesCheckpoint(t *testing.T, store string) {
 	}
 	runs, err := w.store.Runs(context.Background(), "test", 1)
 	must(t, err)
-	if len(runs) != 1 || runs[0].Result != "cancelled" {
+	if len(runs) != 1 || runs[0].Result != state.ResultCancelled {
 		t.Errorf("run history = %+v, want one cancelled run", runs)
 	}
 }
@@ -247,6 +255,14 @@ func TestWrongKeyFailsFast(t *testing.T) {
 	}
 	if sum.Requests > 2 {
 		t.Errorf("wrong key made %d requests, want at most 2", sum.Requests)
+	}
+	if sum.Result != state.ResultFailed || sum.MailchimpStats.ByStatus[401] != sum.Requests {
+		t.Errorf("wrong key: result %q, Mailchimp stats %+v; want failed, every request answered 401", sum.Result, sum.MailchimpStats)
+	}
+	runs, err := w.store.Runs(context.Background(), "test", 1)
+	must(t, err)
+	if len(runs) != 1 || runs[0].Result != sum.Result {
+		t.Errorf("run history = %+v, want the summary's result %q", runs, sum.Result)
 	}
 	st, _ := w.store.Connection(context.Background(), "test")
 	if st.LastError == "" || !st.Watermark.IsZero() {
