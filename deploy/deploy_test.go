@@ -29,6 +29,7 @@ import (
 
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/dynamodb"
 )
 
 // ===========================================================================
@@ -697,7 +698,7 @@ func checkTables(t *testing.T, m *tfModule) {
 	}
 	// chimport's defaults are these names, so a config without table
 	// parameters finds them.
-	for _, n := range []string{state.DefaultHistoryTable, state.DefaultFailuresTable, state.DefaultRunsTable} {
+	for _, n := range []string{dynamodb.DefaultHistoryTable, dynamodb.DefaultFailuresTable, dynamodb.DefaultRunsTable} {
 		if _, ok := want[n]; !ok {
 			t.Errorf("chimport's default table %q is not one of the tables here", n)
 		}
@@ -1271,8 +1272,8 @@ func TestTerraformExampleConfig(t *testing.T) {
 	if err := state.ValidateURL(stateURL); err != nil {
 		t.Errorf("local.state_url: %v", err)
 	}
-	for _, want := range []string{"region=eu-west-1", "history_table=" + state.DefaultHistoryTable,
-		"failures_table=" + state.DefaultFailuresTable, "runs_table=" + state.DefaultRunsTable} {
+	for _, want := range []string{"region=eu-west-1", "history_table=" + dynamodb.DefaultHistoryTable,
+		"failures_table=" + dynamodb.DefaultFailuresTable, "runs_table=" + dynamodb.DefaultRunsTable} {
 		if !strings.Contains(stateURL, want) {
 			t.Errorf("local.state_url = %q, want %s in it", stateURL, want)
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mcsim"
-	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/sqlite"
 )
 
 type demoOptions struct {
@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := state.OpenSQLite(ctx, filepath.Join(dir, "state.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
 	if err != nil {
 		return err
 	}

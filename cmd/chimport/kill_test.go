@@ -12,6 +12,7 @@ import (
 
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/sqlite"
 )
 
 // TestMain lets a test run this test binary as the chimport command, so a
@@ -132,7 +133,7 @@ func openFixtureState(t *testing.T, cfgPath string) state.Store {
 	if _, err := fmt.Sscanf(string(data), "state: sqlite://%s", &path); err != nil {
 		t.Fatal(err)
 	}
-	st, err := state.OpenSQLite(context.Background(), path)
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package state_test
+package dynamodb_test
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/dynamodb"
 	"github.com/chimport/chimport/internal/state/storetest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -37,7 +38,7 @@ func dynamoURL(t *testing.T) string {
 }
 
 // initDynamoDB creates fresh tables and opens a store on them.
-func initDynamoDB(t *testing.T) (*state.DynamoDB, string) {
+func initDynamoDB(t *testing.T) (*dynamodb.Store, string) {
 	t.Helper()
 	dynamoEnv(t)
 	url := dynamoURL(t)
@@ -47,7 +48,7 @@ func initDynamoDB(t *testing.T) (*state.DynamoDB, string) {
 	return openDynamoDB(t, url), url
 }
 
-func openDynamoDB(t *testing.T, url string) *state.DynamoDB {
+func openDynamoDB(t *testing.T, url string) *dynamodb.Store {
 	t.Helper()
 	s, err := state.Open(context.Background(), url)
 	if err != nil {
@@ -58,23 +59,23 @@ func openDynamoDB(t *testing.T, url string) *state.DynamoDB {
 			t.Error(err)
 		}
 	})
-	return s.(*state.DynamoDB)
+	return s.(*dynamodb.Store)
 }
 
 // rawClient is a plain SDK client, to look at the tables the way the AWS
 // console or the original importer would.
-func rawClient(t *testing.T) *dynamodb.Client {
+func rawClient(t *testing.T) *ddb.Client {
 	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dynamodb.NewFromConfig(cfg)
+	return ddb.NewFromConfig(cfg)
 }
 
 func getItem(t *testing.T, table, listID string) map[string]types.AttributeValue {
 	t.Helper()
-	out, err := rawClient(t).GetItem(context.Background(), &dynamodb.GetItemInput{
+	out, err := rawClient(t).GetItem(context.Background(), &ddb.GetItemInput{
 		TableName: &table, Key: map[string]types.AttributeValue{"ListId": &types.AttributeValueMemberS{Value: listID}},
 		ConsistentRead: aws.Bool(true),
 	})
@@ -86,7 +87,7 @@ func getItem(t *testing.T, table, listID string) map[string]types.AttributeValue
 
 func putItem(t *testing.T, table string, item map[string]types.AttributeValue) {
 	t.Helper()
-	if _, err := rawClient(t).PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+	if _, err := rawClient(t).PutItem(context.Background(), &ddb.PutItemInput{TableName: &table, Item: item}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -101,6 +102,17 @@ func attrString(av types.AttributeValue) string {
 		return "absent"
 	default:
 		return fmt.Sprintf("%T", av)
+	}
+}
+
+var t0 = time.Date(2024, 3, 10, 9, 30, 15, 123456789, time.UTC)
+
+func complete(t *testing.T, s state.Store, name string, end time.Time) {
+	t.Helper()
+	err := s.CompleteRun(context.Background(), state.Run{Connection: name, Result: state.ResultOK,
+		WindowEnd: end, Finished: end, Delivered: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -195,20 +207,20 @@ func TestDynamoDBMissingTables(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
-	if !errors.Is(err, state.ErrNotInitialized) {
+	if !errors.Is(err, dynamodb.ErrNotInitialized) {
 		t.Errorf("%v does not wrap ErrNotInitialized", err)
 	}
 
 	// Dropped after the store was opened: every method says the same.
 	s, url := initDynamoDB(t)
-	if _, err := rawClient(t).DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(s.Config().RunsTable)}); err != nil {
+	if _, err := rawClient(t).DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(s.Config().RunsTable)}); err != nil {
 		t.Fatal(err)
 	}
 	err = s.FailRun(ctx, state.Run{Connection: "news", Error: "x"})
-	if !errors.Is(err, state.ErrNotInitialized) || !strings.Contains(err.Error(), s.Config().RunsTable) {
+	if !errors.Is(err, dynamodb.ErrNotInitialized) || !strings.Contains(err.Error(), s.Config().RunsTable) {
 		t.Errorf("FailRun on a dropped table: got %v", err)
 	}
-	if _, err := state.Open(ctx, url); !errors.Is(err, state.ErrNotInitialized) {
+	if _, err := state.Open(ctx, url); !errors.Is(err, dynamodb.ErrNotInitialized) {
 		t.Errorf("Open with a dropped table: got %v", err)
 	}
 }
@@ -220,7 +232,7 @@ func TestDynamoDBWrongKeySchema(t *testing.T) {
 	ctx := context.Background()
 	url := dynamoURL(t)
 	table := strings.TrimPrefix(strings.Split(url, "&")[1], "failures_table=")
-	_, err := rawClient(t).CreateTable(ctx, &dynamodb.CreateTableInput{
+	_, err := rawClient(t).CreateTable(ctx, &ddb.CreateTableInput{
 		TableName:            &table,
 		BillingMode:          types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("ListId"), AttributeType: types.ScalarAttributeTypeS}},
@@ -242,7 +254,7 @@ func TestDynamoDBWrongKeySchema(t *testing.T) {
 func TestDynamoDBRetention(t *testing.T) {
 	ctx := context.Background()
 	s, _ := initDynamoDB(t)
-	state.SetDynamoDBRetention(s, 3, 2, 2)
+	dynamodb.SetRetention(s, 3, 2, 2)
 	for i := range 7 {
 		end := t0.Add(time.Duration(i) * time.Hour)
 		complete(t, s, "news", end)
@@ -311,7 +323,7 @@ func TestDynamoDBOpenURL(t *testing.T) {
 	}
 	s := openDynamoDB(t, url+"&region=eu-west-1")
 	p := strings.TrimSuffix(strings.TrimPrefix(strings.Split(url, "&")[0], "dynamodb://?history_table="), "-history")
-	want := state.DynamoDBConfig{Region: "eu-west-1", HistoryTable: p + "-history", FailuresTable: p + "-failures", RunsTable: p + "-runs"}
+	want := dynamodb.Config{Region: "eu-west-1", HistoryTable: p + "-history", FailuresTable: p + "-failures", RunsTable: p + "-runs"}
 	if d := cmp.Diff(want, s.Config()); d != "" {
 		t.Errorf("Config (-want +got):\n%s", d)
 	}

@@ -1,4 +1,4 @@
-package state_test
+package sqlite_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/sqlite"
 	"github.com/chimport/chimport/internal/state/storetest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -24,9 +25,9 @@ func TestSQLiteStore(t *testing.T) {
 
 var t0 = time.Date(2024, 3, 10, 9, 30, 15, 123456789, time.UTC)
 
-func openSQLite(t *testing.T, path string) *state.SQLite {
+func openSQLite(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
-	s, err := state.OpenSQLite(context.Background(), path)
+	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +67,8 @@ func TestSQLiteFileSettings(t *testing.T) {
 	openSQLite(t, path)
 	var version int
 	rawQuery(t, path, "PRAGMA user_version", &version)
-	if version != state.SchemaVersion || version < 1 {
-		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	if version != sqlite.SchemaVersion || version < 1 {
+		t.Errorf("user_version = %d, want %d", version, sqlite.SchemaVersion)
 	}
 	var mode string
 	rawQuery(t, path, "PRAGMA journal_mode", &mode)
@@ -79,7 +80,7 @@ func TestSQLiteFileSettings(t *testing.T) {
 func TestSQLiteReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := state.OpenSQLite(ctx, path)
+	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +117,13 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", state.SchemaVersion+1)); err != nil {
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", sqlite.SchemaVersion+1)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 
-	_, err = state.OpenSQLite(context.Background(), path)
-	if !errors.Is(err, state.ErrSchemaTooNew) {
+	_, err = sqlite.Open(context.Background(), path)
+	if !errors.Is(err, sqlite.ErrSchemaTooNew) {
 		t.Fatalf("got %v, want ErrSchemaTooNew", err)
 	}
 	t.Log(err)
@@ -130,7 +131,7 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 
 func TestSQLiteMissingDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no", "such", "dir", "state.db")
-	if _, err := state.OpenSQLite(context.Background(), path); err == nil {
+	if _, err := sqlite.Open(context.Background(), path); err == nil {
 		t.Fatal("opened a store in a directory that does not exist")
 	} else {
 		t.Log(err)
@@ -144,7 +145,7 @@ func TestSQLiteOpenConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			s, err := state.OpenSQLite(context.Background(), path)
+			s, err := sqlite.Open(context.Background(), path)
 			if err != nil {
 				t.Error(err)
 				return
@@ -158,15 +159,15 @@ func TestSQLiteOpenConcurrently(t *testing.T) {
 	wg.Wait()
 	var version int
 	rawQuery(t, path, "PRAGMA user_version", &version)
-	if version != state.SchemaVersion {
-		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	if version != sqlite.SchemaVersion {
+		t.Errorf("user_version = %d, want %d", version, sqlite.SchemaVersion)
 	}
 }
 
 func TestSQLiteRetention(t *testing.T) {
 	ctx := context.Background()
 	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
-	state.SetRetention(s, 3, 2)
+	sqlite.SetRetention(s, 3, 2)
 	for i := range 5 {
 		end := t0.Add(time.Duration(i) * time.Hour)
 		complete(t, s, "news", end)
@@ -210,7 +211,7 @@ func TestSQLiteRetention(t *testing.T) {
 func TestSQLiteUpgradesVersion1File(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	if err := state.CreateSQLiteVersion(ctx, path, 1); err != nil {
+	if err := sqlite.CreateVersion(ctx, path, 1); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", path)
@@ -236,7 +237,7 @@ func TestSQLiteUpgradesVersion1File(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			s, err := state.OpenSQLite(ctx, path)
+			s, err := sqlite.Open(ctx, path)
 			if err != nil {
 				t.Error(err)
 				return
@@ -249,8 +250,8 @@ func TestSQLiteUpgradesVersion1File(t *testing.T) {
 	wg.Wait()
 	var version int
 	rawQuery(t, path, "PRAGMA user_version", &version)
-	if version != state.SchemaVersion || version < 2 {
-		t.Errorf("user_version = %d, want %d", version, state.SchemaVersion)
+	if version != sqlite.SchemaVersion || version < 2 {
+		t.Errorf("user_version = %d, want %d", version, sqlite.SchemaVersion)
 	}
 
 	s := openSQLite(t, path)

@@ -1,4 +1,4 @@
-package state
+package dynamodb
 
 import (
 	"errors"
@@ -9,35 +9,39 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
+// TestParseURL: what a dynamodb:// URL sets, and how a bad one is
+// refused: through the registry, as Open, Init and ValidateURL see it.
 func TestParseURL(t *testing.T) {
-	defaults := DynamoDBConfig{HistoryTable: DefaultHistoryTable, FailuresTable: DefaultFailuresTable, RunsTable: DefaultRunsTable}
-	with := func(edit func(*DynamoDBConfig)) *DynamoDBConfig {
+	defaults := Config{HistoryTable: DefaultHistoryTable, FailuresTable: DefaultFailuresTable, RunsTable: DefaultRunsTable}
+	with := func(edit func(*Config)) Config {
 		c := defaults
 		edit(&c)
-		return &c
+		return c
+	}
+	parse := func(rawURL string) (Config, error) {
+		if err := state.ValidateURL(rawURL); err != nil {
+			return Config{}, err
+		}
+		_, loc, _ := strings.Cut(rawURL, "://")
+		return parseQuery(loc)
 	}
 	tests := []struct {
 		url     string
-		want    location
+		want    Config
 		wantErr string // substring; the error must wrap ErrBadURL
 	}{
-		{url: "sqlite://chimport.db", want: location{sqlitePath: "chimport.db"}},
-		{url: "sqlite:///var/lib/chimport/state.db", want: location{sqlitePath: "/var/lib/chimport/state.db"}},
-		{url: "SQLite://x.db", want: location{sqlitePath: "x.db"}},
-		{url: "dynamodb://", want: location{dynamo: &defaults}},
-		{url: "dynamodb:///", want: location{dynamo: &defaults}},
-		{url: "dynamodb://?", want: location{dynamo: &defaults}},
-		{url: "DynamoDB://?region=eu-west-1", want: location{dynamo: with(func(c *DynamoDBConfig) { c.Region = "eu-west-1" })}},
+		{url: "dynamodb://", want: defaults},
+		{url: "dynamodb:///", want: defaults},
+		{url: "dynamodb://?", want: defaults},
+		{url: "DynamoDB://?region=eu-west-1", want: with(func(c *Config) { c.Region = "eu-west-1" })},
 		{url: "dynamodb://?history_table=his&failures_table=f.1&runs_table=r_1&region=us-gov-west-1",
-			want: location{dynamo: &DynamoDBConfig{Region: "us-gov-west-1", HistoryTable: "his", FailuresTable: "f.1", RunsTable: "r_1"}}},
-		{url: "dynamodb://?runs_table=prod-runs", want: location{dynamo: with(func(c *DynamoDBConfig) { c.RunsTable = "prod-runs" })}},
+			want: Config{Region: "us-gov-west-1", HistoryTable: "his", FailuresTable: "f.1", RunsTable: "r_1"}},
+		{url: "dynamodb://?runs_table=prod-runs", want: with(func(c *Config) { c.RunsTable = "prod-runs" })},
 
-		{url: "sqlite://", wantErr: "no file path"},
-		{url: "sqlite://x.db?mode=ro", wantErr: "query parameters"},
-		{url: "chimport.db", wantErr: "no scheme"},
-		{url: "postgres://db", wantErr: `unsupported scheme "postgres"`},
 		{url: "dynamodb://mailchimp-list-import-history", wantErr: "settings go in query parameters"},
 		{url: "dynamodb://?table=x", wantErr: `unknown parameter "table"`},
 		{url: "dynamodb://?Region=eu-west-1", wantErr: `unknown parameter "Region"`},
@@ -51,23 +55,20 @@ func TestParseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			got, err := parseURL(tt.url)
+			got, err := parse(tt.url)
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("no error; got %+v", got)
 				}
-				if !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrBadURL) {
+				if !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, state.ErrBadURL) {
 					t.Errorf("error %q: want one wrapping ErrBadURL and mentioning %q", err, tt.wantErr)
-				}
-				if ValidateURL(tt.url) == nil {
-					t.Error("ValidateURL accepts it")
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(tt.want, got, cmp.AllowUnexported(location{})); d != "" {
+			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
@@ -137,7 +138,7 @@ func TestISOMirror(t *testing.T) {
 // TestRunIDOrder: run ids sort as their times do, before 1970 too, and by
 // recording order at the same instant.
 func TestRunIDOrder(t *testing.T) {
-	s := &DynamoDB{handle: 0xfeed}
+	s := &Store{handle: 0xfeed}
 	times := []time.Time{
 		{},
 		time.Date(1969, 7, 20, 20, 17, 40, 0, time.UTC),
@@ -150,7 +151,7 @@ func TestRunIDOrder(t *testing.T) {
 	}
 	var ids []string
 	for _, at := range times {
-		id, err := s.runID(Run{Finished: at})
+		id, err := s.runID(state.Run{Finished: at})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +163,7 @@ func TestRunIDOrder(t *testing.T) {
 	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
 		t.Error("duplicate ids")
 	}
-	if _, err := s.runID(Run{Started: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
+	if _, err := s.runID(state.Run{Started: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
 		t.Error("a time past 2262 got an id")
 	}
 }

@@ -1,16 +1,17 @@
-package state
+package dynamodb
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // tableNamePattern is DynamoDB's rule for table names.
@@ -25,7 +26,7 @@ type tableSpec struct {
 	rangeType types.ScalarAttributeType
 }
 
-func (c DynamoDBConfig) tables() []tableSpec {
+func (c Config) tables() []tableSpec {
 	return []tableSpec{
 		{purpose: "history", name: c.HistoryTable},
 		{purpose: "failures", name: c.FailuresTable, rangeKey: attrFailureKey, rangeType: types.ScalarAttributeTypeN},
@@ -66,7 +67,7 @@ func describedKeySchema(d *types.TableDescription) string {
 // describe returns t's description, or an error that says to run `chimport
 // init` when it is missing, or that its keys are not the ones chimport
 // needs (an existing table of the same name, made for something else).
-func (s *DynamoDB) describe(ctx context.Context, t tableSpec) (*types.TableDescription, error) {
+func (s *Store) describe(ctx context.Context, t tableSpec) (*types.TableDescription, error) {
 	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &t.name})
 	if err != nil {
 		return nil, s.opError("open "+t.purpose+" table", "", t.name, err)
@@ -82,16 +83,16 @@ func (s *DynamoDB) describe(ctx context.Context, t tableSpec) (*types.TableDescr
 // (seconds, on DynamoDB).
 const tableWait = 5 * time.Minute
 
-// initDynamoDB creates the tables that are missing, on-demand billed (a
+// initTables creates the tables that are missing, on-demand billed (a
 // sync touches each connection's items a few times an hour: provisioned
 // capacity would sit idle), and waits until every table is ACTIVE.
-func initDynamoDB(ctx context.Context, cfg DynamoDBConfig) (InitReport, error) {
-	client, cfg, err := dynamoDBClient(ctx, cfg)
+func initTables(ctx context.Context, cfg Config) (state.InitReport, error) {
+	client, cfg, err := newClient(ctx, cfg)
 	if err != nil {
-		return InitReport{}, err
+		return state.InitReport{}, err
 	}
-	s := &DynamoDB{client: client, cfg: cfg}
-	var report InitReport
+	s := &Store{client: client, cfg: cfg}
+	var report state.InitReport
 	for _, t := range cfg.tables() {
 		label := "DynamoDB table " + t.name
 		_, err := s.describe(ctx, t)
@@ -125,7 +126,7 @@ func initDynamoDB(ctx context.Context, cfg DynamoDBConfig) (InitReport, error) {
 
 // createTable creates t; created is false when another process created it
 // first (ResourceInUseException), which is as good.
-func (s *DynamoDB) createTable(ctx context.Context, t tableSpec) (created bool, err error) {
+func (s *Store) createTable(ctx context.Context, t tableSpec) (created bool, err error) {
 	in := &dynamodb.CreateTableInput{
 		TableName:   &t.name,
 		BillingMode: types.BillingModePayPerRequest,
@@ -147,81 +148,4 @@ func (s *DynamoDB) createTable(ctx context.Context, t tableSpec) (created bool, 
 		return false, fmt.Errorf("state: dynamodb: create table %q (region %s): %w", t.name, s.cfg.Region, err)
 	}
 	return true, nil
-}
-
-// dueForTrim reports whether the append counter attr, as an update just
-// left it, has reached a multiple of trimEvery. Exactly one of several
-// concurrent appends sees each multiple, so trims do not pile up, and
-// each costs one key-only query of about keep+trimEvery keys.
-func (s *DynamoDB) dueForTrim(updated map[string]types.AttributeValue, attr string) bool {
-	n, ok := updated[attr].(*types.AttributeValueMemberN)
-	if !ok {
-		return false
-	}
-	count, err := strconv.ParseInt(n.Value, 10, 64)
-	return err == nil && count > 0 && count%int64(s.trimEvery) == 0
-}
-
-// trim deletes all but the newest keep items of connection name from table,
-// newest by range key.
-func (s *DynamoDB) trim(ctx context.Context, table, rangeKey, name string, keep int) error {
-	keys, err := s.keys(ctx, &dynamodb.QueryInput{
-		TableName:                 &table,
-		KeyConditionExpression:    aws.String("#id = :id"),
-		ExpressionAttributeNames:  map[string]string{"#id": attrListID, "#key": rangeKey},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(name)},
-		ProjectionExpression:      aws.String("#id, #key"),
-		ScanIndexForward:          aws.Bool(false),
-	})
-	if err != nil || len(keys) <= keep {
-		return err
-	}
-	return s.deleteKeys(ctx, table, keys[keep:])
-}
-
-// keys returns every item a query finds.
-func (s *DynamoDB) keys(ctx context.Context, in *dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
-	var out []map[string]types.AttributeValue
-	pages := dynamodb.NewQueryPaginator(s.client, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Items...)
-	}
-	return out, nil
-}
-
-// deleteKeys deletes items in batches of 25 (BatchWriteItem's limit),
-// resending what DynamoDB leaves unprocessed under load, with backoff.
-func (s *DynamoDB) deleteKeys(ctx context.Context, table string, keys []map[string]types.AttributeValue) error {
-	for len(keys) > 0 {
-		n := min(len(keys), 25)
-		var batch []types.WriteRequest
-		for _, k := range keys[:n] {
-			batch = append(batch, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
-		}
-		keys = keys[n:]
-		for attempt := 0; len(batch) > 0; attempt++ {
-			if attempt == 8 {
-				return fmt.Errorf("delete from %q: %d items still unprocessed after %d attempts", table, len(batch), attempt)
-			}
-			if attempt > 0 {
-				select {
-				case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{table: batch},
-			})
-			if err != nil {
-				return err
-			}
-			batch = out.UnprocessedItems[table]
-		}
-	}
-	return nil
 }

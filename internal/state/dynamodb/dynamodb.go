@@ -1,4 +1,4 @@
-package state
+package dynamodb
 
 import (
 	"cmp"
@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // Default table names. The first two are the original Python importer's,
-// so chimport picks up where it left off (see Connection on DynamoDB).
+// so chimport picks up where it left off (see Store.Connection).
 const (
 	DefaultHistoryTable  = "mailchimp-list-import-history"
 	DefaultFailuresTable = "mailchimp-failed-imports"
@@ -28,17 +30,17 @@ const (
 // `chimport init` creates them.
 var ErrNotInitialized = errors.New("state store is not initialized")
 
-// DynamoDBConfig says where the DynamoDB store lives. Endpoint and
+// Config says where the DynamoDB store lives. Endpoint and
 // credentials always come from the AWS SDK's standard environment
 // (AWS_ENDPOINT_URL_DYNAMODB, AWS_PROFILE, the task role, ...).
-type DynamoDBConfig struct {
+type Config struct {
 	// Region overrides the SDK's region (AWS_REGION, the profile) when set.
 	Region string
 	// Table names; "" means the Default*Table above.
 	HistoryTable, FailuresTable, RunsTable string
 }
 
-func (c DynamoDBConfig) withDefaults() DynamoDBConfig {
+func (c Config) withDefaults() Config {
 	c.HistoryTable = cmp.Or(c.HistoryTable, DefaultHistoryTable)
 	c.FailuresTable = cmp.Or(c.FailuresTable, DefaultFailuresTable)
 	c.RunsTable = cmp.Or(c.RunsTable, DefaultRunsTable)
@@ -47,7 +49,7 @@ func (c DynamoDBConfig) withDefaults() DynamoDBConfig {
 
 // validateTables checks the names DynamoDB would reject, before any request
 // is made, and refuses one table for two purposes: their key schemas differ.
-func (c DynamoDBConfig) validateTables() error {
+func (c Config) validateTables() error {
 	seen := map[string]string{}
 	for _, t := range c.tables() {
 		if !tableNamePattern.MatchString(t.name) {
@@ -61,12 +63,12 @@ func (c DynamoDBConfig) validateTables() error {
 	return nil
 }
 
-// DynamoDB is the Store for deployments with several workers: three
+// Store is the state.Store for deployments with several workers: three
 // DynamoDB tables, shared by every worker. The package doc describes the
 // layout and how it keeps the watermark from moving backwards.
-type DynamoDB struct {
+type Store struct {
 	client *dynamodb.Client
-	cfg    DynamoDBConfig // region and every table name filled in
+	cfg    Config // region and every table name filled in
 
 	// handle and runSeq make run ids unique across handles and ordered
 	// within one (see runID).
@@ -77,28 +79,28 @@ type DynamoDB struct {
 	trimEvery              int // appends between trims; changed only by tests
 }
 
-var _ Store = (*DynamoDB)(nil)
+var _ state.Store = (*Store)(nil)
 
-// OpenDynamoDB opens the DynamoDB store. It checks that the three tables
+// Open opens the DynamoDB store. It checks that the three tables
 // exist with the key schemas chimport needs, so a missing `chimport init`
 // shows up now rather than at the first write.
-func OpenDynamoDB(ctx context.Context, cfg DynamoDBConfig) (*DynamoDB, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validateTables(); err != nil {
 		return nil, fmt.Errorf("state: dynamodb: %w", err)
 	}
-	client, cfg, err := dynamoDBClient(ctx, cfg)
+	client, cfg, err := newClient(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand documents it)
-	s := &DynamoDB{
+	s := &Store{
 		client:       client,
 		cfg:          cfg,
 		handle:       binary.BigEndian.Uint64(id[:]),
-		keepRuns:     KeepRuns,
-		keepFailures: KeepFailures,
+		keepRuns:     state.KeepRuns,
+		keepFailures: state.KeepFailures,
 		trimEvery:    100,
 	}
 	for _, t := range cfg.tables() {
@@ -109,9 +111,9 @@ func OpenDynamoDB(ctx context.Context, cfg DynamoDBConfig) (*DynamoDB, error) {
 	return s, nil
 }
 
-// dynamoDBClient loads the SDK's standard configuration, with cfg.Region
+// newClient loads the SDK's standard configuration, with cfg.Region
 // taking precedence, and returns cfg with the region it resolved to.
-func dynamoDBClient(ctx context.Context, cfg DynamoDBConfig) (*dynamodb.Client, DynamoDBConfig, error) {
+func newClient(ctx context.Context, cfg Config) (*dynamodb.Client, Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -129,18 +131,18 @@ func dynamoDBClient(ctx context.Context, cfg DynamoDBConfig) (*dynamodb.Client, 
 
 // Config returns the configuration in use: the resolved region and the
 // three table names.
-func (s *DynamoDB) Config() DynamoDBConfig { return s.cfg }
+func (s *Store) Config() Config { return s.cfg }
 
-// Close implements Store. The SDK client holds nothing that needs closing.
-func (s *DynamoDB) Close() error { return nil }
+// Close implements state.Store. The SDK client holds nothing that needs closing.
+func (s *Store) Close() error { return nil }
 
-// Connection implements Store. An item the original Python importer wrote
+// Connection implements state.Store. An item the original Python importer wrote
 // ({ListId, LastImportTime}) and chimport never completed a run for yields
 // its LastImportTime as the watermark: an operator who names a connection
 // after its Mailchimp list id carries the old importer's progress over.
-func (s *DynamoDB) Connection(ctx context.Context, name string) (ConnectionState, error) {
+func (s *Store) Connection(ctx context.Context, name string) (state.ConnectionState, error) {
 	if name == "" { // no such item can exist: DynamoDB refuses empty keys
-		return ConnectionState{}, ctx.Err()
+		return state.ConnectionState{}, ctx.Err()
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.cfg.HistoryTable,
@@ -148,25 +150,25 @@ func (s *DynamoDB) Connection(ctx context.Context, name string) (ConnectionState
 		ConsistentRead: aws.Bool(true), // a reader must never see the watermark go back
 	})
 	if err != nil {
-		return ConnectionState{}, s.opError("read connection", name, s.cfg.HistoryTable, err)
+		return state.ConnectionState{}, s.opError("read connection", name, s.cfg.HistoryTable, err)
 	}
 	if out.Item == nil {
-		return ConnectionState{Connection: name}, nil
+		return state.ConnectionState{Connection: name}, nil
 	}
 	c, err := decodeConnection(out.Item)
 	if err != nil {
-		return ConnectionState{}, s.opError("read connection", name, s.cfg.HistoryTable, err)
+		return state.ConnectionState{}, s.opError("read connection", name, s.cfg.HistoryTable, err)
 	}
 	return c, nil
 }
 
-// Connections implements Store: a scan of the history table, so it lists
+// Connections implements state.Store: a scan of the history table, so it lists
 // the original importer's lists too.
-func (s *DynamoDB) Connections(ctx context.Context) ([]ConnectionState, error) {
-	fail := func(err error) ([]ConnectionState, error) {
+func (s *Store) Connections(ctx context.Context) ([]state.ConnectionState, error) {
+	fail := func(err error) ([]state.ConnectionState, error) {
 		return nil, s.opError("list connections", "", s.cfg.HistoryTable, err)
 	}
-	var out []ConnectionState
+	var out []state.ConnectionState
 	pages := dynamodb.NewScanPaginator(s.client, &dynamodb.ScanInput{
 		TableName:      &s.cfg.HistoryTable,
 		ConsistentRead: aws.Bool(true),
@@ -185,18 +187,18 @@ func (s *DynamoDB) Connections(ctx context.Context) ([]ConnectionState, error) {
 		}
 	}
 	// Byte order, as Go compares strings (and as SQLite's ORDER BY does).
-	slices.SortFunc(out, func(a, b ConnectionState) int { return cmp.Compare(a.Connection, b.Connection) })
+	slices.SortFunc(out, func(a, b state.ConnectionState) int { return cmp.Compare(a.Connection, b.Connection) })
 	return out, nil
 }
 
-// Failures implements Store. The failures table holds only pending
+// Failures implements state.Store. The failures table holds only pending
 // failures (resolved ones are deleted), in range-key order, which is the
 // order of their times.
-func (s *DynamoDB) Failures(ctx context.Context, name string) ([]Failure, error) {
+func (s *Store) Failures(ctx context.Context, name string) ([]state.Failure, error) {
 	if name == "" {
 		return nil, ctx.Err()
 	}
-	var out []Failure
+	var out []state.Failure
 	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
 		TableName:                 &s.cfg.FailuresTable,
 		KeyConditionExpression:    aws.String("#id = :id"),
@@ -220,12 +222,12 @@ func (s *DynamoDB) Failures(ctx context.Context, name string) ([]Failure, error)
 	return out, nil
 }
 
-// Runs implements Store: newest first is a descending query on the run id.
-func (s *DynamoDB) Runs(ctx context.Context, name string, limit int) ([]Run, error) {
+// Runs implements state.Store: newest first is a descending query on the run id.
+func (s *Store) Runs(ctx context.Context, name string, limit int) ([]state.Run, error) {
 	if limit <= 0 || name == "" {
 		return nil, ctx.Err()
 	}
-	var out []Run
+	var out []state.Run
 	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
 		TableName:                 &s.cfg.RunsTable,
 		KeyConditionExpression:    aws.String("#id = :id"),
@@ -251,10 +253,10 @@ func (s *DynamoDB) Runs(ctx context.Context, name string, limit int) ([]Run, err
 	return out[:min(len(out), limit)], nil
 }
 
-// opError is every error a DynamoDB method returns: it names the store,
+// opError is every error a Store method returns: it names the store,
 // the operation, the connection (if any) and the table. A missing table
 // comes back as the advice to run `chimport init`, which says it all.
-func (s *DynamoDB) opError(op, name, table string, err error) error {
+func (s *Store) opError(op, name, table string, err error) error {
 	err = tableError(table, s.cfg.Region, err)
 	var missing *missingTableError
 	if errors.As(err, &missing) {

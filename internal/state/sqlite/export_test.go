@@ -1,4 +1,4 @@
-package state
+package sqlite
 
 import (
 	"context"
@@ -11,14 +11,14 @@ var SchemaVersion = len(migrations)
 
 // SetRetention shrinks how many runs and failures s keeps per connection, so
 // tests can see trimming without writing a thousand rows.
-func SetRetention(s *SQLite, runs, failures int) {
+func SetRetention(s *Store, runs, failures int) {
 	s.keepRuns, s.keepFailures = runs, failures
 }
 
-// CreateSQLiteVersion creates a SQLite file at path with the schema as it
+// CreateVersion creates a SQLite file at path with the schema as it
 // was at version (the first version migrations), the way an older chimport
 // left it, so tests can watch this build upgrade it.
-func CreateSQLiteVersion(ctx context.Context, path string, version int) error {
+func CreateVersion(ctx context.Context, path string, version int) error {
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package state
+package sqlite
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // write runs fn as one transaction on behalf of operation op on connection
@@ -14,7 +16,7 @@ import (
 // Every mutation goes through here. Fenced writes put their lease check
 // into their first UPDATE (see fenceCondition and fenced), so the check and
 // the write are one statement, and a fenced write rolls back everything.
-func (s *SQLite) write(ctx context.Context, op, name string, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, op, name string, fn func(tx *sql.Tx) error) error {
 	if name == "" {
 		return opError(op, name, errors.New("empty connection name"))
 	}
@@ -26,7 +28,7 @@ func (s *SQLite) write(ctx context.Context, op, name string, fn func(tx *sql.Tx)
 	defer func() { <-s.writers }()
 
 	err := func() error {
-		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: see OpenSQLite
+		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: see Open
 		if err != nil {
 			return err
 		}
@@ -50,8 +52,8 @@ func opError(op, name string, err error) error {
 	return fmt.Errorf("state: %s for %q: %w", op, name, err)
 }
 
-// StartRun implements Store.
-func (s *SQLite) StartRun(ctx context.Context, name string, at time.Time) error {
+// StartRun implements state.Store.
+func (s *Store) StartRun(ctx context.Context, name string, at time.Time) error {
 	return s.write(ctx, "start run", name, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE connections
 			SET last_attempt = ?2, first_attempt = coalesce(first_attempt, ?2)
@@ -60,9 +62,9 @@ func (s *SQLite) StartRun(ctx context.Context, name string, at time.Time) error 
 	})
 }
 
-// SaveCheckpoint implements Store.
-func (s *SQLite) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error {
-	enc, err := EncodeCheckpoint(cp)
+// SaveCheckpoint implements state.Store.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, cp state.Checkpoint) error {
+	enc, err := state.EncodeCheckpoint(cp)
 	if err != nil {
 		return opError("save checkpoint", name, err)
 	}
@@ -73,8 +75,8 @@ func (s *SQLite) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint)
 	})
 }
 
-// CompleteRun implements Store.
-func (s *SQLite) CompleteRun(ctx context.Context, run Run) error {
+// CompleteRun implements state.Store.
+func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 	const op = "complete run"
 	// A zero window end would read as "nothing delivered" and a zero finish
 	// time could not resolve failures; both mean a caller bug.
@@ -115,8 +117,8 @@ func (s *SQLite) CompleteRun(ctx context.Context, run Run) error {
 	})
 }
 
-// FailRun implements Store.
-func (s *SQLite) FailRun(ctx context.Context, run Run) error {
+// FailRun implements state.Store.
+func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 	return s.write(ctx, "fail run", run.Connection, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ?2
 			WHERE name = ?1 AND `+fenceCondition(3), run.Connection, run.Error, run.Token)
@@ -151,11 +153,11 @@ func fenced(ctx context.Context, tx *sql.Tx, name string, token int64, res sql.R
 		name).Scan(&current, &owner); err != nil {
 		return err
 	}
-	return Fenced(token, current, owner)
+	return state.Fenced(token, current, owner)
 }
 
 // appendRun adds run to the history and trims it to the newest keepRuns.
-func (s *SQLite) appendRun(ctx context.Context, tx *sql.Tx, run Run) error {
+func (s *Store) appendRun(ctx context.Context, tx *sql.Tx, run state.Run) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO runs (connection, started, finished,
 			window_start, window_end, full_sync, result, read_count, delivered_count, request_count, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -166,8 +168,8 @@ func (s *SQLite) appendRun(ctx context.Context, tx *sql.Tx, run Run) error {
 	return trim(ctx, tx, "runs", run.Connection, s.keepRuns)
 }
 
-// AddFailure implements Store.
-func (s *SQLite) AddFailure(ctx context.Context, f Failure) error {
+// AddFailure implements state.Store.
+func (s *Store) AddFailure(ctx context.Context, f state.Failure) error {
 	return s.write(ctx, "add failure", f.Connection, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO failures (connection, window_start, window_end,
 				view_name, page_offset, error, failed_at)

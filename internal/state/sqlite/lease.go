@@ -1,22 +1,24 @@
-package state
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"time"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
-// ClaimLease implements Store. The claim is one UPDATE inside write's
+// ClaimLease implements state.Store. The claim is one UPDATE inside write's
 // IMMEDIATE transaction, so of several handles or processes claiming at
 // once, SQLite's write lock lets one at a time see the lease and take it.
-func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (Lease, error) {
+func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (state.Lease, error) {
 	const op = "claim lease"
-	exp, err := CheckClaim(owner, now, ttl)
+	exp, err := state.CheckClaim(owner, now, ttl)
 	if err != nil {
-		return Lease{}, opError(op, name, err)
+		return state.Lease{}, opError(op, name, err)
 	}
-	lease := Lease{Connection: name, Owner: owner, Expires: exp}
+	lease := state.Lease{Connection: name, Owner: owner, Expires: exp}
 	err = s.write(ctx, op, name, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE connections
 			SET lease_owner = ?2, lease_token = lease_token + 1, lease_expires = ?4
@@ -26,7 +28,7 @@ func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Ti
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		held := &LeaseHeldError{Connection: name}
+		held := &state.LeaseHeldError{Connection: name}
 		if err := tx.QueryRowContext(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = ?`,
 			name).Scan(&held.Owner, (*sqlTime)(&held.Expires)); err != nil {
 			return err
@@ -34,20 +36,20 @@ func (s *SQLite) ClaimLease(ctx context.Context, name, owner string, now time.Ti
 		return held
 	})
 	if err != nil {
-		return Lease{}, err
+		return state.Lease{}, err
 	}
 	return lease, nil
 }
 
-// RenewLease implements Store.
-func (s *SQLite) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl time.Duration) (Lease, error) {
+// RenewLease implements state.Store.
+func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time, ttl time.Duration) (state.Lease, error) {
 	const op = "renew lease"
-	if err := CheckLease(lease); err != nil {
-		return Lease{}, opError(op, lease.Connection, err)
+	if err := state.CheckLease(lease); err != nil {
+		return state.Lease{}, opError(op, lease.Connection, err)
 	}
-	exp, err := CheckClaim(lease.Owner, now, ttl)
+	exp, err := state.CheckClaim(lease.Owner, now, ttl)
 	if err != nil {
-		return Lease{}, opError(op, lease.Connection, err)
+		return state.Lease{}, opError(op, lease.Connection, err)
 	}
 	err = s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
 		// A released lease has no owner, so it cannot be renewed.
@@ -57,16 +59,16 @@ func (s *SQLite) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl
 		return fenced(ctx, tx, lease.Connection, lease.Token, res, err)
 	})
 	if err != nil {
-		return Lease{}, err
+		return state.Lease{}, err
 	}
 	lease.Expires = exp
 	return lease, nil
 }
 
-// ReleaseLease implements Store.
-func (s *SQLite) ReleaseLease(ctx context.Context, lease Lease) error {
+// ReleaseLease implements state.Store.
+func (s *Store) ReleaseLease(ctx context.Context, lease state.Lease) error {
 	const op = "release lease"
-	if err := CheckLease(lease); err != nil {
+	if err := state.CheckLease(lease); err != nil {
 		return opError(op, lease.Connection, err)
 	}
 	return s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
@@ -76,12 +78,12 @@ func (s *SQLite) ReleaseLease(ctx context.Context, lease Lease) error {
 	})
 }
 
-// SetAlert implements Store. Inside write's IMMEDIATE transaction the
+// SetAlert implements state.Store. Inside write's IMMEDIATE transaction the
 // insert or delete sees every earlier flip, so whether it changed a row is
 // the compare-and-set's answer.
-func (s *SQLite) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
+func (s *Store) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
 	const op = "set alert"
-	if err := CheckAlert(kind, open, at); err != nil {
+	if err := state.CheckAlert(kind, open, at); err != nil {
 		return false, opError(op, name, err)
 	}
 	var changed bool

@@ -1,4 +1,4 @@
-package state
+package dynamodb
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // historyUpdate is one UpdateItem on a connection's history item. Every
@@ -47,7 +49,7 @@ func (u *historyUpdate) setValue(attr string, v types.AttributeValue) string {
 
 // setTime stores t, or removes the attribute for the zero time.
 func (u *historyUpdate) setTime(attr string, t time.Time) {
-	n, err := Nanos(t)
+	n, err := state.Nanos(t)
 	switch {
 	case err != nil:
 		if u.err == nil {
@@ -118,7 +120,7 @@ func (u *historyUpdate) expression() string {
 // to a history item goes through here; fenced writes carry their lease
 // check in u's condition (see fence), evaluated by DynamoDB inside the
 // write.
-func (s *DynamoDB) updateHistory(ctx context.Context, name string, u *historyUpdate) (map[string]types.AttributeValue, error) {
+func (s *Store) updateHistory(ctx context.Context, name string, u *historyUpdate) (map[string]types.AttributeValue, error) {
 	if u.err != nil {
 		return nil, u.err
 	}
@@ -145,7 +147,7 @@ func (s *DynamoDB) updateHistory(ctx context.Context, name string, u *historyUpd
 
 // write checks what every mutation needs, then runs fn, naming the
 // operation, the connection and the table in any error fn returns.
-func (s *DynamoDB) write(op, name string, fn func() (table string, err error)) error {
+func (s *Store) write(op, name string, fn func() (table string, err error)) error {
 	if name == "" {
 		return s.opError(op, name, "", errors.New("empty connection name"))
 	}
@@ -155,12 +157,12 @@ func (s *DynamoDB) write(op, name string, fn func() (table string, err error)) e
 	return nil
 }
 
-// StartRun implements Store.
-func (s *DynamoDB) StartRun(ctx context.Context, name string, at time.Time) error {
+// StartRun implements state.Store.
+func (s *Store) StartRun(ctx context.Context, name string, at time.Time) error {
 	return s.write("start run", name, func() (string, error) {
 		u := newHistoryUpdate()
 		u.setTime(attrLastAttempt, at)
-		if n, err := Nanos(at); err == nil && n != nil {
+		if n, err := state.Nanos(at); err == nil && n != nil {
 			u.setIfNotExists(attrFirstAttempt, num(*n))
 		}
 		_, err := s.updateHistory(ctx, name, u)
@@ -168,10 +170,10 @@ func (s *DynamoDB) StartRun(ctx context.Context, name string, at time.Time) erro
 	})
 }
 
-// SaveCheckpoint implements Store.
-func (s *DynamoDB) SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error {
+// SaveCheckpoint implements state.Store.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, cp state.Checkpoint) error {
 	return s.write("save checkpoint", name, func() (string, error) {
-		enc, err := EncodeCheckpoint(cp)
+		enc, err := state.EncodeCheckpoint(cp)
 		if err != nil {
 			return "", err
 		}
@@ -183,13 +185,13 @@ func (s *DynamoDB) SaveCheckpoint(ctx context.Context, name string, cp Checkpoin
 	})
 }
 
-// CompleteRun implements Store. Without transactions it is several writes,
+// CompleteRun implements state.Store. Without transactions it is several writes,
 // in the order that keeps a crash between them harmless: first the history
 // item (watermark and counts, one atomic conditional write), then the
 // covered failures are deleted, then the run is appended. A crash part-way
 // leaves a covered failure pending (the next completed run resolves it) or
 // a run missing from the history, never a wrong watermark.
-func (s *DynamoDB) CompleteRun(ctx context.Context, run Run) error {
+func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 	return s.write("complete run", run.Connection, func() (string, error) {
 		// A zero window end would read as "nothing delivered" and a zero
 		// finish time could not resolve failures; both mean a caller bug.
@@ -199,7 +201,7 @@ func (s *DynamoDB) CompleteRun(ctx context.Context, run Run) error {
 		if run.Finished.IsZero() {
 			return "", errors.New("run has no finish time")
 		}
-		end, err := Nanos(run.WindowEnd)
+		end, err := state.Nanos(run.WindowEnd)
 		if err != nil {
 			return "", fmt.Errorf("window end: %w", err)
 		}
@@ -252,9 +254,9 @@ func (s *DynamoDB) CompleteRun(ctx context.Context, run Run) error {
 	})
 }
 
-// FailRun implements Store: LastError on the history item, then the run
+// FailRun implements state.Store: LastError on the history item, then the run
 // appended (see CompleteRun for why in that order).
-func (s *DynamoDB) FailRun(ctx context.Context, run Run) error {
+func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 	return s.write("fail run", run.Connection, func() (string, error) {
 		id, err := s.runID(run)
 		if err != nil {
@@ -278,7 +280,7 @@ func (s *DynamoDB) FailRun(ctx context.Context, run Run) error {
 
 // appendRun puts a run into the history, then trims the history when the
 // count the history update returned says it is time.
-func (s *DynamoDB) appendRun(ctx context.Context, name string, runItem item, updated map[string]types.AttributeValue) error {
+func (s *Store) appendRun(ctx context.Context, name string, runItem item, updated map[string]types.AttributeValue) error {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &s.cfg.RunsTable,
 		Item:      runItem,
@@ -290,15 +292,15 @@ func (s *DynamoDB) appendRun(ctx context.Context, name string, runItem item, upd
 	if err != nil {
 		return err
 	}
-	if s.dueForTrim(updated, attrRunsRecorded) {
-		return s.trim(ctx, s.cfg.RunsTable, attrRunID, name, s.keepRuns)
+	if dueForTrim(updated, attrRunsRecorded, s.trimEvery) {
+		return trim(ctx, s.client, s.cfg.RunsTable, attrRunID, name, s.keepRuns)
 	}
 	return nil
 }
 
-// AddFailure implements Store: the failure first (it is the data), then the
+// AddFailure implements state.Store: the failure first (it is the data), then the
 // history item, so the store knows the connection and counts the append.
-func (s *DynamoDB) AddFailure(ctx context.Context, f Failure) error {
+func (s *Store) AddFailure(ctx context.Context, f state.Failure) error {
 	return s.write("add failure", f.Connection, func() (string, error) {
 		key, err := failureKey(f)
 		if err != nil {
@@ -334,8 +336,8 @@ func (s *DynamoDB) AddFailure(ctx context.Context, f Failure) error {
 		if err != nil {
 			return s.cfg.HistoryTable, err
 		}
-		if s.dueForTrim(updated, attrFailuresRecorded) {
-			return s.cfg.FailuresTable, s.trim(ctx, s.cfg.FailuresTable, attrFailureKey, f.Connection, s.keepFailures)
+		if dueForTrim(updated, attrFailuresRecorded, s.trimEvery) {
+			return s.cfg.FailuresTable, trim(ctx, s.client, s.cfg.FailuresTable, attrFailureKey, f.Connection, s.keepFailures)
 		}
 		return "", nil
 	})
@@ -346,8 +348,8 @@ func (s *DynamoDB) AddFailure(ctx context.Context, f Failure) error {
 // window: they predate every window, like the original importer's). The
 // table then holds only pending failures, so this query, made by every
 // completed run, reads next to nothing.
-func (s *DynamoDB) resolveFailures(ctx context.Context, name string, end int64) error {
-	keys, err := s.keys(ctx, &dynamodb.QueryInput{
+func (s *Store) resolveFailures(ctx context.Context, name string, end int64) error {
+	keys, err := queryKeys(ctx, s.client, &dynamodb.QueryInput{
 		TableName:              &s.cfg.FailuresTable,
 		KeyConditionExpression: aws.String("#id = :id"),
 		FilterExpression:       aws.String("attribute_not_exists(#end) OR #end <= :end"),
@@ -360,5 +362,5 @@ func (s *DynamoDB) resolveFailures(ctx context.Context, name string, end int64) 
 	if err != nil {
 		return err
 	}
-	return s.deleteKeys(ctx, s.cfg.FailuresTable, keys)
+	return deleteKeys(ctx, s.client, s.cfg.FailuresTable, keys)
 }

@@ -1,4 +1,4 @@
-package state_test
+package sqlite_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/sqlite"
 )
 
 func TestOpen(t *testing.T) {
@@ -35,7 +36,6 @@ func TestOpen(t *testing.T) {
 		{url: "chimport.db", wantErr: "want sqlite://"},
 		{url: "sqlite:chimport.db", wantErr: "want sqlite://"},
 		{url: "postgres://db/chimport", wantErr: `unsupported scheme "postgres"`},
-		{url: "dynamodb://mailchimp-list-import-history", wantErr: "settings go in query parameters"},
 		{url: "sqlite://missing/dir/x.db", wantErr: "missing", other: true},
 	}
 	for _, tt := range tests {
@@ -58,7 +58,7 @@ func TestOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if got := s.(*state.SQLite).Path(); got != tt.wantFile {
+			if got := s.(*sqlite.Store).Path(); got != tt.wantFile {
 				t.Errorf("Path() = %q, want %q", got, tt.wantFile)
 			}
 			if _, err := os.Stat(tt.wantFile); err != nil {

@@ -1,4 +1,4 @@
-package state
+package sqlite
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // ErrSchemaTooNew is returned when a SQLite file has a schema version newer
@@ -127,7 +129,7 @@ func migrateStep(ctx context.Context, db *sql.DB) (done bool, err error) {
 type sqlTime time.Time
 
 func (t sqlTime) Value() (driver.Value, error) {
-	n, err := Nanos(time.Time(t))
+	n, err := state.Nanos(time.Time(t))
 	if n == nil || err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func (t *sqlTime) Scan(src any) error {
 	case nil:
 		*t = sqlTime{}
 	case int64:
-		*t = sqlTime(FromNanos(&v))
+		*t = sqlTime(state.FromNanos(&v))
 	default:
 		return fmt.Errorf("time column holds %T, want INTEGER", src)
 	}

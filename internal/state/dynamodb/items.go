@@ -1,4 +1,4 @@
-package state
+package dynamodb
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // Attribute names. ListId, LastImportTime and offset are the original
@@ -77,7 +79,7 @@ func (it item) setString(attr, v string) {
 }
 
 func (it item) setTime(attr string, t time.Time) error {
-	n, err := Nanos(t)
+	n, err := state.Nanos(t)
 	if err != nil {
 		return fmt.Errorf("%s: %w", attr, err)
 	}
@@ -135,7 +137,7 @@ func (r *reader) time(attr string) time.Time {
 		return time.Time{}
 	}
 	n := r.int(attr)
-	return FromNanos(&n)
+	return state.FromNanos(&n)
 }
 
 // timeMap reads an M of times; nil when absent or empty.
@@ -159,7 +161,7 @@ func (r *reader) timeMap(attr string) map[string]time.Time {
 				r.fail(attr, fmt.Errorf("key %q: %w", key, err))
 				return nil
 			}
-			out[key] = FromNanos(&ns)
+			out[key] = state.FromNanos(&ns)
 		}
 		return out
 	default:
@@ -180,9 +182,9 @@ func (r *reader) bool(attr string) bool {
 	}
 }
 
-func decodeConnection(it map[string]types.AttributeValue) (ConnectionState, error) {
+func decodeConnection(it map[string]types.AttributeValue) (state.ConnectionState, error) {
 	r := &reader{item: it}
-	c := ConnectionState{
+	c := state.ConnectionState{
 		Connection:     r.string(attrListID),
 		Watermark:      r.time(attrWatermark),
 		FirstAttempt:   r.time(attrFirstAttempt),
@@ -205,7 +207,7 @@ func decodeConnection(it map[string]types.AttributeValue) (ConnectionState, erro
 	}
 	if cp := r.string(attrCheckpoint); cp != "" && r.err == nil {
 		var err error
-		if c.Checkpoint, err = DecodeCheckpoint(cp); err != nil {
+		if c.Checkpoint, err = state.DecodeCheckpoint(cp); err != nil {
 			r.fail(attrCheckpoint, err)
 		}
 	}
@@ -272,7 +274,7 @@ func parseEpochSeconds(s string) (time.Time, error) {
 	return time.Unix(0, ns.Int64()).UTC(), nil
 }
 
-func encodeFailure(f Failure, key int64) (item, error) {
+func encodeFailure(f state.Failure, key int64) (item, error) {
 	it := item{attrListID: str(f.Connection), attrFailureKey: num(key), attrPageOffset: num(int64(f.Offset))}
 	it.setString(attrView, f.View)
 	it.setString(attrError, f.Error)
@@ -284,9 +286,9 @@ func encodeFailure(f Failure, key int64) (item, error) {
 	return it, nil
 }
 
-func decodeFailure(it map[string]types.AttributeValue) (Failure, error) {
+func decodeFailure(it map[string]types.AttributeValue) (state.Failure, error) {
 	r := &reader{item: it}
-	f := Failure{
+	f := state.Failure{
 		Connection:  r.string(attrListID),
 		WindowStart: r.time(attrWindowStart),
 		WindowEnd:   r.time(attrWindowEnd),
@@ -311,15 +313,15 @@ func decodeFailure(it map[string]types.AttributeValue) (Failure, error) {
 // makes the key the failure's time in unix nanoseconds (0 for the zero
 // time), one higher on each collision (AddFailure puts conditionally). The
 // key then orders failures by time, which is what Failures returns.
-func failureKey(f Failure) (int64, error) {
-	n, err := Nanos(f.At)
+func failureKey(f state.Failure) (int64, error) {
+	n, err := state.Nanos(f.At)
 	if err != nil || n == nil {
 		return 0, err
 	}
 	return *n, nil
 }
 
-func encodeRun(r Run, id string) (item, error) {
+func encodeRun(r state.Run, id string) (item, error) {
 	it := item{
 		attrListID: str(r.Connection), attrRunID: str(id), attrFull: &types.AttributeValueMemberBOOL{Value: r.Full},
 		attrRead: num(r.Read), attrDelivered: num(r.Delivered), attrRequests: num(r.Requests),
@@ -335,9 +337,9 @@ func encodeRun(r Run, id string) (item, error) {
 	return it, nil
 }
 
-func decodeRun(it map[string]types.AttributeValue) (Run, error) {
+func decodeRun(it map[string]types.AttributeValue) (state.Run, error) {
 	r := &reader{item: it}
-	run := Run{
+	run := state.Run{
 		Connection:  r.string(attrListID),
 		Started:     r.time(attrStarted),
 		Finished:    r.time(attrFinished),
@@ -360,12 +362,12 @@ func decodeRun(it map[string]types.AttributeValue) (Run, error) {
 // their order. The time (unix nanoseconds, the zero time lowest) is shifted
 // by 2^63 so times before 1970 sort first too, and zero-padded to 20
 // digits.
-func (s *DynamoDB) runID(r Run) (string, error) {
+func (s *Store) runID(r state.Run) (string, error) {
 	t := r.Finished
 	if t.IsZero() {
 		t = r.Started
 	}
-	n, err := Nanos(t)
+	n, err := state.Nanos(t)
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package state
+package sqlite
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // busyTimeout is how long a statement waits for another process's write
@@ -20,9 +22,9 @@ import (
 // something is wedged, not busy.
 const busyTimeout = 10 * time.Second
 
-// SQLite is the embedded Store: one SQLite file, which several processes
-// may share.
-type SQLite struct {
+// Store is the embedded state.Store: one SQLite file, which several
+// processes may share.
+type Store struct {
 	db   *sql.DB
 	path string
 	// writers admits one write transaction of this handle at a time. SQLite
@@ -34,13 +36,13 @@ type SQLite struct {
 	keepRuns, keepFailures int // changed only by tests
 }
 
-var _ Store = (*SQLite)(nil)
+var _ state.Store = (*Store)(nil)
 
-// OpenSQLite opens the SQLite store at path, creating the file if it is
+// Open opens the SQLite store at path, creating the file if it is
 // missing (its directory must exist) and migrating its schema. A relative
 // path is taken from the current directory.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	fail := func(err error) (*SQLite, error) {
+func Open(ctx context.Context, path string) (*Store, error) {
+	fail := func(err error) (*Store, error) {
 		return nil, fmt.Errorf("state: open sqlite %q: %w", path, err)
 	}
 	if path == "" {
@@ -87,20 +89,20 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		_ = db.Close()
 		return fail(err)
 	}
-	return &SQLite{
+	return &Store{
 		db:           db,
 		path:         abs,
 		writers:      make(chan struct{}, 1),
-		keepRuns:     KeepRuns,
-		keepFailures: KeepFailures,
+		keepRuns:     state.KeepRuns,
+		keepFailures: state.KeepFailures,
 	}, nil
 }
 
 // Path returns the absolute path of the database file.
-func (s *SQLite) Path() string { return s.path }
+func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
-func (s *SQLite) Close() error {
+func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close sqlite %q: %w", s.path, err)
 	}
@@ -113,23 +115,23 @@ const connectionColumns = `name, watermark, first_attempt, last_attempt, last_su
 	last_error, last_read, last_delivered, total_delivered, checkpoint,
 	(SELECT json_group_object(kind, opened_at) FROM alerts WHERE alerts.connection = connections.name)`
 
-func scanConnection(row interface{ Scan(...any) error }) (ConnectionState, error) {
-	var c ConnectionState
+func scanConnection(row interface{ Scan(...any) error }) (state.ConnectionState, error) {
+	var c state.ConnectionState
 	var cp, alerts sql.NullString
 	err := row.Scan(&c.Connection, (*sqlTime)(&c.Watermark), (*sqlTime)(&c.FirstAttempt),
 		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError,
 		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp, &alerts)
 	if err != nil {
-		return ConnectionState{}, err
+		return state.ConnectionState{}, err
 	}
 	if cp.Valid {
-		if c.Checkpoint, err = DecodeCheckpoint(cp.String); err != nil {
-			return ConnectionState{}, err
+		if c.Checkpoint, err = state.DecodeCheckpoint(cp.String); err != nil {
+			return state.ConnectionState{}, err
 		}
 	}
 	if alerts.Valid {
 		if c.Alerts, err = decodeAlerts(alerts.String); err != nil {
-			return ConnectionState{}, err
+			return state.ConnectionState{}, err
 		}
 	}
 	return c, nil
@@ -146,26 +148,26 @@ func decodeAlerts(s string) (map[string]time.Time, error) {
 	}
 	out := make(map[string]time.Time, len(opened))
 	for kind, n := range opened {
-		out[kind] = FromNanos(&n)
+		out[kind] = state.FromNanos(&n)
 	}
 	return out, nil
 }
 
-// Connection implements Store.
-func (s *SQLite) Connection(ctx context.Context, name string) (ConnectionState, error) {
+// Connection implements state.Store.
+func (s *Store) Connection(ctx context.Context, name string) (state.ConnectionState, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE name = ?`, name)
 	c, err := scanConnection(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ConnectionState{Connection: name}, nil
+		return state.ConnectionState{Connection: name}, nil
 	}
 	if err != nil {
-		return ConnectionState{}, fmt.Errorf("state: read connection %q: %w", name, err)
+		return state.ConnectionState{}, fmt.Errorf("state: read connection %q: %w", name, err)
 	}
 	return c, nil
 }
 
-// Connections implements Store.
-func (s *SQLite) Connections(ctx context.Context) ([]ConnectionState, error) {
+// Connections implements state.Store.
+func (s *Store) Connections(ctx context.Context) ([]state.ConnectionState, error) {
 	// ORDER BY name uses BINARY collation: byte order, the same as Go's
 	// string comparison.
 	rows, err := s.db.QueryContext(ctx, `SELECT `+connectionColumns+` FROM connections ORDER BY name`)
@@ -173,7 +175,7 @@ func (s *SQLite) Connections(ctx context.Context) ([]ConnectionState, error) {
 		return nil, fmt.Errorf("state: list connections: %w", err)
 	}
 	defer rows.Close()
-	var out []ConnectionState
+	var out []state.ConnectionState
 	for rows.Next() {
 		c, err := scanConnection(rows)
 		if err != nil {
@@ -187,8 +189,8 @@ func (s *SQLite) Connections(ctx context.Context) ([]ConnectionState, error) {
 	return out, nil
 }
 
-// Failures implements Store.
-func (s *SQLite) Failures(ctx context.Context, name string) ([]Failure, error) {
+// Failures implements state.Store.
+func (s *Store) Failures(ctx context.Context, name string) ([]state.Failure, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT connection, window_start, window_end, view_name, page_offset, error, failed_at
 		FROM failures WHERE connection = ? AND resolved_at IS NULL ORDER BY id`, name)
@@ -196,9 +198,9 @@ func (s *SQLite) Failures(ctx context.Context, name string) ([]Failure, error) {
 		return nil, fmt.Errorf("state: read failures for %q: %w", name, err)
 	}
 	defer rows.Close()
-	var out []Failure
+	var out []state.Failure
 	for rows.Next() {
-		var f Failure
+		var f state.Failure
 		if err := rows.Scan(&f.Connection, (*sqlTime)(&f.WindowStart), (*sqlTime)(&f.WindowEnd),
 			&f.View, &f.Offset, &f.Error, (*sqlTime)(&f.At)); err != nil {
 			return nil, fmt.Errorf("state: read failures for %q: %w", name, err)
@@ -211,8 +213,8 @@ func (s *SQLite) Failures(ctx context.Context, name string) ([]Failure, error) {
 	return out, nil
 }
 
-// Runs implements Store.
-func (s *SQLite) Runs(ctx context.Context, name string, limit int) ([]Run, error) {
+// Runs implements state.Store.
+func (s *Store) Runs(ctx context.Context, name string, limit int) ([]state.Run, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -224,9 +226,9 @@ func (s *SQLite) Runs(ctx context.Context, name string, limit int) ([]Run, error
 		return nil, fmt.Errorf("state: read runs for %q: %w", name, err)
 	}
 	defer rows.Close()
-	var out []Run
+	var out []state.Run
 	for rows.Next() {
-		var r Run
+		var r state.Run
 		if err := rows.Scan(&r.Connection, (*sqlTime)(&r.Started), (*sqlTime)(&r.Finished),
 			(*sqlTime)(&r.WindowStart), (*sqlTime)(&r.WindowEnd), &r.Full, &r.Result,
 			&r.Read, &r.Delivered, &r.Requests, &r.Error); err != nil {

@@ -1,4 +1,4 @@
-package state
+package dynamodb
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // rereads bounds how often ClaimLease and SetAlert read the item again
@@ -17,13 +19,13 @@ import (
 // gap between a read and a write, so a handful is plenty.
 const rereads = 8
 
-// ClaimLease implements Store: one conditional UpdateItem that sets the
+// ClaimLease implements state.Store: one conditional UpdateItem that sets the
 // owner and expiry and adds 1 to LeaseToken, so DynamoDB decides between
 // concurrent claims and every winner gets a larger token.
-func (s *DynamoDB) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (Lease, error) {
-	lease := Lease{Connection: name, Owner: owner}
+func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (state.Lease, error) {
+	lease := state.Lease{Connection: name, Owner: owner}
 	err := s.write("claim lease", name, func() (string, error) {
-		exp, err := CheckClaim(owner, now, ttl)
+		exp, err := state.CheckClaim(owner, now, ttl)
 		if err != nil {
 			return "", err
 		}
@@ -53,24 +55,24 @@ func (s *DynamoDB) ClaimLease(ctx context.Context, name, owner string, now time.
 			}
 			free := cur.Owner == "" || !cur.Expires.After(now) || cur.Owner == owner
 			if !free || attempt == rereads {
-				return "", &LeaseHeldError{Connection: name, Owner: cur.Owner, Expires: cur.Expires}
+				return "", &state.LeaseHeldError{Connection: name, Owner: cur.Owner, Expires: cur.Expires}
 			}
 			// Released or expired in between: claim again.
 		}
 	})
 	if err != nil {
-		return Lease{}, err
+		return state.Lease{}, err
 	}
 	return lease, nil
 }
 
-// RenewLease implements Store.
-func (s *DynamoDB) RenewLease(ctx context.Context, lease Lease, now time.Time, ttl time.Duration) (Lease, error) {
+// RenewLease implements state.Store.
+func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time, ttl time.Duration) (state.Lease, error) {
 	err := s.write("renew lease", lease.Connection, func() (string, error) {
-		if err := CheckLease(lease); err != nil {
+		if err := state.CheckLease(lease); err != nil {
 			return "", err
 		}
-		exp, err := CheckClaim(lease.Owner, now, ttl)
+		exp, err := state.CheckClaim(lease.Owner, now, ttl)
 		if err != nil {
 			return "", err
 		}
@@ -84,15 +86,15 @@ func (s *DynamoDB) RenewLease(ctx context.Context, lease Lease, now time.Time, t
 		return s.fenced(ctx, lease.Connection, lease.Token, err)
 	})
 	if err != nil {
-		return Lease{}, err
+		return state.Lease{}, err
 	}
 	return lease, nil
 }
 
-// ReleaseLease implements Store.
-func (s *DynamoDB) ReleaseLease(ctx context.Context, lease Lease) error {
+// ReleaseLease implements state.Store.
+func (s *Store) ReleaseLease(ctx context.Context, lease state.Lease) error {
 	return s.write("release lease", lease.Connection, func() (string, error) {
-		if err := CheckLease(lease); err != nil {
+		if err := state.CheckLease(lease); err != nil {
 			return "", err
 		}
 		u := newHistoryUpdate()
@@ -104,14 +106,14 @@ func (s *DynamoDB) ReleaseLease(ctx context.Context, lease Lease) error {
 	})
 }
 
-// SetAlert implements Store: a consistent read of the alert, then, if it
+// SetAlert implements state.Store: a consistent read of the alert, then, if it
 // needs flipping, an UpdateItem conditioned on the state that was read. A
 // failed condition means another worker flipped it in between; the read
 // is then repeated, and it usually finds nothing left to do.
-func (s *DynamoDB) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
+func (s *Store) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
 	var changed bool
 	err := s.write("set alert", name, func() (string, error) {
-		if err := CheckAlert(kind, open, at); err != nil {
+		if err := state.CheckAlert(kind, open, at); err != nil {
 			return "", err
 		}
 		for range rereads {
@@ -133,30 +135,7 @@ func (s *DynamoDB) SetAlert(ctx context.Context, name, kind string, open bool, a
 			if isOpen == open {
 				return "", nil
 			}
-
-			u := newHistoryUpdate()
-			a := u.name(attrAlerts)
-			kindPath := func() string {
-				u.names["#kind"] = kind // a placeholder of its own: kind is any string
-				return a + ".#kind"
-			}
-			switch {
-			case !open:
-				k := kindPath()
-				u.remove = append(u.remove, k)
-				u.cond = "attribute_exists(" + k + ")"
-			case !isMap:
-				// The first alert makes the map: a path into a missing map
-				// cannot be set.
-				m := &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{kind: num(at.UnixNano())}}
-				u.set = append(u.set, a+" = "+u.value(m))
-				u.cond = "attribute_not_exists(" + a + ")"
-			default:
-				k := kindPath()
-				u.set = append(u.set, k+" = "+u.value(num(at.UnixNano())))
-				u.cond = "attribute_not_exists(" + k + ")"
-			}
-			_, err = s.updateHistory(ctx, name, u)
+			_, err = s.updateHistory(ctx, name, alertFlip(kind, open, isMap, at))
 			var raced *types.ConditionalCheckFailedException
 			if errors.As(err, &raced) {
 				continue
@@ -175,9 +154,38 @@ func (s *DynamoDB) SetAlert(ctx context.Context, name, kind string, open bool, a
 	return changed, nil
 }
 
+// alertFlip is the update that opens (at) or closes the alert of kind,
+// on condition that it is still as read: closed, or open; isMap says
+// whether the item has an Alerts map yet.
+func alertFlip(kind string, open, isMap bool, at time.Time) *historyUpdate {
+	u := newHistoryUpdate()
+	a := u.name(attrAlerts)
+	kindPath := func() string {
+		u.names["#kind"] = kind // a placeholder of its own: kind is any string
+		return a + ".#kind"
+	}
+	switch {
+	case !open:
+		k := kindPath()
+		u.remove = append(u.remove, k)
+		u.cond = "attribute_exists(" + k + ")"
+	case !isMap:
+		// The first alert makes the map: a path into a missing map cannot
+		// be set.
+		m := &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{kind: num(at.UnixNano())}}
+		u.set = append(u.set, a+" = "+u.value(m))
+		u.cond = "attribute_not_exists(" + a + ")"
+	default:
+		k := kindPath()
+		u.set = append(u.set, k+" = "+u.value(num(at.UnixNano())))
+		u.cond = "attribute_not_exists(" + k + ")"
+	}
+	return u
+}
+
 // currentLease reads the connection's lease as it is now; the zero Lease
 // (with Connection set) if it was never claimed.
-func (s *DynamoDB) currentLease(ctx context.Context, name string) (Lease, error) {
+func (s *Store) currentLease(ctx context.Context, name string) (state.Lease, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:            &s.cfg.HistoryTable,
 		Key:                  map[string]types.AttributeValue{attrListID: str(name)},
@@ -187,17 +195,17 @@ func (s *DynamoDB) currentLease(ctx context.Context, name string) (Lease, error)
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return Lease{}, err
+		return state.Lease{}, err
 	}
 	r := &reader{item: out.Item}
-	l := Lease{Connection: name, Owner: r.string(attrLeaseOwner), Token: r.int(attrLeaseToken), Expires: r.time(attrLeaseExpires)}
+	l := state.Lease{Connection: name, Owner: r.string(attrLeaseOwner), Token: r.int(attrLeaseToken), Expires: r.time(attrLeaseExpires)}
 	return l, r.err
 }
 
 // fenced finishes a history update that carried token, for write: a failed
 // condition becomes an error wrapping ErrFenced (of this package's own
 // making, so no table is named), which says what the current lease is.
-func (s *DynamoDB) fenced(ctx context.Context, name string, token int64, err error) (table string, _ error) {
+func (s *Store) fenced(ctx context.Context, name string, token int64, err error) (table string, _ error) {
 	var failed *types.ConditionalCheckFailedException
 	if token == 0 || !errors.As(err, &failed) {
 		return s.cfg.HistoryTable, err
@@ -206,7 +214,7 @@ func (s *DynamoDB) fenced(ctx context.Context, name string, token int64, err err
 	if rerr != nil {
 		// The write was refused all the same; say so, and why the detail
 		// is missing.
-		return "", fmt.Errorf("%w: token %d (reading the current lease: %v)", ErrFenced, token, rerr)
+		return "", fmt.Errorf("%w: token %d (reading the current lease: %v)", state.ErrFenced, token, rerr)
 	}
-	return "", Fenced(token, cur.Token, cur.Owner)
+	return "", state.Fenced(token, cur.Token, cur.Owner)
 }

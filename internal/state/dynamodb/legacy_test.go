@@ -1,4 +1,4 @@
-package state_test
+package dynamodb_test
 
 import (
 	"context"

@@ -1,0 +1,38 @@
+// Package sqlite is the embedded state.Store, and chimport's default: one
+// SQLite file (pure Go, no cgo), which several processes on one machine
+// may share. It registers the URL scheme sqlite:
+//
+//	sqlite://chimport.db                 chimport.db in the current directory
+//	sqlite://data/chimport.db            a relative path
+//	sqlite:///var/lib/chimport/state.db  an absolute path
+//
+// Everything after "sqlite://" is the file path, taken literally (no
+// percent-decoding, no query parameters). Open creates the file when it
+// is missing, but never its directory: a typo in the path fails instead
+// of starting over from an empty state somewhere new.
+//
+// The file holds four tables: connections (one row per connection; the
+// checkpoint is a JSON column, in state.EncodeCheckpoint's encoding; the
+// lease is lease_owner, lease_token and lease_expires), runs, failures and
+// alerts (connection, kind, opened_at: a row per open alert). Times are
+// stored as unix nanoseconds, UTC, so they cover the years 1678 to 2262;
+// the zero time is stored as NULL.
+//
+// The file is in WAL mode with a busy timeout, so several processes can
+// share it. Every write method is one IMMEDIATE transaction (it takes the
+// write lock up front, so it waits rather than fails when another process
+// is writing); every read is one statement, one snapshot. The watermark
+// moves by max() in a single UPDATE; a fenced write carries its lease
+// check in that UPDATE's WHERE clause, in the write's transaction, and a
+// write it refuses rolls back entirely.
+//
+// The schema version lives in PRAGMA user_version and migrations run in
+// order when the file is opened; a file written by a newer chimport is
+// refused (ErrSchemaTooNew) rather than misread. Version 2 added the lease
+// columns and the alerts table; a version 1 file is upgraded in place when
+// opened.
+//
+// Retention: every append trims its log to the newest state.KeepRuns runs
+// and state.KeepFailures failures per connection. Resolved failures stay
+// in the table (marked resolved_at) until trimmed.
+package sqlite

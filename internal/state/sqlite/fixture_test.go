@@ -1,0 +1,138 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimport/chimport/internal/state"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestOpensPreviousReleaseFile opens testdata/schema2.db, a state file as
+// the release before the stores got packages of their own left it (schema
+// version 2, written by its state.OpenSQLite and vacuumed), and reads
+// every value back. The file was made once, by these calls:
+//
+//	StartRun(news, t0)
+//	AddFailure(news, window t0-1h..t0, default, offset 1000, "target: 500 (resolved)", at t0+1m)
+//	CompleteRun(news, started t0, finished t0+2m, window ..t0+1h, full, ok, read 25000, delivered 24990, 27 requests)
+//	ClaimLease(news, worker-1, t0+2h, ttl 1m)                       -> token 1
+//	StartRun(news, t0+2h)
+//	SaveCheckpoint(news, window t0+1h..t0+2h, default t0+90m, archived zero, updated t0+2h30s, token 1)
+//	AddFailure(news, window t0+1h..t0+2h, archived, offset 2000, "mailchimp: truncated body", at t0+2h40s)
+//	FailRun(news, started t0+2h, finished t0+2h50s, window t0+1h..t0+2h, failed, 1000, 900, 4, token 1)
+//	SetAlert(news, lag, open, t0+3h)
+//	StartRun(other, t0-24h)
+//
+// The file is copied first: opening it writes (the WAL, and any
+// migration of a later schema), and the committed fixture must stay as it
+// was released.
+func TestOpensPreviousReleaseFile(t *testing.T) {
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join("testdata", "schema2.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := state.Open(ctx, "sqlite://"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	conns, err := s.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantConns := []state.ConnectionState{{
+		Connection: "news", Watermark: at(time.Hour), FirstAttempt: at(0), LastAttempt: at(2 * time.Hour),
+		LastSuccess: at(2 * time.Minute), LastError: "mailchimp: truncated body",
+		LastRead: 25000, LastDelivered: 24990, TotalDelivered: 24990,
+		Checkpoint: &state.Checkpoint{WindowStart: at(time.Hour), WindowEnd: at(2 * time.Hour),
+			Views:     map[string]time.Time{"default": at(90 * time.Minute), "archived": {}},
+			UpdatedAt: at(2*time.Hour + 30*time.Second)},
+		Alerts: map[string]time.Time{"lag": at(3 * time.Hour)},
+	}, {
+		Connection: "other", FirstAttempt: at(-24 * time.Hour), LastAttempt: at(-24 * time.Hour),
+	}}
+	if d := cmp.Diff(wantConns, conns); d != "" {
+		t.Errorf("Connections (-want +got):\n%s", d)
+	}
+
+	checkFixtureLogs(t, s)
+	checkFixtureLease(t, s)
+}
+
+// checkFixtureLogs reads the fixture's run history and pending failures;
+// the failure the completed run resolved is not among them.
+func checkFixtureLogs(t *testing.T, s state.Store) {
+	t.Helper()
+	ctx := context.Background()
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	runs, err := s.Runs(ctx, "news", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRuns := []state.Run{{
+		Connection: "news", Started: at(2 * time.Hour), Finished: at(2*time.Hour + 50*time.Second),
+		WindowStart: at(time.Hour), WindowEnd: at(2 * time.Hour), Result: state.ResultFailed,
+		Read: 1000, Delivered: 900, Requests: 4, Error: "mailchimp: truncated body",
+	}, {
+		Connection: "news", Started: at(0), Finished: at(2 * time.Minute), WindowEnd: at(time.Hour),
+		Full: true, Result: state.ResultOK, Read: 25000, Delivered: 24990, Requests: 27,
+	}}
+	if d := cmp.Diff(wantRuns, runs); d != "" {
+		t.Errorf("Runs (-want +got):\n%s", d)
+	}
+
+	failures, err := s.Failures(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFailures := []state.Failure{{Connection: "news", WindowStart: at(time.Hour), WindowEnd: at(2 * time.Hour),
+		View: "archived", Offset: 2000, Error: "mailchimp: truncated body", At: at(2*time.Hour + 40*time.Second)}}
+	if d := cmp.Diff(wantFailures, failures); d != "" {
+		t.Errorf("Failures (-want +got):\n%s", d)
+	}
+}
+
+// checkFixtureLease reads the fixture's lease the only ways the Store
+// offers: who holds it and until when, which token is current, and which
+// token the next claim gets.
+func checkFixtureLease(t *testing.T, s state.Store) {
+	t.Helper()
+	ctx := context.Background()
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	_, err := s.ClaimLease(ctx, "news", "worker-2", at(2*time.Hour+30*time.Second), time.Minute)
+	var held *state.LeaseHeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("claim while worker-1 holds it: got %v, want a *LeaseHeldError", err)
+	}
+	if d := cmp.Diff(state.LeaseHeldError{Connection: "news", Owner: "worker-1", Expires: at(2*time.Hour + time.Minute)}, *held); d != "" {
+		t.Errorf("lease holder (-want +got):\n%s", d)
+	}
+	err = s.SaveCheckpoint(ctx, "news", state.Checkpoint{WindowEnd: at(3 * time.Hour), Token: 2})
+	if !errors.Is(err, state.ErrFenced) || !strings.Contains(err.Error(), `current lease is token 1 (owner "worker-1")`) {
+		t.Errorf("write with token 2: got %v, want ErrFenced naming token 1 of worker-1", err)
+	}
+	l, err := s.ClaimLease(ctx, "news", "worker-2", at(2*time.Hour+time.Minute), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(state.Lease{Connection: "news", Owner: "worker-2", Token: 2, Expires: at(2*time.Hour + 2*time.Minute)}, l); d != "" {
+		t.Errorf("claim after the expiry (-want +got):\n%s", d)
+	}
+	if changed, err := s.SetAlert(ctx, "news", "lag", true, at(4*time.Hour)); err != nil || changed {
+		t.Errorf("opening the open lag alert: changed %v, %v; want no change", changed, err)
+	}
+}
