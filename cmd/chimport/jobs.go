@@ -129,7 +129,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 		g.Go(func() error {
 			job, err := newJob(conn, limiter, logger, full)
 			if err != nil {
-				out[i] = outcome{summary: engine.Summary{Connection: conn.Name}, err: err}
+				out[i] = outcome{summary: engine.Summary{Connection: conn.Name, Result: state.ResultFailed}, err: err}
 				alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())
 				return nil
 			}

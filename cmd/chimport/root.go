@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/configsource"
 )
@@ -42,7 +43,7 @@ const defaultConfigPath = "chimport.yaml"
 // error of a failed command on stderr, once.
 func execute(ctx context.Context, args []string, e env) int {
 	if e.now == nil {
-		e.now = time.Now
+		e.now = clock.Real{}.Now
 	}
 	root := newRootCmd(e)
 	root.SetArgs(args)

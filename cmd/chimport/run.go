@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/state"
 )
 
 type runOptions struct {
@@ -65,7 +65,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	defer opened.Close()
 	store := &timedStore{Store: opened}
 	eng := &engine.Engine{Store: store, Logger: global.logger}
-	started := time.Now()
+	started := e.now()
 	notify, err := newNotifier(ctx, cfg, global.logger)
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	bars.wait()
 	failed := 0
 	for _, o := range outcomes {
-		if o.err != nil {
+		if o.summary.Result != state.ResultOK {
 			failed++
 		}
 	}
@@ -89,7 +89,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		mean = spent / time.Duration(calls)
 	}
 	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed,
-		"duration", time.Since(started).Round(time.Millisecond).String(),
+		"duration", e.now().Sub(started).Round(time.Millisecond).String(),
 		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
 
 	if opts.json {
@@ -100,10 +100,8 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if err != nil {
 		return err
 	}
-	for _, o := range outcomes {
-		if o.err != nil {
-			return errFailed
-		}
+	if failed > 0 {
+		return errFailed
 	}
 	return ctx.Err()
 }
@@ -111,6 +109,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 // runJSON is one connection in `run --json` output.
 type runJSON struct {
 	Connection  string     `json:"connection"`
+	Result      string     `json:"result"` // ok, failed or cancelled
 	Completed   bool       `json:"completed"`
 	Full        bool       `json:"full"`
 	Resumed     bool       `json:"resumed"`
@@ -127,12 +126,13 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 	out := make([]runJSON, len(outcomes))
 	for i, o := range outcomes {
 		s := o.summary
+		ok := s.Result == state.ResultOK
 		out[i] = runJSON{
-			Connection: s.Connection, Completed: s.Completed && o.err == nil, Full: s.Full, Resumed: s.Resumed,
+			Connection: s.Connection, Result: s.Result, Completed: ok, Full: s.Full, Resumed: s.Resumed,
 			Read: s.Read, Delivered: s.Delivered, Requests: s.Requests, DurationSec: s.Duration.Seconds(),
 			WindowStart: timeOrNil(s.WindowStart),
 		}
-		if o.err == nil && s.Completed {
+		if ok {
 			out[i].Watermark = timeOrNil(s.WindowEnd)
 		}
 		if o.err != nil {
@@ -151,9 +151,9 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		s := o.summary
 		result, watermark := "ok", formatTime(s.WindowEnd)
 		switch {
-		case errors.Is(o.err, context.Canceled):
+		case s.Result == state.ResultCancelled:
 			result, watermark = "cancelled", "unchanged"
-		case o.err != nil:
+		case s.Result != state.ResultOK:
 			result, watermark = "FAILED", "unchanged"
 		case s.Resumed:
 			result = "ok (resumed)"

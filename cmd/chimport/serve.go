@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -13,13 +14,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
-	"github.com/chimport/chimport/internal/metrics"
 	"github.com/chimport/chimport/internal/schedule"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/statuspage"
+	"github.com/chimport/chimport/internal/worker"
 )
 
 type serveOptions struct {
@@ -63,31 +65,13 @@ checkpoint, and exits 0.`,
 	return cmd
 }
 
-// server is one serve process: the scheduler, what it shares with the
-// HTTP endpoints, and the lag alerts.
-type server struct {
-	cfg     *config.Config
-	conns   map[string]config.Connection
-	store   state.Store
-	engine  *engine.Engine
-	limiter *mailchimp.Limiter
-	notify  alert.Notifier
-	metrics *metrics.Metrics
-	global  *globalOptions
-	sched   *schedule.Scheduler
-	alive   atomic.Bool
-	// stopping ends at SIGTERM, while runs in flight go on for the grace
-	// period.
-	stopping context.Context
-}
-
 func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Config, opts serveOptions) error {
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return usageError{err}
 	}
 	defer store.Close()
-	notify, err := newNotifier(ctx, cfg, global.logger)
+	notifier, err := newNotifier(ctx, cfg, global.logger)
 	if err != nil {
 		return err
 	}
@@ -95,21 +79,19 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	if owner == "" {
 		owner = schedule.DefaultOwner()
 	}
-	s := &server{
-		cfg: cfg, conns: map[string]config.Connection{}, store: store,
-		engine:  &engine.Engine{Store: store, Logger: global.logger},
-		limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey),
-		notify:  notify, metrics: metrics.New(), global: global, stopping: ctx,
-	}
-	var plan []schedule.Connection
-	for _, c := range cfg.Connections {
-		s.conns[c.Name] = c
-		plan = append(plan, schedule.Connection{Name: c.Name, Every: c.Every.D(), Cron: c.Cron})
-	}
-	s.sched, err = schedule.New(schedule.Config{
-		Owner: owner, Leases: storeLeases{store}, LeaseTTL: opts.leaseTTL, MaxParallel: opts.maxParallel,
-		Logger: global.logger, Run: s.runConnection,
-	}, plan)
+	clk := clock.Real{}
+	w, err := worker.New(worker.Config{
+		Connections: workerConnections(cfg),
+		Store:       store,
+		Run:         connectionRunner(cfg, &engine.Engine{Store: store, Clock: clk, Logger: global.logger}, global.logger),
+		Notifier:    notifier,
+		Clock:       clk,
+		LagEvery:    opts.lagEvery,
+		Owner:       owner,
+		LeaseTTL:    opts.leaseTTL,
+		MaxParallel: opts.maxParallel,
+		Logger:      global.logger,
+	})
 	if err != nil {
 		return usageError{err}
 	}
@@ -118,26 +100,29 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	if err != nil {
 		return usageErrorf("--listen %s: %v", opts.listen, err)
 	}
-	httpSrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	var alive atomic.Bool
+	httpSrv := &http.Server{Handler: routes(&alive, w, clk), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = httpSrv.Serve(ln) }()
-	fmt.Fprintf(e.stdout, "chimport serve: worker %s, %d connections, http://%s/ (status), /metrics, /healthz\n", owner, len(plan), ln.Addr())
+	fmt.Fprintf(e.stdout, "chimport serve: worker %s, %d connections, http://%s/ (status), /metrics, /healthz\n", owner, len(cfg.Connections), ln.Addr())
 
-	// The helpers below stop with the signal, or if the scheduler ever
-	// returns on its own; the HTTP endpoints stop while it drains.
-	helpersCtx, stopHelpers := context.WithCancel(ctx)
+	// The HTTP endpoints stop with the signal, while runs in flight drain,
+	// or if the worker ever returns on its own.
+	served := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watchLag(helpersCtx, opts.lagEvery) })
 	wg.Go(func() {
-		<-helpersCtx.Done()
-		s.alive.Store(false)
+		select {
+		case <-ctx.Done():
+		case <-served:
+		}
+		alive.Store(false)
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = httpSrv.Shutdown(shutdownCtx)
 	})
-	s.alive.Store(true)
-	err = s.sched.Run(ctx)
-	s.alive.Store(false)
-	stopHelpers()
+	alive.Store(true)
+	err = w.Serve(ctx)
+	alive.Store(false)
+	close(served)
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -146,170 +131,55 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	return nil
 }
 
-// runConnection is one scheduled run under lease: sync, record metrics,
-// then alert if a person is needed or the connection lags.
-func (s *server) runConnection(ctx context.Context, name string, lease schedule.Lease) error {
-	conn := s.conns[name]
-	job, err := newJob(conn, s.limiter, s.global.logger, false)
-	if err != nil {
-		return err
-	}
-	job.LeaseToken = lease.Token
-	sum, runErr := s.engine.Run(ctx, job)
-	logRun(s.global.logger, sum, runErr, false)
-	result := metrics.ResultOK
-	switch {
-	case errors.Is(runErr, context.Canceled):
-		result = metrics.ResultCancelled
-	case runErr != nil:
-		result = metrics.ResultFailed
-	}
-	s.metrics.ObserveRun(name, result, sum.Read, sum.Delivered, sum.Duration, job.Mailchimp.Stats())
-	if errors.Is(runErr, state.ErrFenced) {
-		return runErr // another worker owns the connection now: it alerts
-	}
-	f, err := s.freshness(ctx, name)
-	if err != nil {
-		return errors.Join(runErr, err)
-	}
-	lag, known := f.Lag(time.Now())
-	s.metrics.SetLag(name, lag, known)
-	// Alerting is bounded by serve's own context, not the run's (which
-	// outlives SIGTERM by the grace period): a hung webhook must not keep
-	// the process from stopping within 10 s.
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(s.stopping, cancel)()
-	read := func(ctx context.Context) (alert.Freshness, error) { return s.freshness(ctx, name) }
-	if err := s.policy(conn).AfterRunConfirmed(actx, s.store, s.notify, name, runErr, read, time.Now()); err != nil {
-		s.global.logger.Warn("alerting failed", "connection", name, "error", err)
-	}
-	return runErr
-}
-
-// watchLag measures every connection's lag for the metrics and the lag
-// alerts, on a steady beat, so a connection whose runs all fail (or that
-// no worker runs) is noticed too.
-func (s *server) watchLag(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		for name, conn := range s.conns {
-			st, err := s.store.Connection(ctx, name)
-			if err != nil {
-				continue
-			}
-			lag, known := freshnessOf(st).Lag(time.Now())
-			s.metrics.SetLag(name, lag, known)
-			if !st.LastSuccess.IsZero() {
-				s.metrics.SetLastSuccess(name, st.LastSuccess)
-			}
-			read := func(ctx context.Context) (alert.Freshness, error) { return s.freshness(ctx, name) }
-			if err := s.policy(conn).CheckConfirmed(ctx, s.store, s.notify, name, read, time.Now()); err != nil && ctx.Err() == nil {
-				s.global.logger.Warn("lag alert failed", "connection", name, "error", err)
-			}
+// workerConnections is each configured connection's schedule and lag
+// policy: its own lag threshold, or the global one.
+func workerConnections(cfg *config.Config) []worker.Connection {
+	out := make([]worker.Connection, len(cfg.Connections))
+	for i, c := range cfg.Connections {
+		threshold := cfg.Alerts.LagThreshold.D()
+		if c.LagThreshold > 0 {
+			threshold = c.LagThreshold.D()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		out[i] = worker.Connection{
+			Connection: schedule.Connection{Name: c.Name, Every: c.Every.D(), Cron: c.Cron},
+			Lag:        alert.LagPolicy{Threshold: threshold},
 		}
 	}
+	return out
 }
 
-// policy is the connection's lag threshold, or the global one.
-func (s *server) policy(conn config.Connection) alert.LagPolicy {
-	if conn.LagThreshold > 0 {
-		return alert.LagPolicy{Threshold: conn.LagThreshold.D()}
+// connectionRunner runs one connection once for the worker: a job built the
+// way every command builds it, under the lease's fencing token. Jobs share
+// one limiter, so connections on one API key share its 10 slots.
+func connectionRunner(cfg *config.Config, eng *engine.Engine, logger *slog.Logger) func(context.Context, string, int64) (engine.Summary, error) {
+	conns := make(map[string]config.Connection, len(cfg.Connections))
+	for _, c := range cfg.Connections {
+		conns[c.Name] = c
 	}
-	return alert.LagPolicy{Threshold: s.cfg.Alerts.LagThreshold.D()}
-}
-
-// freshness reads what the lag policy needs from the store, fresh: a
-// decision on stale data could reopen what another worker just closed.
-func (s *server) freshness(ctx context.Context, name string) (alert.Freshness, error) {
-	st, err := s.store.Connection(ctx, name)
-	return freshnessOf(st), err
-}
-
-// freshnessOf is what the lag policy needs of a connection's state.
-func freshnessOf(st state.ConnectionState) alert.Freshness {
-	f := alert.Freshness{Watermark: st.Watermark, FirstAttempt: st.FirstAttempt, LastError: st.LastError}
-	if st.LastError != "" {
-		f.LastErrorAt = st.LastAttempt
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	return func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error) {
+		job, err := newJob(conns[name], limiter, logger, false)
+		if err != nil {
+			return engine.Summary{Connection: name, Result: state.ResultFailed}, err
+		}
+		job.LeaseToken = leaseToken
+		sum, err := eng.Run(ctx, job)
+		logRun(logger, sum, err, false)
+		return sum, err
 	}
-	return f
 }
 
 // routes serves /healthz, /metrics and the status page.
-func (s *server) routes() http.Handler {
+func routes(alive *atomic.Bool, w *worker.Worker, clk clock.Clock) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.alive.Load() {
-			http.Error(w, "scheduler not running", http.StatusServiceUnavailable)
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		if !alive.Load() {
+			http.Error(rw, "scheduler not running", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = rw.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.Handle("GET /{$}", statuspage.Handler(s.statusRows, time.Now))
+	mux.Handle("GET /metrics", w.Metrics().Handler())
+	mux.Handle("GET /{$}", statuspage.Handler(w.StatusRows, clk.Now))
 	return mux
-}
-
-func (s *server) statusRows(ctx context.Context) ([]statuspage.Row, error) {
-	now := time.Now()
-	rows := make([]statuspage.Row, 0, len(s.cfg.Connections))
-	for _, conn := range s.cfg.Connections {
-		st, err := s.store.Connection(ctx, conn.Name)
-		if err != nil {
-			return nil, err
-		}
-		f := freshnessOf(st)
-		row := statuspage.Row{Name: conn.Name, LastError: st.LastError, Lagging: s.policy(conn).Lagging(f, now)}
-		if lag, known := f.Lag(now); known && !st.Watermark.IsZero() {
-			row.Lag = &lag
-		}
-		if !st.LastSuccess.IsZero() {
-			t := st.LastSuccess
-			row.LastSuccess = &t
-		}
-		if next, ok := s.sched.Next(conn.Name); ok {
-			row.NextRun = &next
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
-}
-
-// storeLeases adapts the state store's leases to the scheduler's seam.
-type storeLeases struct{ store state.Store }
-
-func (l storeLeases) Claim(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (schedule.Lease, error) {
-	lease, err := l.store.ClaimLease(ctx, name, owner, now, ttl)
-	var held *state.LeaseHeldError
-	if errors.As(err, &held) {
-		return schedule.Lease{Connection: name, Owner: held.Owner, Expires: held.Expires}, fmt.Errorf("%w: %w", schedule.ErrLeaseHeld, err)
-	}
-	return schedule.Lease(lease), err
-}
-
-func (l storeLeases) Renew(ctx context.Context, lease schedule.Lease, now time.Time, ttl time.Duration) (schedule.Lease, error) {
-	renewed, err := l.store.RenewLease(ctx, state.Lease(lease), now, ttl)
-	if errors.Is(err, state.ErrFenced) {
-		return schedule.Lease{}, fmt.Errorf("%w: %w", schedule.ErrFenced, err)
-	}
-	return schedule.Lease(renewed), err
-}
-
-func (l storeLeases) Release(ctx context.Context, lease schedule.Lease) error {
-	err := l.store.ReleaseLease(ctx, state.Lease(lease))
-	if errors.Is(err, state.ErrFenced) {
-		return nil // someone else holds it now: nothing to hand back
-	}
-	return err
-}
-
-func (l storeLeases) LastAttempt(ctx context.Context, name string) (time.Time, error) {
-	st, err := l.store.Connection(ctx, name)
-	return st.LastAttempt, err
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,8 +22,8 @@ import (
 	"github.com/chimport/chimport/internal/mcsim"
 )
 
-// worker is a `chimport serve` process started by a test.
-type worker struct {
+// serveProcess is a `chimport serve` process started by a test.
+type serveProcess struct {
 	cmd    *exec.Cmd
 	addr   string // host:port of its HTTP endpoints
 	exited chan error
@@ -30,7 +31,7 @@ type worker struct {
 
 // startWorker runs `chimport serve` as a real process (this test binary in
 // main mode), waits until it listens, and kills it when the test ends.
-func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *worker {
+func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *serveProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(env, "CHIMPORT_TEST_RUN_MAIN=1")
@@ -42,7 +43,7 @@ func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *wo
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{cmd: cmd, exited: make(chan error, 1)}
+	w := &serveProcess{cmd: cmd, exited: make(chan error, 1)}
 	addrs := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -71,7 +72,7 @@ func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *wo
 	return w
 }
 
-func (w *worker) get(t *testing.T, path string) (int, string) {
+func (w *serveProcess) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + w.addr + path)
 	if err != nil {
@@ -80,6 +81,20 @@ func (w *worker) get(t *testing.T, path string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// lagChecks is how many lag checks the process has finished, from its
+// /metrics.
+func (w *serveProcess) lagChecks(t *testing.T) int {
+	t.Helper()
+	_, body := w.get(t, "/metrics")
+	m := regexp.MustCompile(`(?m)^chimport_lag_checks_total (\d+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no chimport_lag_checks_total:\n%.2000s", body)
+	}
+	n, err := strconv.Atoi(m[1])
+	must(t, err)
+	return n
 }
 
 // threeLists is a simulator with three audiences, each synced by its own
@@ -249,8 +264,8 @@ func TestLagAlertsOnceAndRecovers(t *testing.T) {
 	x.sim.SetFaultRate(1, mcsim.FaultServerHTML) // every Mailchimp request fails
 	env := append(os.Environ(), "MAILCHIMP_API_KEY="+x.sim.APIKey())
 	began := time.Now()
-	startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-a")
-	startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-b")
+	a := startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-a")
+	b := startWorker(t, x.cfg, env, "--lease-ttl", "3s", "--lag-check", "200ms", "--worker-id", "worker-b")
 
 	waitUntil(t, "lag alerts", 30*time.Second, func() bool { return len(hook.kinds()) >= 3 })
 	hook.mu.Lock()
@@ -267,9 +282,13 @@ func TestLagAlertsOnceAndRecovers(t *testing.T) {
 	x.sim.SetFaultRate(0)
 	waitUntil(t, "recovery notices", 60*time.Second, func() bool { return len(hook.kinds()) >= 6 })
 	waitUntil(t, "the connections to sync", 30*time.Second, x.inSync)
-	// Let both workers check lag many more times: nothing more may come.
-	settle := time.Now().Add(2 * time.Second)
-	waitUntil(t, "two more seconds of lag checks", 5*time.Second, func() bool { return time.Now().After(settle) })
+	// Let both workers check lag ten more times: nothing more may come.
+	// Counting their checks, rather than waiting a while, holds however
+	// slowly a loaded machine runs them.
+	before := []int{a.lagChecks(t), b.lagChecks(t)}
+	waitUntil(t, "ten more lag checks on each worker", 30*time.Second, func() bool {
+		return a.lagChecks(t) >= before[0]+10 && b.lagChecks(t) >= before[1]+10
+	})
 	counts := map[string]int{}
 	for _, k := range hook.kinds() {
 		counts[k]++

@@ -63,7 +63,8 @@ func runSim(ctx context.Context, e env, global *globalOptions, opts simOptions) 
 		return usageErrorf("--churn must be 0 or more, got %v", opts.churn)
 	}
 	if opts.apiKey == "" {
-		opts.apiKey = mcsim.NewAPIKey(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)))
+		// A fresh key per start; math/rand/v2 seeds itself randomly.
+		opts.apiKey = mcsim.NewAPIKey(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	}
 	sim := mcsim.New(mcsim.Options{
 		APIKey:    opts.apiKey,

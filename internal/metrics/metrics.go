@@ -6,17 +6,10 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
-
-// Run results, the values of the result label. They match state.ResultOK
-// and friends.
-const (
-	ResultOK        = "ok"
-	ResultFailed    = "failed"
-	ResultCancelled = "cancelled"
 )
 
 // durationBuckets spans a run's realistic range: seconds for an hourly
@@ -35,6 +28,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	mcRequests  *prometheus.CounterVec
 	mcRetries   prometheus.Counter
+	lagChecks   prometheus.Counter
 }
 
 // New returns a Metrics with its own registry, which also carries the Go
@@ -75,8 +69,12 @@ func New() *Metrics {
 			Name: "chimport_mailchimp_retries_total",
 			Help: "Mailchimp attempts that failed and were retried.",
 		}),
+		lagChecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chimport_lag_checks_total",
+			Help: "Lag checks this process finished: every connection measured and its lag policy applied. A rate of 0 means lag alerts have stopped.",
+		}),
 	}
-	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.duration, m.mcRequests, m.mcRetries,
+	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.duration, m.mcRequests, m.mcRetries, m.lagChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,14 +89,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
 }
 
-// ObserveRun counts one finished run of connection: its result (ResultOK,
-// ResultFailed or ResultCancelled), the members it read and delivered, how
-// long it took, and mc, its share of the Mailchimp client's counters (the
-// difference of two Stats snapshots when the client outlives the run).
+// ObserveRun counts one finished run of connection: its result (the
+// engine's Summary.Result: state.ResultOK, ResultFailed or
+// ResultCancelled), the members it read and delivered, how long it took,
+// and mc, its share of the Mailchimp client's counters.
 func (m *Metrics) ObserveRun(connection, result string, read, delivered int64, d time.Duration, mc mailchimp.Stats) {
 	// Every result starts at 0, so rate() and increase() work from the
 	// first failure instead of from the second.
-	for _, r := range []string{ResultOK, ResultFailed, ResultCancelled} {
+	for _, r := range []string{state.ResultOK, state.ResultFailed, state.ResultCancelled} {
 		m.runs.WithLabelValues(connection, r)
 	}
 	m.runs.WithLabelValues(connection, result).Inc()
@@ -112,6 +110,9 @@ func (m *Metrics) ObserveRun(connection, result string, read, delivered int64, d
 	}
 	m.mcRetries.Add(float64(max(mc.Retries, 0)))
 }
+
+// CountLagCheck counts one finished lag check over every connection.
+func (m *Metrics) CountLagCheck() { m.lagChecks.Inc() }
 
 // statusLabel is the status label's value: the HTTP status, or "none".
 func statusLabel(status int) string {

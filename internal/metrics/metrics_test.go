@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestObserveRun(t *testing.T) {
 	m := New()
-	m.ObserveRun("shop", ResultOK, 120, 118, 42*time.Second, mailchimp.Stats{Requests: 5, Retries: 2, ByStatus: map[int]int64{200: 3, 429: 1, 0: 1}})
-	m.ObserveRun("shop", ResultFailed, 10, 0, 2*time.Hour, mailchimp.Stats{Requests: 2, Retries: 1, ByStatus: map[int]int64{503: 2}})
-	m.ObserveRun("news", ResultCancelled, 0, 0, time.Second, mailchimp.Stats{})
+	m.ObserveRun("shop", state.ResultOK, 120, 118, 42*time.Second, mailchimp.Stats{Requests: 5, Retries: 2, ByStatus: map[int]int64{200: 3, 429: 1, 0: 1}})
+	m.ObserveRun("shop", state.ResultFailed, 10, 0, 2*time.Hour, mailchimp.Stats{Requests: 2, Retries: 1, ByStatus: map[int]int64{503: 2}})
+	m.ObserveRun("news", state.ResultCancelled, 0, 0, time.Second, mailchimp.Stats{})
 
 	want := `
 # HELP chimport_runs_total Runs this process finished, by result (ok, failed, cancelled).
@@ -106,7 +107,7 @@ func TestLagAndLastSuccess(t *testing.T) {
 func TestHandlerScrape(t *testing.T) {
 	m := New()
 	m.SetLag("shop", 3*time.Hour, true)
-	m.ObserveRun("shop", ResultOK, 1, 1, time.Second, mailchimp.Stats{Requests: 1, ByStatus: map[int]int64{200: 1}})
+	m.ObserveRun("shop", state.ResultOK, 1, 1, time.Second, mailchimp.Stats{Requests: 1, ByStatus: map[int]int64{200: 1}})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -136,8 +137,22 @@ func TestHandlerScrape(t *testing.T) {
 // they would on the global one.
 func TestIndependentRegistries(t *testing.T) {
 	a, b := New(), New()
-	a.ObserveRun("shop", ResultOK, 1, 1, time.Second, mailchimp.Stats{})
+	a.ObserveRun("shop", state.ResultOK, 1, 1, time.Second, mailchimp.Stats{})
 	if n := testutil.CollectAndCount(b.runs); n != 0 {
 		t.Errorf("second Metrics sees %d run series", n)
+	}
+}
+
+func TestCountLagCheck(t *testing.T) {
+	m := New()
+	m.CountLagCheck()
+	m.CountLagCheck()
+	want := `
+# HELP chimport_lag_checks_total Lag checks this process finished: every connection measured and its lag policy applied. A rate of 0 means lag alerts have stopped.
+# TYPE chimport_lag_checks_total counter
+chimport_lag_checks_total 2
+`
+	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(want), "chimport_lag_checks_total"); err != nil {
+		t.Error(err)
 	}
 }

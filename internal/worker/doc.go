@@ -1,0 +1,23 @@
+// Package worker is what chimport serve does around the runs: it runs the
+// scheduler, and after every run and on a steady lag beat it keeps the books.
+//
+// After a run (runConnection) it counts the run in the metrics from the
+// engine's Summary (its Result is decided by the engine, once), reads the
+// connection's freshness back from the shared store, sets the lag and
+// last-success gauges, and applies the alert policy: a permanent error
+// pages at once, lag past the threshold pages once per incident. A run that
+// was fenced (another worker claimed the connection meanwhile) touches no
+// gauge and no alert: the store refused its writes, and the worker that
+// owns the connection now speaks for it.
+//
+// The lag beat (checkLag) does the same bookkeeping for every configured
+// connection whether this worker ran it or not, so a connection whose runs
+// all fail, or that no worker runs, is still measured and alerted on. At
+// start-up, before the first run or beat, every connection's gauges are set
+// from the store, so a fresh worker reports every connection at once.
+//
+// Everything that reads the time or waits goes through the injected
+// clock.Clock: the tests drive a worker with clock.Manual and the in-memory
+// store, and nothing waits on the wall clock. The commands wire it up
+// (flags, listeners, signals) in cmd/chimport.
+package worker

@@ -1,0 +1,192 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/metrics"
+	"github.com/chimport/chimport/internal/schedule"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/memory"
+)
+
+var start = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+
+// keyRejected is what a run with a revoked API key ends with.
+var keyRejected = fmt.Errorf("reading the default view: %w", &mailchimp.Error{
+	Kind: mailchimp.KindAuth, Connection: "shop", Method: "GET", Endpoint: "/lists/l1/members", Status: 401, Title: "API Key Invalid", Attempts: 1,
+})
+
+// recorder is a Notifier that workers share.
+type recorder struct {
+	mu  sync.Mutex
+	got []alert.Alert
+}
+
+func (r *recorder) Notify(_ context.Context, a alert.Alert) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, a)
+	return nil
+}
+
+// kinds lists the alerts sent, as "kind resolves connection".
+func (r *recorder) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.got {
+		out = append(out, strings.Join(strings.Fields(fmt.Sprintf("%s %s %s", a.Kind, a.Resolves, a.Connection)), " "))
+	}
+	return out
+}
+
+// fakeEngine stands in for the engine: it records a run in the store as
+// the engine would (start, then complete or fail), with the outcome the
+// test scripted for the connection, and returns the engine's summary.
+type fakeEngine struct {
+	store *memory.Store
+	clk   clock.Clock
+
+	mu       sync.Mutex
+	outcomes map[string]error // nil: the run completes
+	calls    []string
+	onRun    func(name string) // called as a run starts, if set
+}
+
+func (e *fakeEngine) script(name string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.outcomes == nil {
+		e.outcomes = map[string]error{}
+	}
+	e.outcomes[name] = err
+}
+
+func (e *fakeEngine) run(ctx context.Context, name string, token int64) (engine.Summary, error) {
+	e.mu.Lock()
+	e.calls = append(e.calls, name)
+	runErr, onRun := e.outcomes[name], e.onRun
+	e.mu.Unlock()
+	if onRun != nil {
+		onRun(name)
+	}
+	now := e.clk.Now()
+	sum := engine.Summary{Connection: name, Started: now, Read: 3, Delivered: 3, Result: state.ResultOK}
+	if err := e.store.StartRun(ctx, name, now); err != nil {
+		return sum, err
+	}
+	run := state.Run{Connection: name, Started: now, Finished: now, WindowEnd: now.Add(-time.Minute), Token: token}
+	if runErr != nil {
+		run.Result, run.Error = state.ResultFailed, runErr.Error()
+		sum.Result = state.ResultFailed
+		if err := e.store.FailRun(ctx, run); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		return sum, runErr
+	}
+	run.Result = state.ResultOK
+	if err := e.store.CompleteRun(ctx, run); err != nil {
+		sum.Result = state.ResultFailed
+		return sum, err
+	}
+	sum.Completed, sum.WindowEnd = true, run.WindowEnd
+	return sum, nil
+}
+
+func (e *fakeEngine) runs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.calls...)
+}
+
+// newTestWorker is a worker on store and clk, sending to rec, with a lag
+// threshold of 3h for every connection (runs every hour).
+func newTestWorker(t *testing.T, store *memory.Store, clk clock.Clock, rec *recorder, eng *fakeEngine, names ...string) *Worker {
+	t.Helper()
+	var conns []Connection
+	for _, n := range names {
+		conns = append(conns, Connection{
+			Connection: schedule.Connection{Name: n, Every: time.Hour},
+			Lag:        alert.LagPolicy{Threshold: 3 * time.Hour},
+		})
+	}
+	w, err := New(Config{
+		Connections: conns, Store: store, Run: eng.run, Notifier: rec,
+		Metrics: metrics.New(), Clock: clk, LagEvery: time.Minute, Owner: "worker-" + t.Name(),
+		Jitter: func(string, time.Duration) time.Duration { return 0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// gauge reads one connection's series of a gauge from /metrics; ok is
+// false when the series is absent.
+func gauge(t *testing.T, m *metrics.Metrics, name, connection string) (value float64, ok bool) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	prefix := fmt.Sprintf("%s{connection=%q} ", name, connection)
+	sc := bufio.NewScanner(rec.Body)
+	for sc.Scan() {
+		if v, found := strings.CutPrefix(sc.Text(), prefix); found {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", sc.Text(), err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// counter reads chimport_runs_total for a connection and result.
+func counter(t *testing.T, m *metrics.Metrics, connection, result string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	line := fmt.Sprintf("chimport_runs_total{connection=%q,result=%q} ", connection, result)
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if v, found := strings.CutPrefix(l, line); found {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scalar reads a series without labels from /metrics.
+func scalar(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if v, found := strings.CutPrefix(l, name+" "); found {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
+}

@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/state"
+)
+
+// setGauges sets the lag and last-success gauges of every configured
+// connection from the store, in one read: a worker that just started
+// reports every connection at once, including those another worker runs.
+func (w *Worker) setGauges(ctx context.Context) {
+	states, err := w.states(ctx)
+	if err != nil {
+		w.log.Warn("reading the connections' state at start-up failed", "error", err)
+		return
+	}
+	now := w.cfg.Clock.Now()
+	for _, c := range w.conns {
+		w.observe(c.Name, states[c.Name], now)
+	}
+}
+
+// watchLag runs checkLag every LagEvery until ctx ends. The first beat
+// comes one period after start-up, which has set the gauges already.
+func (w *Worker) watchLag(ctx context.Context) {
+	for w.cfg.Clock.Sleep(ctx, w.cfg.LagEvery) == nil {
+		w.checkLag(ctx)
+	}
+}
+
+// checkLag is one lag beat: every configured connection's gauges are set
+// from one read of the store, and its lag policy runs against the shared
+// alert state.
+func (w *Worker) checkLag(ctx context.Context) {
+	states, err := w.states(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("reading the connections' state for the lag check failed", "error", err)
+		}
+		return
+	}
+	for _, c := range w.conns {
+		if ctx.Err() != nil {
+			return
+		}
+		st := states[c.Name]
+		now := w.cfg.Clock.Now()
+		w.observe(c.Name, st, now)
+		if err := c.Lag.CheckConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, c.Name, w.reader(c.Name, st), now); err != nil && ctx.Err() == nil {
+			w.log.Warn("lag alert failed", "connection", c.Name, "error", err)
+		}
+	}
+	w.cfg.Metrics.CountLagCheck()
+}
+
+// observe sets the connection's lag and last-success gauges from st.
+func (w *Worker) observe(name string, st state.ConnectionState, now time.Time) {
+	lag, known := freshnessOf(st).Lag(now)
+	w.cfg.Metrics.SetLag(name, lag, known)
+	w.cfg.Metrics.SetLastSuccess(name, st.LastSuccess)
+}
+
+// states is every connection's state by name, in one read. A connection
+// the store does not know yet is absent: its zero state is the right one.
+func (w *Worker) states(ctx context.Context) (map[string]state.ConnectionState, error) {
+	all, err := w.cfg.Store.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]state.ConnectionState, len(all))
+	for _, st := range all {
+		byName[st.Connection] = st
+	}
+	return byName, nil
+}
+
+// reader is what the lag policy reads freshness with: first st, which was
+// just read, then the store again. The policy re-reads after flipping an
+// incident, so that a decision on a read another worker's run has since
+// overtaken is taken back rather than sent.
+func (w *Worker) reader(name string, st state.ConnectionState) func(context.Context) (alert.Freshness, error) {
+	first := true
+	return func(ctx context.Context) (alert.Freshness, error) {
+		if first {
+			first = false
+			return freshnessOf(st), nil
+		}
+		st, err := w.cfg.Store.Connection(ctx, name)
+		return freshnessOf(st), err
+	}
+}
+
+// freshnessOf is what the lag policy needs of a connection's state.
+func freshnessOf(st state.ConnectionState) alert.Freshness {
+	f := alert.Freshness{Watermark: st.Watermark, FirstAttempt: st.FirstAttempt, LastError: st.LastError}
+	if st.LastError != "" {
+		f.LastErrorAt = st.LastAttempt
+	}
+	return f
+}

@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/schedule"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/memory"
+)
+
+// A permanent error pages once per incident, whatever number of runs fail
+// with it, and a completed run closes the incident; each run is counted by
+// its Summary.Result, and the gauges follow the store.
+func TestAfterRunAlertsOncePerIncident(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "shop")
+
+	eng.script("shop", keyRejected)
+	for range 3 {
+		clk.Advance(time.Hour)
+		if err := w.runConnection(ctx, "shop", fakeLease()); !errors.Is(err, keyRejected) {
+			t.Fatalf("runConnection = %v, want the run's error", err)
+		}
+	}
+	eng.script("shop", nil)
+	clk.Advance(time.Hour)
+	must(t, w.runConnection(ctx, "shop", fakeLease()))
+
+	if diff := cmp.Diff([]string{"permanent_error shop", "recovered permanent_error shop"}, rec.kinds()); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+	if a := rec.got[0]; a.Status != 401 || a.Action == "" || !a.At.Equal(start.Add(time.Hour)) {
+		t.Errorf("permanent alert = %+v, want status 401, an action, and the worker clock's time", a)
+	}
+	if f, o := counter(t, w.Metrics(), "shop", state.ResultFailed), counter(t, w.Metrics(), "shop", state.ResultOK); f != 3 || o != 1 {
+		t.Errorf("runs_total failed, ok = %v, %v; want 3, 1", f, o)
+	}
+	// The completed run's window ended a minute before it started.
+	if lag, ok := gauge(t, w.Metrics(), "chimport_connection_lag_seconds", "shop"); !ok || lag != 60 {
+		t.Errorf("lag gauge = %v, %v; want 60 s", lag, ok)
+	}
+	if ts, ok := gauge(t, w.Metrics(), "chimport_last_success_timestamp_seconds", "shop"); !ok || ts != float64(clk.Now().Unix()) {
+		t.Errorf("last success gauge = %v, %v; want %d", ts, ok, clk.Now().Unix())
+	}
+}
+
+// A run that lost its lease was refused by the store; the worker that
+// claimed the connection speaks for it. So the fenced run sets no gauge,
+// opens no incident and sends nothing, even with an error that needs a
+// person.
+func TestFencedRunRecordsNothingAndSendsNothing(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "shop")
+	must(t, store.StartRun(ctx, "shop", start.Add(-5*time.Hour))) // lagging: an alert would fire
+
+	fenced := errors.Join(keyRejected, fmt.Errorf("recording the failure: %w", state.ErrFenced))
+	w.afterRun(ctx, "shop", summaryOf("shop", state.ResultFailed), fenced)
+
+	if got := rec.kinds(); len(got) != 0 {
+		t.Errorf("a fenced run sent %v", got)
+	}
+	st, err := store.Connection(ctx, "shop")
+	must(t, err)
+	if len(st.Alerts) != 0 {
+		t.Errorf("a fenced run opened incidents: %v", st.Alerts)
+	}
+	if _, ok := gauge(t, w.Metrics(), "chimport_connection_lag_seconds", "shop"); ok {
+		t.Error("a fenced run set the lag gauge")
+	}
+}
+
+// At start-up a worker sets the gauges of every configured connection from
+// the store, before its first run or lag beat: the clock does not move, so
+// the beat never comes, and the first run finds the gauges already there,
+// for the connection it runs and for those it does not.
+func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	// synced completed a run 2 h ago and is not due for another 30 min;
+	// stuck was first attempted 5 h ago and never completed; fresh was
+	// never attempted. Only stuck and fresh are due.
+	must(t, store.StartRun(ctx, "synced", start.Add(-30*time.Minute)))
+	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-30 * time.Minute), Finished: start.Add(-10 * time.Minute), WindowEnd: start.Add(-2 * time.Hour), Result: state.ResultOK}))
+	must(t, store.StartRun(ctx, "stuck", start.Add(-5*time.Hour)))
+
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "synced", "stuck", "fresh")
+	type reading struct {
+		Value float64
+		OK    bool
+	}
+	atFirstRun := make(chan map[string]reading, 1)
+	eng.onRun = func(string) {
+		got := map[string]reading{}
+		for _, name := range []string{"synced", "stuck", "fresh"} {
+			v, ok := gauge(t, w.Metrics(), "chimport_connection_lag_seconds", name)
+			got[name] = reading{v, ok}
+		}
+		select {
+		case atFirstRun <- got:
+		default:
+		}
+	}
+	served := make(chan error, 1)
+	go func() { served <- w.Serve(ctx) }()
+
+	var got map[string]reading
+	select {
+	case got = <-atFirstRun:
+	case err := <-served:
+		t.Fatalf("Serve returned before any run: %v", err)
+	case <-time.After(10 * time.Second): // a hang guard, not a timing
+		t.Fatal("no run started")
+	}
+	want := map[string]reading{"synced": {7200, true}, "stuck": {5 * 3600, true}, "fresh": {0, false}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lag gauges at the first run (-want +got):\n%s", diff)
+	}
+	if ts, ok := gauge(t, w.Metrics(), "chimport_last_success_timestamp_seconds", "synced"); !ok || ts != float64(start.Add(-10*time.Minute).Unix()) {
+		t.Errorf("last success gauge of synced = %v, %v; want %d", ts, ok, start.Add(-10*time.Minute).Unix())
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after its context ended", err)
+	}
+	if diff := cmp.Diff([]string{"fresh", "stuck"}, sorted(eng.runs())); diff != "" {
+		t.Errorf("runs (-want +got):\n%s", diff)
+	}
+}
+
+func TestStatusRows(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "synced", "never")
+	must(t, store.StartRun(ctx, "synced", start.Add(-5*time.Hour)))
+	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-5 * time.Hour), Finished: start.Add(-4 * time.Hour), WindowEnd: start.Add(-4 * time.Hour), Result: state.ResultOK}))
+	rows, err := w.StatusRows(ctx)
+	must(t, err)
+	lag, success := 4*time.Hour, start.Add(-4*time.Hour)
+	if len(rows) != 2 || rows[0].Name != "synced" || !rows[0].Lagging || *rows[0].Lag != lag || !rows[0].LastSuccess.Equal(success) ||
+		rows[1].Name != "never" || rows[1].Lagging || rows[1].Lag != nil || rows[1].LastSuccess != nil {
+		t.Errorf("rows = %+v", rows)
+	}
+}
+
+func summaryOf(name, result string) engine.Summary {
+	return engine.Summary{Connection: name, Result: result}
+}
+
+// fakeLease is a lease without a fencing token: the store does not fence
+// the fake engine's writes.
+func fakeLease() schedule.Lease { return schedule.Lease{Owner: "test"} }
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
