@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/mailchimp"
 )
 
@@ -226,24 +228,30 @@ func TestErrorMessages(t *testing.T) {
 
 // The HTTP client's own per-attempt timeout is a transient transport
 // fault: it is retried, and it is not mistaken for the caller's deadline.
+// In a synctest bubble the 200 ms timeout passes on the fake clock, as
+// soon as the hanging request is all that is left.
 func TestAttemptTimeoutRetried(t *testing.T) {
-	hang := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
-	s := newServer(t, failFirst(1, hang, chimpy))
-	cfg, clk := testConfig(s.URL)
-	cfg.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond}
-	c := newClient(t, cfg)
-	if err := c.Ping(context.Background()); err != nil {
-		t.Fatalf("Ping: %v", err)
-	}
-	if len(clk.Slept()) != 1 || c.Stats().ByStatus[0] != 1 {
-		t.Errorf("waits = %v, stats = %+v; want one retry after one timed-out attempt", clk.Slept(), c.Stats())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		hang := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+		_, httpClient := newPipeServer(t, failFirst(1, hang, chimpy))
+		httpClient.Timeout = 200 * time.Millisecond
+		cfg := pipeConfig(httpClient)
+		clk := cfg.Retry.Clock.(*clock.Fake)
+		c := newClient(t, cfg)
+		if err := c.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if len(clk.Slept()) != 1 || c.Stats().ByStatus[0] != 1 {
+			t.Errorf("waits = %v, stats = %+v; want one retry after one timed-out attempt", clk.Slept(), c.Stats())
+		}
 
-	cfg.Retry.MaxAttempts = 1
-	s2 := newServer(t, hang)
-	cfg.BaseURL = s2.URL + "/3.0"
-	err := newClient(t, cfg).Ping(context.Background())
-	if !mailchimp.IsKind(err, mailchimp.KindTransport) || errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v, want KindTransport that does not match context.DeadlineExceeded", err)
-	}
+		_, hanging := newPipeServer(t, hang)
+		hanging.Timeout = 200 * time.Millisecond
+		cfg = pipeConfig(hanging)
+		cfg.Retry.MaxAttempts = 1
+		err := newClient(t, cfg).Ping(t.Context())
+		if !mailchimp.IsKind(err, mailchimp.KindTransport) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want KindTransport that does not match context.DeadlineExceeded", err)
+		}
+	})
 }
