@@ -105,8 +105,17 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	go func() { _ = httpSrv.Serve(ln) }()
 	fmt.Fprintf(e.stdout, "chimport serve: worker %s, %d connections, http://%s/ (status), /metrics, /healthz\n", owner, len(cfg.Connections), ln.Addr())
 
-	// The HTTP endpoints stop with the signal, while runs in flight drain,
-	// or if the worker ever returns on its own.
+	if err := serveWithEndpoints(ctx, w, httpSrv, &alive); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	global.logger.Info("serve stopped", "worker", owner)
+	return nil
+}
+
+// serveWithEndpoints runs the worker until ctx ends and its runs drained.
+// The HTTP endpoints stop with the signal, while runs in flight drain, or
+// if the worker ever returns on its own; /healthz fails from then on.
+func serveWithEndpoints(ctx context.Context, w *worker.Worker, httpSrv *http.Server, alive *atomic.Bool) error {
 	served := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -120,15 +129,11 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		_ = httpSrv.Shutdown(shutdownCtx)
 	})
 	alive.Store(true)
-	err = w.Serve(ctx)
+	err := w.Serve(ctx)
 	alive.Store(false)
 	close(served)
 	wg.Wait()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	global.logger.Info("serve stopped", "worker", owner)
-	return nil
+	return err
 }
 
 // workerConnections is each configured connection's schedule and lag
