@@ -61,7 +61,7 @@ checkpoint, and exits 0.`,
 	f.StringVar(&opts.owner, "worker-id", "", "this worker's name in leases (default host-pid-random)")
 	f.DurationVar(&opts.leaseTTL, "lease-ttl", schedule.DefaultLeaseTTL, "how long a claimed connection stays claimed without renewal; a dead worker's connections wait this long")
 	f.IntVar(&opts.maxParallel, "parallel", schedule.DefaultMaxParallel, "runs at once in this worker")
-	f.DurationVar(&opts.lagEvery, "lag-check", 30*time.Second, "how often lag is measured for metrics and alerts")
+	f.DurationVar(&opts.lagEvery, "lag-check", worker.DefaultLagEvery, "how often lag is measured for metrics and alerts")
 	return cmd
 }
 
