@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"time"
 
+	sqlitedriver "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
+
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -87,13 +90,41 @@ CREATE TABLE alerts (
 // transaction. The transaction is IMMEDIATE (see the DSN), so reading the
 // version and applying the next step is atomic: several processes opening
 // a new file at once apply each migration exactly once.
+//
+// A file still in rollback-journal mode (a new one, or one another tool
+// made) is switched to WAL by each new connection (see the DSN), which needs
+// the file to itself. While several processes open it at once, SQLite may
+// answer SQLITE_BUSY at once instead of waiting out the busy timeout (it
+// does so when waiting could deadlock), so a busy step is tried again,
+// with backoff, for up to busyTimeout: the step is one transaction, and
+// trying it again is safe.
 func migrate(ctx context.Context, db *sql.DB) error {
+	var waited time.Duration
+	delay := 5 * time.Millisecond
 	for {
 		done, err := migrateStep(ctx, db)
-		if err != nil || done {
+		switch {
+		case done:
+			return nil
+		case err == nil:
+			continue // on to the next migration
+		case !isBusy(err) || waited >= busyTimeout:
 			return err
 		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+		waited += delay
+		delay = min(2*delay, 200*time.Millisecond)
 	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var e *sqlitedriver.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlitelib.SQLITE_BUSY // the low byte is the primary code
 }
 
 func migrateStep(ctx context.Context, db *sql.DB) (done bool, err error) {
