@@ -204,7 +204,7 @@ connections:
     target: {url: "/relative"}
 `,
 			want: []string{
-				`state: has unsupported scheme "postgres"; want sqlite:// or dynamodb:// (line 1)`,
+				`state: unsupported scheme "postgres"; want sqlite://FILE (relative to the current directory), sqlite:///ABSOLUTE/FILE or dynamodb://?region=R&history_table=T&failures_table=U&runs_table=V (every parameter optional) (line 1)`,
 				"connections[0].mailchimp.api_key: must end in -<datacenter>, e.g. -us6 (line 4)",
 				"connections[0].mailchimp.list_id: must use only letters, digits, _ and - (line 4)",
 				"connections[0].mailchimp.base_url: must be an absolute http or https URL (it has no scheme) (line 4)",
@@ -218,7 +218,7 @@ connections:
 		{
 			name: "state forms",
 			yaml: "state: sqlite://\nconnections:\n  - name: a\n" + valid,
-			want: []string{"state: needs a file path, e.g. sqlite://chimport.db (line 1)"},
+			want: []string{"state: no file path; want sqlite://FILE (relative to the current directory), sqlite:///ABSOLUTE/FILE or dynamodb://?region=R&history_table=T&failures_table=U&runs_table=V (every parameter optional) (line 1)"},
 		},
 		{
 			name: "bad statuses",

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"github.com/adhocore/gronx"
 	"net/url"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/adhocore/gronx"
+
+	"github.com/chimport/chimport/internal/state"
 )
 
 // Validate reports every problem with c at once, as an *Error, or returns
@@ -49,25 +53,17 @@ func (c *Config) validate() []Problem {
 	return v.problems
 }
 
+// state checks the `state:` URL with the stores the program links (each
+// store package registers its schemes with internal/state), so a new store
+// needs no change here.
 func (v *validator) state(s string) {
-	scheme, rest, ok := strings.Cut(s, "://")
-	switch {
-	case s == "":
+	if s == "" {
 		v.add("state", "required")
-	case !ok:
-		v.add("state", "must be sqlite://PATH or dynamodb://")
-	case scheme == "sqlite":
-		if rest == "" || strings.HasPrefix(rest, "?") {
-			v.add("state", "needs a file path, e.g. sqlite://chimport.db")
-		}
-	case scheme == "dynamodb":
-		if _, q, _ := strings.Cut(rest, "?"); q != "" {
-			if _, err := url.ParseQuery(q); err != nil {
-				v.add("state", "has an invalid query after dynamodb://")
-			}
-		}
-	default:
-		v.add("state", fmt.Sprintf("has unsupported scheme %q; want sqlite:// or dynamodb://", scheme))
+		return
+	}
+	var bad *state.BadURLError
+	if err := state.ValidateURL(s); errors.As(err, &bad) {
+		v.add("state", bad.Reason+"; want "+bad.Want)
 	}
 }
 

@@ -149,13 +149,28 @@ func (r *registry) register(d Driver) {
 	})
 }
 
+// BadURLError is a `state:` URL that no registered store accepts. It
+// matches ErrBadURL with errors.Is. Config validation quotes Reason and
+// Want under the field name; everyone else prints Error.
+type BadURLError struct {
+	URL    string
+	Reason string // what is wrong, in a few words: "no file path"
+	Want   string // every registered store's URL forms
+}
+
+func (e *BadURLError) Error() string {
+	return fmt.Sprintf("%v %q: %s; want %s", ErrBadURL, e.URL, e.Reason, e.Want)
+}
+
+func (e *BadURLError) Is(target error) bool { return target == ErrBadURL }
+
 // lookup finds the driver for rawURL and has it validate the rest, which
-// it returns. Every error wraps ErrBadURL and lists the forms.
+// it returns. Every error is a *BadURLError, which lists the forms.
 func (r *registry) lookup(rawURL string) (*Driver, string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	bad := func(format string, args ...any) (*Driver, string, error) {
-		return nil, "", fmt.Errorf("%w %q: %s; want %s", ErrBadURL, rawURL, fmt.Sprintf(format, args...), r.forms())
+		return nil, "", &BadURLError{URL: rawURL, Reason: fmt.Sprintf(format, args...), Want: r.forms()}
 	}
 	scheme, loc, ok := strings.Cut(rawURL, "://")
 	if !ok {
