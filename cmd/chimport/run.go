@@ -63,7 +63,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		return usageError{err}
 	}
 	defer opened.Close()
-	store := &timedStore{Store: opened}
+	store := &timedStore{Store: opened, now: e.now}
 	eng := &engine.Engine{Store: store, Logger: global.logger}
 	started := e.now()
 	notify, err := newNotifier(ctx, cfg, global.logger)
