@@ -153,7 +153,7 @@ func (r *registry) register(d Driver) {
 // matches ErrBadURL with errors.Is. Config validation quotes Reason and
 // Want under the field name; everyone else prints Error.
 type BadURLError struct {
-	URL    string
+	URL    string // as given, but with any password replaced by "REDACTED"
 	Reason string // what is wrong, in a few words: "no file path"
 	Want   string // every registered store's URL forms
 }
@@ -170,7 +170,7 @@ func (r *registry) lookup(rawURL string) (*Driver, string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	bad := func(format string, args ...any) (*Driver, string, error) {
-		return nil, "", &BadURLError{URL: rawURL, Reason: fmt.Sprintf(format, args...), Want: r.forms()}
+		return nil, "", &BadURLError{URL: redactPassword(rawURL), Reason: fmt.Sprintf(format, args...), Want: r.forms()}
 	}
 	scheme, loc, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -201,4 +201,26 @@ func (r *registry) forms() string {
 	default:
 		return strings.Join(forms[:n-1], ", ") + " or " + forms[n-1]
 	}
+}
+
+// redactPassword hides the password of a URL with user info
+// (postgres://user:secret@host/db), so a bad-URL error can be logged. The
+// rest is kept as given: it is what the user needs to find the mistake. The
+// user info ends at the last "@" before any query, so a password holding
+// "/" or "@" is hidden whole.
+func redactPassword(rawURL string) string {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return rawURL
+	}
+	beforeQuery, _, _ := strings.Cut(rest, "?")
+	at := strings.LastIndex(beforeQuery, "@")
+	if at < 0 {
+		return rawURL
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return rawURL
+	}
+	return scheme + "://" + user + ":REDACTED" + rest[at:]
 }

@@ -132,3 +132,25 @@ func TestRegisterRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestBadURLHidesPassword: a refused URL is quoted in errors, which reach
+// logs, so a password in it is replaced, wherever it ends.
+func TestBadURLHidesPassword(t *testing.T) {
+	for url, want := range map[string]string{
+		"postgres://app:s3cret@db:5432/chimport":      "postgres://app:REDACTED@db:5432/chimport",
+		"postgres://app:s3/cr@t@db/chimport?schema=x": "postgres://app:REDACTED@db/chimport?schema=x",
+		"postgres://app@db/chimport":                  "postgres://app@db/chimport",
+		"sqlite:///var/lib/a@b.db":                    "sqlite:///var/lib/a@b.db",
+		"dynamodb://?region=eu-west-1":                "dynamodb://?region=eu-west-1",
+	} {
+		var r registry
+		_, _, err := r.lookup(url)
+		var bad *BadURLError
+		if !errors.As(err, &bad) || bad.URL != want {
+			t.Errorf("lookup(%q) = %v; want a *BadURLError quoting %q", url, err, want)
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "s3/cr@t") {
+			t.Errorf("lookup(%q): %q shows the password", url, err)
+		}
+	}
+}

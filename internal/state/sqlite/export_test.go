@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // SchemaVersion is the schema version this build writes.
@@ -31,4 +32,12 @@ func CreateVersion(ctx context.Context, path string, version int) error {
 	}
 	_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version))
 	return err
+}
+
+// SetBusyTimeout shortens how long a statement waits for another
+// process's write lock, for the duration of one test.
+func SetBusyTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := busyTimeout
+	busyTimeout = d
+	t.Cleanup(func() { busyTimeout = old })
 }

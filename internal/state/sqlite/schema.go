@@ -96,10 +96,15 @@ CREATE TABLE alerts (
 // the file to itself. While several processes open it at once, SQLite may
 // answer SQLITE_BUSY at once instead of waiting out the busy timeout (it
 // does so when waiting could deadlock), so a busy step is tried again,
-// with backoff, for up to busyTimeout: the step is one transaction, and
-// trying it again is safe.
+// with backoff, until busyTimeout has passed since the first try: the step
+// is one transaction, and trying it again is safe. The bound is on the
+// time elapsed, not on the backoff alone, because a step can itself wait
+// the whole busy timeout before it answers SQLITE_BUSY (another process
+// holding the write lock): Open then fails after about busyTimeout, as it
+// did before the retry existed, instead of trying again for minutes.
 func migrate(ctx context.Context, db *sql.DB) error {
-	var waited time.Duration
+	retrying, cancel := context.WithTimeout(ctx, busyTimeout)
+	defer cancel()
 	delay := 5 * time.Millisecond
 	for {
 		done, err := migrateStep(ctx, db)
@@ -108,15 +113,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return nil
 		case err == nil:
 			continue // on to the next migration
-		case !isBusy(err) || waited >= busyTimeout:
+		case !isBusy(err) || retrying.Err() != nil:
 			return err
 		}
 		select {
 		case <-time.After(delay):
-		case <-ctx.Done():
+		case <-retrying.Done():
 			return err
 		}
-		waited += delay
 		delay = min(2*delay, 200*time.Millisecond)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // busyTimeout is how long a statement waits for another process's write
 // lock before failing. Writes are a few rows each, so a long wait means
 // something is wedged, not busy.
-const busyTimeout = 10 * time.Second
+var busyTimeout = 10 * time.Second // a variable so tests can shorten it
 
 // Store is the embedded state.Store: one SQLite file, which several
 // processes may share.

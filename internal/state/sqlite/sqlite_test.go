@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,6 +162,51 @@ func TestSQLiteOpenConcurrently(t *testing.T) {
 	rawQuery(t, path, "PRAGMA user_version", &version)
 	if version != sqlite.SchemaVersion {
 		t.Errorf("user_version = %d, want %d", version, sqlite.SchemaVersion)
+	}
+}
+
+// TestSQLiteOpenGivesUpOnAHeldLock: while another process holds the write
+// lock, Open fails after about the busy timeout, with SQLite's own error,
+// rather than retrying until its context runs out. The busy timeout is
+// shortened to 1 s for the test (so it must not run in parallel), and the
+// context is 5 s: an Open that retried its 1 s wait as often as its backoff
+// steps allow (ten times) would fail on the context instead, and the test
+// says so.
+func TestSQLiteOpenGivesUpOnAHeldLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	holder, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	conn, err := holder.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+
+	sqlite.SetBusyTimeout(t, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err = sqlite.Open(ctx, path)
+	switch {
+	case err == nil:
+		s.Close()
+		t.Fatal("Open succeeded while another connection held the write lock")
+	case ctx.Err() != nil:
+		t.Fatalf("Open kept retrying until its context ended: %v", err)
+	}
+	if !strings.Contains(err.Error(), "SQLITE_BUSY") {
+		t.Errorf("Open: %v; want SQLite's busy error", err)
 	}
 }
 
