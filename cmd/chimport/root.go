@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -18,13 +17,13 @@ import (
 	"github.com/chimport/chimport/internal/configsource"
 )
 
-// env is everything a command takes from the process: where to write and how
-// to read the environment. Tests pass their own.
+// env is everything a command takes from the process: where to write, how
+// to read the environment, and the clock. Tests pass their own.
 type env struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	lookupEnv func(string) (string, bool)
-	now       func() time.Time
+	clock     clock.Clock // nil means clock.Real{}
 }
 
 // globalOptions are the flags every command shares.
@@ -42,8 +41,8 @@ const defaultConfigPath = "chimport.yaml"
 // execute runs chimport with args and returns the exit code. It prints the
 // error of a failed command on stderr, once.
 func execute(ctx context.Context, args []string, e env) int {
-	if e.now == nil {
-		e.now = clock.Real{}.Now
+	if e.clock == nil {
+		e.clock = clock.Real{}
 	}
 	root := newRootCmd(e)
 	root.SetArgs(args)

@@ -63,9 +63,9 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		return usageError{err}
 	}
 	defer opened.Close()
-	store := &timedStore{Store: opened, now: e.now}
+	store := &timedStore{Store: opened, now: e.clock.Now}
 	eng := &engine.Engine{Store: store, Logger: global.logger}
-	started := e.now()
+	started := e.clock.Now()
 	notify, err := newNotifier(ctx, cfg, global.logger)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		mean = spent / time.Duration(calls)
 	}
 	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed,
-		"duration", e.now().Sub(started).Round(time.Millisecond).String(),
+		"duration", e.clock.Now().Sub(started).Round(time.Millisecond).String(),
 		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
 
 	if opts.json {

@@ -79,7 +79,7 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	if owner == "" {
 		owner = schedule.DefaultOwner()
 	}
-	clk := clock.Real{}
+	clk := e.clock
 	w, err := worker.New(worker.Config{
 		Connections: workerConnections(cfg),
 		Store:       store,

@@ -60,7 +60,7 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 		return usageError{err}
 	}
 	defer store.Close()
-	now := e.now()
+	now := e.clock.Now()
 	out := make([]connectionStatus, 0, len(cfg.Connections))
 	for _, conn := range cfg.Connections {
 		s, err := statusOf(ctx, store, conn.Name, now)

@@ -12,9 +12,10 @@
 //
 // The lag beat (checkLag) does the same bookkeeping for every configured
 // connection whether this worker ran it or not, so a connection whose runs
-// all fail, or that no worker runs, is still measured and alerted on. At
-// start-up, before the first run or beat, every connection's gauges are set
-// from the store, so a fresh worker reports every connection at once.
+// all fail, or that no worker runs, is still measured and alerted on. Its
+// first check comes at start-up, not a period later. Before the scheduler
+// starts, every connection's gauges are set from the store, so a fresh
+// worker reports every connection at once.
 //
 // Everything that reads the time or waits goes through the injected
 // clock.Clock: the tests drive a worker with clock.Manual and the in-memory

@@ -23,11 +23,16 @@ func (w *Worker) setGauges(ctx context.Context) {
 	}
 }
 
-// watchLag runs checkLag every LagEvery until ctx ends. The first beat
-// comes one period after start-up, which has set the gauges already.
+// watchLag runs checkLag at once and then every LagEvery until ctx ends.
+// The first check does not wait a period: a worker that restarts more
+// often than LagEvery (crash-looping on a large first sync, say) must still
+// decide on lag, or a connection could fall behind with no alert at all.
 func (w *Worker) watchLag(ctx context.Context) {
-	for w.cfg.Clock.Sleep(ctx, w.cfg.LagEvery) == nil {
+	for {
 		w.checkLag(ctx)
+		if w.cfg.Clock.Sleep(ctx, w.cfg.LagEvery) != nil {
+			return
+		}
 	}
 }
 

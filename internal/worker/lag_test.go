@@ -68,8 +68,8 @@ func TestLagBeatAlertsOnceAcrossWorkers(t *testing.T) {
 		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
 	for _, w := range workers {
-		if n := scalar(t, w.Metrics(), "chimport_lag_checks_total"); n != 21 {
-			t.Errorf("lag checks = %v, want 21", n)
+		if n := scalar(t, w.Metrics(), "chimport_lag_checks_total"); n != 22 {
+			t.Errorf("lag checks = %v, want 22 (one at start, then one a beat)", n)
 		}
 	}
 }
@@ -104,4 +104,24 @@ func (c *countingStore) Connections(ctx context.Context) ([]state.ConnectionStat
 func (c *countingStore) Connection(ctx context.Context, name string) (state.ConnectionState, error) {
 	c.reads++
 	return c.Store.Connection(ctx, name)
+}
+
+// The first lag check comes at start-up, not a period later: a worker that
+// restarts more often than its lag beat (crash-looping on a large first
+// sync) still alerts on a connection that fell behind. The clock never
+// moves in this test.
+func TestLagCheckedAtStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	must(t, store.StartRun(ctx, "stuck", start.Add(-5*time.Hour))) // never completed: 5 h behind
+	w := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "stuck")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { w.watchLag(ctx) })
+	must(t, clk.WaitForSleepers(ctx, 1)) // the first check is done; the beat waits
+	if diff := cmp.Diff([]string{"lag stuck"}, rec.kinds()); diff != "" {
+		t.Errorf("alerts before the first beat (-want +got):\n%s", diff)
+	}
 }

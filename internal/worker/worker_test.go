@@ -83,9 +83,9 @@ func TestFencedRunRecordsNothingAndSendsNothing(t *testing.T) {
 }
 
 // At start-up a worker sets the gauges of every configured connection from
-// the store, before its first run or lag beat: the clock does not move, so
-// the beat never comes, and the first run finds the gauges already there,
-// for the connection it runs and for those it does not.
+// the store, before its first run or lag check (the lag check runs beside
+// the scheduler and may come later): the first run finds the gauges already
+// there, for the connection it runs and for those it does not.
 func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
