@@ -58,8 +58,8 @@ func TestRunSyncsAndStatusReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &summaries); err != nil {
 		t.Fatalf("run --json output does not parse: %v\n%s", err, r.stdout)
 	}
-	if len(summaries) != 1 || !summaries[0].Completed || summaries[0].Watermark == nil || summaries[0].Delivered != 0 {
-		t.Errorf("second run summary = %+v, want completed with a watermark and nothing delivered", summaries)
+	if len(summaries) != 1 || summaries[0].Result != "ok" || !summaries[0].Completed || summaries[0].Watermark == nil || summaries[0].Delivered != 0 {
+		t.Errorf("second run summary = %+v, want result ok, completed with a watermark and nothing delivered", summaries)
 	}
 	if got := f.sim.Stats().Requests; got > 2 {
 		t.Errorf("no-change run made %d Mailchimp requests, want at most 2", got)
