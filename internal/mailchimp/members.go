@@ -2,6 +2,8 @@ package mailchimp
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,7 +41,10 @@ type MembersQuery struct {
 	SortField, SortDir string
 }
 
-func (q MembersQuery) values() url.Values {
+// Values is the query string q is sent as. The simulator's in-process
+// source reads it too, so it parses a query exactly as its HTTP endpoint
+// would.
+func (q MembersQuery) Values() url.Values {
 	v := url.Values{}
 	if q.Count > 0 {
 		v.Set("count", strconv.Itoa(min(q.Count, MaxPageSize)))
@@ -141,14 +146,10 @@ func (c *Client) Members(ctx context.Context, listID string, q MembersQuery) (*M
 		return nil, errors.New("mailchimp: list id is empty")
 	}
 	var page *MembersPage
-	err := c.call(ctx, http.MethodGet, "/lists/"+url.PathEscape(listID)+"/members", q.values(),
+	err := c.call(ctx, http.MethodGet, "/lists/"+url.PathEscape(listID)+"/members", q.Values(),
 		func(resp *http.Response) error {
-			var body struct {
-				Members    []Member `json:"members"`
-				ListID     string   `json:"list_id"`
-				TotalItems int      `json:"total_items"`
-			}
-			if err := decodeJSON(resp, &body); err != nil {
+			body, err := decodeMembersPage(resp)
+			if err != nil {
 				return err
 			}
 			page = &MembersPage{
@@ -167,4 +168,74 @@ func (c *Client) Members(ctx context.Context, listID string, q MembersQuery) (*M
 		return nil, err
 	}
 	return page, nil
+}
+
+// ErrMemberNotFound is matched (errors.Is) by the error of Member when
+// Mailchimp has no member with the hash: the member was deleted for good,
+// or never was in the audience. Mailchimp answers an unknown list id with
+// the same 404, so only a caller that knows the list exists (it has just
+// paged it) may take this to mean the member is gone.
+var ErrMemberNotFound = errors.New("mailchimp: no such member")
+
+// SubscriberHash is the hash Mailchimp knows a member by: the hex MD5 of
+// the lower-cased email address. It is also the member's id, which
+// therefore changes with the address.
+func SubscriberHash(email string) string {
+	sum := md5.Sum([]byte(strings.ToLower(email)))
+	return hex.EncodeToString(sum[:])
+}
+
+// memberFields turns fields into the single-member endpoint's form: dot
+// paths within the member. The members endpoint's form ("members.id",
+// "total_items") is accepted too, so a mapping's Fields can be passed as
+// they are.
+func memberFields(fields []string) []string {
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		switch f = strings.TrimPrefix(f, "members."); f {
+		case "", "members", "total_items":
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// Member fetches one member by subscriber hash (see SubscriberHash) with
+// GET /lists/{list_id}/members/{subscriber_hash}. fields, when set, limit
+// the document to those dot paths ("merge_fields.FNAME"). An archived
+// member is returned, with status "archived"; a member deleted for good is
+// an error matching ErrMemberNotFound (and no *Error: its advice would be
+// about a missing audience).
+func (c *Client) Member(ctx context.Context, listID, subscriberHash string, fields []string) (Member, error) {
+	switch {
+	case listID == "":
+		return nil, errors.New("mailchimp: list id is empty")
+	case subscriberHash == "":
+		return nil, errors.New("mailchimp: subscriber hash is empty")
+	}
+	query := url.Values{}
+	if f := memberFields(fields); len(f) > 0 {
+		query.Set("fields", strings.Join(f, ","))
+	}
+	endpoint := "/lists/" + url.PathEscape(listID) + "/members/" + url.PathEscape(subscriberHash)
+	var member Member
+	err := c.call(ctx, http.MethodGet, endpoint, query, func(resp *http.Response) error {
+		var m Member
+		if err := decodeJSON(resp, &m); err != nil {
+			return err
+		}
+		if m == nil {
+			return c.newError(KindBadBody, http.MethodGet, endpoint, resp.StatusCode, errors.New("the member document is null"))
+		}
+		member = m
+		return nil
+	})
+	if IsKind(err, KindNotFound) {
+		return nil, fmt.Errorf("%s404: %w", callPrefix(c.connection, http.MethodGet, endpoint), ErrMemberNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return member, nil
 }

@@ -3,8 +3,11 @@ package mailchimp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +245,52 @@ func TestMemberAccessors(t *testing.T) {
 	}
 	if _, err := (mailchimp.Member{"id": "x"}).LastChanged(); err == nil {
 		t.Error("LastChanged without the field should fail")
+	}
+}
+
+func TestMember(t *testing.T) {
+	hash := mailchimp.SubscriberHash("User7@Example.com")
+	if hash != mailchimp.SubscriberHash("user7@example.com") || len(hash) != 32 {
+		t.Fatalf("SubscriberHash is not the MD5 of the lower-cased address: %q", hash)
+	}
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/3.0/lists/" + testList + "/members/" + hash:
+			writeJSON(w, member(7))
+		case "/3.0/lists/" + testList + "/members/bad":
+			writeProblem(w, http.StatusUnauthorized, "API Key Invalid", "Your API key may be invalid.")
+		default:
+			writeProblem(w, http.StatusNotFound, "Resource Not Found", "The requested resource could not be found.")
+		}
+	})
+	cfg, _ := testConfig(s.URL)
+	c := newClient(t, cfg)
+	ctx := context.Background()
+
+	// A mapping's Fields (the members endpoint's form) may be passed as
+	// they are: the prefix and total_items are dropped.
+	m, err := c.Member(ctx, testList, hash, []string{"members.id", "members.merge_fields.AGE", "total_items"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.last().URL.Query().Get("fields"); got != "id,merge_fields.AGE" {
+		t.Errorf("fields = %q, want id,merge_fields.AGE", got)
+	}
+	if age, _ := m.Lookup("merge_fields.AGE"); m.ID() != fmt.Sprintf("%032x", 7) || age != json.Number("37") {
+		t.Errorf("member = %v; want member 7 with its AGE kept as a json.Number", m)
+	}
+
+	_, err = c.Member(ctx, testList, "0000", nil)
+	if !errors.Is(err, mailchimp.ErrMemberNotFound) || mailchimp.IsKind(err, mailchimp.KindNotFound) || !strings.Contains(err.Error(), testConn) {
+		t.Errorf("deleted member: err = %v; want ErrMemberNotFound naming the connection, not a missing-audience error", err)
+	}
+	if _, err := c.Member(ctx, testList, "bad", nil); !mailchimp.IsKind(err, mailchimp.KindAuth) {
+		t.Errorf("rejected key: err = %v, want KindAuth", err)
+	}
+	if _, err := c.Member(ctx, testList, "", nil); err == nil {
+		t.Error("an empty hash was sent")
+	}
+	if n := s.count(); n != 3 {
+		t.Errorf("%d requests, want 3 (a 404 and a 401 are not retried)", n)
 	}
 }
