@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,9 +19,9 @@ const MaxCount = 1000
 // bufPool recycles the buffers pages are encoded into.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// flushAt is how much encoded output accumulates before it is written out:
-// large enough for few writes, small enough that a 1000-member page streams
-// instead of being built whole.
+// flushAt is how much of an encoded page is written at a time: large
+// enough for few writes, small enough that the client reads (and decodes)
+// a large page while the rest is still on its way.
 const flushAt = 32 << 10
 
 // serveMembers answers GET /3.0/lists/{id}/members and returns how many
@@ -44,22 +45,51 @@ func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID 
 			"The resource submitted could not be validated. For field-specific details, see the 'errors' array.", errs)
 		return -1
 	}
+	page, total := s.membersPage(l, q)
+	sel := parseFieldSelection(params.Get("fields"), params.Get("exclude_fields"))
+	// The page is encoded before the latency is waited out, so its cost
+	// is part of the response time as a real server's work is, rather
+	// than added to it (a large page is a few megabytes; the simulator
+	// holds at most one per connection slot).
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b, _ := appendMembersBody((*bp)[:0], l.id, page, total, sel, nil)
+	*bp = b[:0]
+	if !wait() {
+		return -1
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	for len(b) > 0 { // in pieces, as a server streams a large answer
+		n := min(len(b), flushAt)
+		if _, err := w.Write(b[:n]); err != nil {
+			return -1 // the client went away
+		}
+		b = b[n:]
+	}
+	return len(page)
+}
+
+// membersPage is what a members query selects now: the churn set for every
+// request first, then the page and the size of the whole filtered set.
+func (s *Mailchimp) membersPage(l *list, q memberQuery) (page []*Member, total int) {
 	l.mu.RLock()
 	churn := l.churnPerRequest
 	l.mu.RUnlock()
 	if churn > 0 {
 		l.churn(churn)
 	}
-	page, total := l.page(q)
-	if !wait() {
-		return -1
+	if q.sortField != "" {
+		q.shuffleTies = s.tieShuffler()
 	}
-	sel := parseFieldSelection(params.Get("fields"), params.Get("exclude_fields"))
+	return l.page(q)
+}
 
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	b := append((*bp)[:0], '{')
+// appendMembersBody appends the members response document to b. When flush
+// is set it is handed the document so far whenever that passes flushAt, so
+// a large page streams instead of being built whole; what it returns is the
+// rest, which the caller writes.
+func appendMembersBody(b []byte, listID string, page []*Member, total int, sel *fieldSelection, flush func([]byte) error) ([]byte, error) {
+	b = append(b, '{')
 	sep := false
 	comma := func() {
 		if sep {
@@ -79,9 +109,9 @@ func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID 
 				b = append(b, ',')
 			}
 			b = appendMember(b, m, plan)
-			if len(b) >= flushAt {
-				if _, err := w.Write(b); err != nil {
-					return -1 // the client went away
+			if flush != nil && len(b) >= flushAt {
+				if err := flush(b); err != nil {
+					return b, err
 				}
 				b = b[:0]
 			}
@@ -91,7 +121,7 @@ func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID 
 	if _, ok := sel.child("list_id", true); ok {
 		comma()
 		b = append(b, `"list_id":`...)
-		b = appendString(b, l.id)
+		b = appendString(b, listID)
 	}
 	if _, ok := sel.child("total_items", true); ok {
 		comma()
@@ -102,10 +132,34 @@ func (s *Mailchimp) serveMembers(w http.ResponseWriter, r *http.Request, listID 
 		comma()
 		b = append(b, `"_links":[]`...)
 	}
-	b = append(b, '}')
-	_, _ = w.Write(b)
-	*bp = b
-	return len(page)
+	return append(b, '}'), nil
+}
+
+// serveMember answers GET /3.0/lists/{id}/members/{subscriber_hash}: the
+// member whatever its status, archived included, or 404 once it is deleted
+// for good (or never existed, or the list does not).
+func (s *Mailchimp) serveMember(w http.ResponseWriter, r *http.Request, listID, hash string) {
+	m, ok := s.member(listID, hash)
+	if !ok {
+		s.writeNotFound(w)
+		return
+	}
+	sel := parseFieldSelection(r.URL.Query().Get("fields"), r.URL.Query().Get("exclude_fields"))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(appendMember(nil, m, newMemberPlan(sel)))
+}
+
+// member finds a stored member by subscriber hash. Mailchimp also accepts
+// the address itself in place of the hash, so the simulator does too.
+func (s *Mailchimp) member(listID, hash string) (*Member, bool) {
+	l, err := s.list(listID)
+	if err != nil {
+		return nil, false
+	}
+	if strings.Contains(hash, "@") {
+		hash = MemberID(hash)
+	}
+	return l.get(strings.ToLower(hash))
 }
 
 // fieldError is one entry of a 400 problem's errors array.

@@ -1,10 +1,10 @@
 package mcsim
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -47,17 +47,12 @@ type list struct {
 	version         uint64 // bumped by every mutation; invalidates sorted views
 
 	sortMu sync.Mutex
-	sorted map[sortOrder]sortedView
+	sorted map[sortOrder]*sortedView
 }
 
 type sortOrder struct {
 	field string
 	desc  bool
-}
-
-type sortedView struct {
-	version uint64
-	entries []entry
 }
 
 func newList(id string, members int, seed int64, clk clock.Clock) *list {
@@ -69,7 +64,7 @@ func newList(id string, members int, seed int64, clk clock.Clock) *list {
 		gen:     gen,
 		entries: make([]entry, 0, members),
 		index:   make(map[string]uint64, members),
-		sorted:  make(map[sortOrder]sortedView),
+		sorted:  make(map[sortOrder]*sortedView),
 	}
 	for range members {
 		m := gen.member(time.Time{})
@@ -258,6 +253,10 @@ type memberQuery struct {
 	inclusive     bool
 	sortField     string // "" keeps the natural order
 	desc          bool
+	// shuffleTies, when set, serves every group of members with equal
+	// sort keys in a new random order: what a database may do for ORDER BY
+	// ... LIMIT ... OFFSET (see SetUnstableTieOrder).
+	shuffleTies *rand.Rand
 }
 
 func (q *memberQuery) matches(e *entry) bool {
@@ -283,10 +282,22 @@ func (q *memberQuery) matches(e *entry) bool {
 func (l *list) page(q memberQuery) (page []*Member, total int) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	src := l.entries
-	if q.sortField != "" {
-		src = l.sortedLocked(sortOrder{field: q.sortField, desc: q.desc})
+	if q.sortField == "" {
+		return scanPage(l.entries, q)
 	}
+	view := l.sortedLocked(sortOrder{field: q.sortField, desc: q.desc})
+	switch {
+	case q.shuffleTies != nil:
+		return shuffledPage(view.entries, q)
+	case view.counts != nil:
+		return view.windowPage(q)
+	}
+	return scanPage(view.entries, q)
+}
+
+// scanPage is page the plain way: every entry of src, in order, checked
+// against the query.
+func scanPage(src []entry, q memberQuery) (page []*Member, total int) {
 	page = make([]*Member, 0, min(q.count, max(0, len(src)-q.offset)))
 	for i := range src {
 		e := &src[i]
@@ -301,60 +312,15 @@ func (l *list) page(q memberQuery) (page []*Member, total int) {
 	return page, total
 }
 
-// sortedLocked returns the entries in the given order, ties kept in natural
-// order so paging is stable. Views are cached until the next mutation, as
-// sorting a large list for every page would dominate the cost of serving it.
-// l.mu must be held (a read lock is enough).
-func (l *list) sortedLocked(o sortOrder) []entry {
-	l.sortMu.Lock()
-	defer l.sortMu.Unlock()
-	if v, ok := l.sorted[o]; ok && v.version == l.version {
-		return v.entries
+// get returns the stored member with id, archived included.
+func (l *list) get(id string) (*Member, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, ok := l.position(id)
+	if !ok {
+		return nil, false
 	}
-	// Keys are computed once, not per comparison, and ties fall back to
-	// seq (the natural order) in both directions: with that total order the
-	// fast unstable sort gives the stable result.
-	key := sortKeys[o.field]
-	keyed := make([]keyedEntry, len(l.entries))
-	for i := range l.entries {
-		keyed[i] = keyedEntry{key: key(&l.entries[i]), seq: l.entries[i].seq, pos: i}
-	}
-	slices.SortFunc(keyed, func(a, b keyedEntry) int {
-		c := cmp.Compare(a.key, b.key)
-		if o.desc {
-			c = -c
-		}
-		if c == 0 {
-			c = cmp.Compare(a.seq, b.seq)
-		}
-		return c
-	})
-	view := make([]entry, len(keyed))
-	for i, k := range keyed {
-		view[i] = l.entries[k.pos]
-	}
-	l.sorted[o] = sortedView{version: l.version, entries: view}
-	return view
-}
-
-type keyedEntry struct {
-	key int64
-	seq uint64
-	pos int // index in l.entries
-}
-
-// sortKeys are the orders sort_field accepts. An empty timestamp sorts first.
-var sortKeys = map[string]func(*entry) int64{
-	"last_changed":     func(e *entry) int64 { return e.lastChanged },
-	"timestamp_opt":    func(e *entry) int64 { return unixOrZero(e.m.TimestampOpt) },
-	"timestamp_signup": func(e *entry) int64 { return unixOrZero(e.m.TimestampSignup) },
-}
-
-func unixOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
+	return l.entries[i].m, true
 }
 
 // listStats are the counts the list resource reports.

@@ -59,6 +59,10 @@ type Mailchimp struct {
 	faultRate  float64
 	faultKinds []Fault
 	stats      Stats
+	// unstableTies serves ties in a new order on every sorted request;
+	// tieRequests seeds each request's order.
+	unstableTies bool
+	tieRequests  uint64
 
 	// testHookAcquired, when set, runs once a request holds a connection
 	// slot, before the latency. Tests use it to hold requests in flight.
@@ -321,6 +325,7 @@ func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bo
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/3.0/"), "/")
 	parts := strings.Split(path, "/")
 	members := len(parts) == 3 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members"
+	member := len(parts) == 4 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members" && parts[3] != ""
 	if members && r.Method == http.MethodGet {
 		// The members endpoint does its work first and then waits out
 		// the latency, so its cost hides inside the response time.
@@ -335,6 +340,8 @@ func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bo
 		serve = func() int { s.servePing(w); return -1 }
 	case len(parts) == 2 && parts[0] == "lists" && parts[1] != "":
 		serve = func() int { s.serveList(w, r, parts[1]); return -1 }
+	case member:
+		serve = func() int { s.serveMember(w, r, parts[1], parts[3]); return -1 }
 	case members:
 		serve = func() int { return -1 } // only GET is allowed, below
 	default:

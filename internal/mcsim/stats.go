@@ -65,11 +65,17 @@ func (s *Mailchimp) record(rw *countingWriter, out *outcome) {
 	case status == 0:
 		status = http.StatusOK // a handler that wrote nothing answered 200
 	}
+	s.count(status, rw.bytes, out)
+}
+
+// count adds one finished request, answered with status and bytes of body,
+// to Stats: from ServeHTTP or from an in-process Source.
+func (s *Mailchimp) count(status int, bytes int64, out *outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.stats
 	st.ByStatus[status]++
-	st.BytesServed += rw.bytes
+	st.BytesServed += bytes
 	if out.limitRejected {
 		st.LimitRejected++
 	}

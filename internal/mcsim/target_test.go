@@ -175,3 +175,32 @@ func TestTargetInjectedFailures(t *testing.T) {
 		t.Errorf("failed POSTs stored records: Len = %d", ts.target.Len())
 	}
 }
+
+// TestRecordIDMatchesMapDecode: the one-pass id lookup agrees with
+// decoding each record into a map, the obvious way, on every shape of
+// record the target may get.
+func TestRecordIDMatchesMapDecode(t *testing.T) {
+	byMap := func(raw []byte) (string, bool) {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+			return "", false
+		}
+		var id string
+		_ = json.Unmarshal(fields["id"], &id)
+		return id, true
+	}
+	records := []string{
+		`{"id":"a"}`, ` { "id" : "a b" , "x" : 1 } `, `{"x":{"id":"inner"},"id":"outer"}`, `{"x":["id","y"],"id":"z"}`,
+		`{"id":"first","id":"last"}`, `{"id":"a","id":2}`, `{"\u0069d":"escaped key"}`, `{"ID":"upper"}`, `{"id":""}`,
+		`{"id":1}`, `{"id":null}`, `{"id":["a"]}`, `{}`, `null`, `[]`, `"id"`, `3`, `{"id":"\"quoted\" \\ \u00e9"}`,
+		`{"a":"}","id":"after brace in a string"}`, `{"a":"\\","id":"after an escaped backslash"}`, `{"n":-1.5e3,"id":"n"}`,
+		`{"t":true,"f":false,"z":null,"id":"lits"}`, `{"deep":[[{"id":"no"}],{}],"id":"yes"}`,
+	}
+	for _, rec := range records {
+		wantID, wantObject := byMap([]byte(rec))
+		gotID, gotObject := recordID([]byte(rec))
+		if gotID != wantID || gotObject != wantObject {
+			t.Errorf("recordID(%s) = %q, %v; want %q, %v", rec, gotID, gotObject, wantID, wantObject)
+		}
+	}
+}

@@ -387,3 +387,44 @@ func TestNewHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyUpsertsAndRefusedDeletes: Apply sends upserts exactly as Send
+// sends records, and refuses a batch holding a delete (or an operation
+// without a kind) before sending anything: no delete is configured.
+func TestApplyUpsertsAndRefusedDeletes(t *testing.T) {
+	target := &scriptedTarget{}
+	srv := httptest.NewServer(target)
+	defer srv.Close()
+	sink, _ := newTestSink(t, srv.URL, nil)
+	ctx := context.Background()
+
+	ops := make([]Op, len(testRecords))
+	for i, r := range testRecords {
+		ops[i] = Upsert(r)
+	}
+	if err := sink.Apply(ctx, ops); err != nil {
+		t.Fatalf("Apply(upserts) = %v", err)
+	}
+	if err := sink.Send(ctx, testRecords); err != nil {
+		t.Fatalf("Send = %v", err)
+	}
+	got := target.requests()
+	if len(got) != 2 || got[0].Body != got[1].Body {
+		t.Fatalf("Apply and Send sent %d requests; want 2 with the same body:\n%+v", len(got), got)
+	}
+
+	var refused *DeletesNotConfiguredError
+	err := sink.Apply(ctx, []Op{Upsert(testRecords[0]), Delete("gone-1"), Delete("gone-2")})
+	if !errors.As(err, &refused) || refused.Deletes != 2 || !strings.Contains(err.Error(), "no way to receive deletes") {
+		t.Errorf("Apply(with deletes) = %v, want a DeletesNotConfiguredError for 2 deletes", err)
+	}
+	if _, ok := refused.Advice(); !ok {
+		t.Error("the refused deletes carry no advice: the alert policy would retry them silently")
+	}
+	if err := sink.Apply(ctx, []Op{{Record: testRecords[0]}}); err == nil || !strings.Contains(err.Error(), "operation 0") {
+		t.Errorf("Apply(an op without a kind) = %v, want an error naming operation 0", err)
+	}
+	if n := len(target.requests()); n != 2 {
+		t.Errorf("target got %d requests after the refused batches, want still 2", n)
+	}
+}
