@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -100,64 +99,66 @@ func (v *viewProgress) snapshot() (time.Time, bool) {
 	return v.position, v.complete
 }
 
-// record is one mapped member on its way to the target.
-type record struct {
-	body json.RawMessage
+// change is one operation on its way to the target, and the page whose
+// checkpoint waits for it.
+type change struct {
+	op   target.Op
 	page *pageAck
 }
 
-// batch is what one POST carries, and which pages to acknowledge after it.
+// batch is what one Apply carries, and which pages to acknowledge after it.
 type batch struct {
-	records []json.RawMessage
-	acks    map[*pageAck]int
+	ops  []target.Op
+	acks map[*pageAck]int
 }
 
-// delivery groups records into batches of batchSize and sends them with
-// `workers` concurrent requests. It runs beside Mailchimp paging, so a slow
-// target never stalls the pager until the buffers fill.
+// delivery groups operations into batches of batchSize and applies them
+// with `workers` concurrent requests. It runs beside Mailchimp paging, so a
+// slow target never stalls the pager until the buffers fill.
 type delivery struct {
-	sink      target.Sink
+	sink      Sink
 	batchSize int
 	workers   int
-	in        chan record
+	in        chan change
 	onSent    func(n int)
 }
 
-func newDelivery(sink target.Sink, batchSize, workers int, onSent func(int)) *delivery {
+func newDelivery(sink Sink, batchSize, workers int, onSent func(int)) *delivery {
 	return &delivery{
 		sink:      sink,
 		batchSize: batchSize,
 		workers:   workers,
 		// Room for about two batches: enough to keep the target busy,
 		// small enough that memory stays flat.
-		in:     make(chan record, 2*batchSize),
+		in:     make(chan change, 2*batchSize),
 		onSent: onSent,
 	}
 }
 
-// send hands one record over; it blocks while the target is behind.
-func (d *delivery) send(ctx context.Context, r record) error {
+// send hands one operation over; it blocks while the target is behind.
+func (d *delivery) send(ctx context.Context, c change) error {
 	select {
-	case d.in <- r:
+	case d.in <- c:
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
 }
 
-// close says no more records will come; run then flushes the last batch.
+// close says no more operations will come; deliver then flushes the last
+// batch.
 func (d *delivery) close() { close(d.in) }
 
-// run batches and sends until close has been called and everything is sent,
-// or a batch fails for good, or ctx ends.
-func (d *delivery) run(ctx context.Context) error {
+// deliver batches and applies until close has been called and everything
+// is applied, or a batch fails for good, or ctx ends.
+func (d *delivery) deliver(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	batches := make(chan batch, d.workers)
 	g.Go(func() error {
 		defer close(batches)
 		cur := batch{acks: map[*pageAck]int{}}
 		flush := func() error {
-			if len(cur.records) == 0 {
+			if len(cur.ops) == 0 {
 				return nil
 			}
 			select {
@@ -165,18 +166,18 @@ func (d *delivery) run(ctx context.Context) error {
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
-			cur = batch{records: make([]json.RawMessage, 0, d.batchSize), acks: map[*pageAck]int{}}
+			cur = batch{ops: make([]target.Op, 0, d.batchSize), acks: map[*pageAck]int{}}
 			return nil
 		}
 		for {
 			select {
-			case r, ok := <-d.in:
+			case c, ok := <-d.in:
 				if !ok {
 					return flush()
 				}
-				cur.records = append(cur.records, r.body)
-				cur.acks[r.page]++
-				if len(cur.records) >= d.batchSize {
+				cur.ops = append(cur.ops, c.op)
+				cur.acks[c.page]++
+				if len(cur.ops) >= d.batchSize {
 					if err := flush(); err != nil {
 						return err
 					}
@@ -189,14 +190,14 @@ func (d *delivery) run(ctx context.Context) error {
 	for range d.workers {
 		g.Go(func() error {
 			for b := range batches {
-				if err := d.sink.Send(ctx, b.records); err != nil {
+				if err := d.sink.Apply(ctx, b.ops); err != nil {
 					return err
 				}
 				for p, n := range b.acks {
 					p.view.ack(p, n)
 				}
 				if d.onSent != nil {
-					d.onSent(len(b.records))
+					d.onSent(len(b.ops))
 				}
 			}
 			return nil

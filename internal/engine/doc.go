@@ -1,17 +1,46 @@
 // Package engine is the sync engine: one run of one connection, from the
 // stored watermark to a new one, with no member lost.
 //
-// A run reads the watermark W (every member whose last_changed < W has been
-// delivered), picks a window end T a little in Mailchimp's past, pages every
-// member of [W, T) and delivers it, and moves the watermark to T only once
-// the target has acknowledged every record. Paging and delivery overlap;
-// each has its own connection pool and concurrency.
+// A run (Engine.Run) reads the watermark W (every member whose last_changed
+// < W has been delivered), picks a window end T a little in Mailchimp's
+// past, pages every member of [W, T) and delivers it, and moves the
+// watermark to T only once the target has acknowledged every record.
+// Paging and delivery overlap; each has its own connection pool and
+// concurrency. A run makes one attempt at its window, or two when
+// Mailchimp's clock shows that the first window end was not safely in its
+// past.
+//
+// # Seams
+//
+// The engine declares what it needs of the world around it, and no more,
+// in seams.go:
+//
+//   - Store: read the connection, record the attempt, checkpoints, failed
+//     pages and how the run ended. Every state.Store is one; the engine
+//     links no store driver.
+//   - MemberSource: page the members of a view and window, get one member
+//     by subscriber hash, and count the requests. *mailchimp.Client is one;
+//     the simulator's in-process source (mcsim.Source) is another, which
+//     the unit tests of the paging proof use.
+//   - Sink: apply a batch of target operations, upserts of records and
+//     deletes of record ids. *target.HTTP is one. Runs only upsert today.
+//
+// # Paging
+//
+// Each view (the default view, archived members, or one status) is paged
+// by a viewPager in passes. In a pass a planner decides which offsets to
+// fetch and fetches them; a sequencer puts the pages in order and offers
+// each to the chain, which checks it and hands its new members to
+// delivery. Every fetch of every view holds one of the attempt's
+// PageConcurrency request slots while it runs, so the views share
+// Mailchimp's 10 connections instead of queueing for them one behind the
+// other.
 //
 // Why offset paging is safe here: a window in the past can only lose
 // members while it is paged (a member that changes moves to "now", after
 // T; a deleted or archived one leaves the view), and nothing can enter it.
-// Offset paging over a shrinking set skips members, so the pager requests
-// overlapping pages and proves each page shares a member with the previous
-// one; see viewPager. Members that left the window are caught by the next
-// run, because their new last_changed lies after T.
+// Offset paging over a shrinking set skips members, so the planner asks
+// for overlapping pages and the chain proves each page shares a member
+// with the previous one; see viewPager. Members that left the window are
+// caught by the next run, because their new last_changed lies after T.
 package engine

@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mapping"
 	"github.com/chimport/chimport/internal/state"
-	"github.com/chimport/chimport/internal/target"
 )
 
 // Engine runs syncs. One Engine serves every connection of a process; its
 // fields are tuning knobs with safe defaults.
 type Engine struct {
-	Store  state.Store
+	Store  Store        // every state.Store is one
 	Clock  clock.Clock  // default clock.Real{}
 	Logger *slog.Logger // default: discard
 
@@ -29,8 +26,9 @@ type Engine struct {
 	// Overlap is how many members consecutive pages share, to prove that
 	// no member hid between them (see viewPager). Default 10.
 	Overlap int
-	// PageConcurrency is the pages of one view in flight at once. The
-	// per-key limiter in the Mailchimp client caps the total anyway.
+	// PageConcurrency is the Mailchimp requests a run has in flight at
+	// once, every view's pages together (Mailchimp allows 10 per key, and
+	// the client's per-key limiter holds every run of a key to that).
 	// Default 10.
 	PageConcurrency int
 	// DeliveryConcurrency is the batches in flight to the target. Default 4.
@@ -84,8 +82,12 @@ type Job struct {
 	// connection, and the run stops.
 	LeaseToken int64
 
-	Mailchimp *mailchimp.Client // used by this job only, so its Stats count this run
-	Sink      target.Sink
+	// Mailchimp is where members come from: a *mailchimp.Client, or in
+	// tests the simulator's in-process source. Its Stats before and after
+	// the run give the run's requests.
+	Mailchimp MemberSource
+	// Sink is where records go: a *target.HTTP, or a test's stand-in.
+	Sink Sink
 	// Progress, if set, is called as members are read and delivered. It
 	// must be quick and safe for concurrent use.
 	Progress func(Progress)
@@ -173,12 +175,54 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		return sum, err
 	}
 
-	st, err := e.Store.Connection(ctx, job.Connection)
+	st, cp, err := e.begin(ctx, job, &sum)
 	if err != nil {
 		return finish(err)
 	}
-	if err := e.Store.StartRun(ctx, job.Connection, started); err != nil {
-		return finish(err)
+	// The window end comes from our clock, and each response's Date header
+	// proves it lies in Mailchimp's past. If our clock runs ahead, learn
+	// Mailchimp's time and try once more.
+	now := started
+	for try := 0; ; try++ {
+		sum.WindowEnd = windowEnd(now, job.Settle)
+		if !sum.WindowEnd.After(sum.WindowStart) {
+			// Runs more often than settle: nothing can be closed yet.
+			sum.WindowEnd = sum.WindowStart
+			sum.Completed = true
+			countRequests()
+			return finish(e.complete(ctx, job, &sum))
+		}
+		a := e.newAttempt(job, &sum, cp)
+		a.keyKnownGood = !st.LastSuccess.IsZero()
+		err = a.execute(ctx)
+		var ahead *clockAheadError
+		if errors.As(err, &ahead) && try == 0 {
+			e.Logger.Warn("local clock is ahead of Mailchimp; using Mailchimp's time", "connection", job.Connection, "skew", started.Sub(ahead.serverTime).String())
+			now = ahead.serverTime
+			cp = a.checkpoint() // keep what this attempt delivered
+			continue
+		}
+		sum.Read += a.read.Load()
+		sum.Delivered += a.delivered.Load()
+		countRequests()
+		if err != nil {
+			return finish(e.fail(ctx, job, &sum, a, err))
+		}
+		sum.Completed = true
+		return finish(e.complete(ctx, job, &sum))
+	}
+}
+
+// begin reads the connection's state and records the attempt. The window
+// starts at the watermark (at the beginning for a full run); a checkpoint
+// of a run that failed in the same window is returned to resume from.
+func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.ConnectionState, *state.Checkpoint, error) {
+	st, err := e.Store.Connection(ctx, job.Connection)
+	if err != nil {
+		return st, nil, err
+	}
+	if err := e.Store.StartRun(ctx, job.Connection, sum.Started); err != nil {
+		return st, nil, err
 	}
 	if !job.Full {
 		sum.WindowStart = st.Watermark
@@ -188,39 +232,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		cp = nil
 	}
 	sum.Resumed = cp != nil
-
-	// The window end comes from our clock, and each response's Date header
-	// proves it lies in Mailchimp's past. If our clock runs ahead, learn
-	// Mailchimp's time and try once more.
-	now := started
-	for attempt := 0; ; attempt++ {
-		sum.WindowEnd = windowEnd(now, job.Settle)
-		if !sum.WindowEnd.After(sum.WindowStart) {
-			// Runs more often than settle: nothing can be closed yet.
-			sum.WindowEnd = sum.WindowStart
-			sum.Completed = true
-			countRequests()
-			return finish(e.complete(ctx, job, &sum))
-		}
-		r := e.newRun(job, &sum, cp)
-		r.keyKnownGood = !st.LastSuccess.IsZero()
-		err = r.execute(ctx)
-		var ahead *clockAheadError
-		if errors.As(err, &ahead) && attempt == 0 {
-			e.Logger.Warn("local clock is ahead of Mailchimp; using Mailchimp's time", "connection", job.Connection, "skew", started.Sub(ahead.serverTime).String())
-			now = ahead.serverTime
-			cp = r.checkpoint() // keep what this attempt delivered
-			continue
-		}
-		sum.Read += r.read.Load()
-		sum.Delivered += r.delivered.Load()
-		countRequests()
-		if err != nil {
-			return finish(e.fail(ctx, job, &sum, r, err))
-		}
-		sum.Completed = true
-		return finish(e.complete(ctx, job, &sum))
-	}
+	return st, cp, nil
 }
 
 // windowEnd is now minus settle, truncated to Mailchimp's one-second
@@ -247,14 +259,14 @@ func (e *Engine) complete(ctx context.Context, job Job, sum *Summary) error {
 // pages that failed, and the error. The watermark does not move. These
 // writes use a context that survives cancellation, so SIGTERM still leaves
 // a checkpoint behind.
-func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, r *run, runErr error) error {
+func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, a *attempt, runErr error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var errs []error
-	if cp := r.checkpoint(); cp != nil {
+	if cp := a.checkpoint(); cp != nil {
 		errs = append(errs, e.Store.SaveCheckpoint(wctx, job.Connection, *cp))
 	}
-	for _, pe := range r.failedPages {
+	for _, pe := range a.failedPages {
 		errs = append(errs, e.Store.AddFailure(wctx, state.Failure{
 			Connection: job.Connection, WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd,
 			View: pe.view, Offset: pe.offset, Error: pe.err.Error(), At: e.Clock.Now(),
@@ -270,222 +282,4 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, r *run, runErr
 		return errors.Join(runErr, fmt.Errorf("recording the failure: %w", err))
 	}
 	return runErr
-}
-
-// run is the state of one attempt at a window.
-type run struct {
-	engine   *Engine
-	job      Job
-	logger   *slog.Logger
-	sum      *Summary
-	delivery *delivery
-	views    []*viewPager
-
-	read, delivered atomic.Int64
-	// abort stops the run with a cause (a lost lease).
-	abort context.CancelCauseFunc
-	// failedPages are the pages that failed after retries, one per view
-	// at most, for the failures log.
-	failedPages []*pageError
-	// keyKnownGood is set when the connection has completed a run before,
-	// so requests may be sent before the first answer proves the key.
-	keyKnownGood bool
-
-	mu     sync.Mutex
-	totals map[string]int64 // first total_items per view
-	// checkpointDue wakes the checkpoint writer; it holds at most one
-	// wake-up, so moves that come while a write is under way coalesce.
-	checkpointDue chan struct{}
-}
-
-func (e *Engine) newRun(job Job, sum *Summary, cp *state.Checkpoint) *run {
-	r := &run{engine: e, job: job, sum: sum, totals: map[string]int64{}, checkpointDue: make(chan struct{}, 1),
-		logger: e.Logger.With("connection", job.Connection)}
-	r.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, func(n int) {
-		r.delivered.Add(int64(n))
-		r.reportProgress()
-	})
-	for _, v := range viewsFor(job.Statuses) {
-		start := sum.WindowStart
-		if cp != nil && cp.Views[v.name].After(start) {
-			start = cp.Views[v.name]
-		}
-		r.views = append(r.views, &viewPager{
-			run: r, view: v, since: start, before: sum.WindowEnd,
-			progress: newViewProgress(v.name, start, r.onMove),
-		})
-	}
-	return r
-}
-
-// viewsFor lists the views to page. Without a status filter that is the
-// default view plus archived members, which Mailchimp only returns when
-// asked; asking is what propagates an archival.
-func viewsFor(statuses []string) []view {
-	if len(statuses) == 0 {
-		return []view{{name: "default"}, {name: "archived", status: "archived"}}
-	}
-	vs := make([]view, len(statuses))
-	for i, s := range statuses {
-		vs[i] = view{name: s, status: s}
-	}
-	return vs
-}
-
-// execute pages every view concurrently into one delivery. A view that
-// fails does not stop the others: what they deliver still moves their
-// checkpoints. A delivery failure stops everything.
-func (r *run) execute(ctx context.Context) error {
-	ctx, r.abort = context.WithCancelCause(ctx)
-	defer r.abort(nil)
-	vctx, vcancel := context.WithCancelCause(ctx)
-	defer vcancel(nil)
-	stopCheckpoints := make(chan struct{})
-	cpDone := make(chan struct{})
-	go func() { r.writeCheckpoints(ctx, stopCheckpoints); close(cpDone) }()
-	// The writer stops, finishing a write under way rather than cutting
-	// it off, before the run reports back: so a checkpoint write can never
-	// land after CompleteRun has cleared the checkpoint.
-	defer func() { close(stopCheckpoints); <-cpDone }()
-	deliveryErr := make(chan error, 1)
-	go func() {
-		err := r.delivery.run(ctx)
-		if err != nil {
-			vcancel(err)
-		}
-		deliveryErr <- err
-	}()
-
-	viewErrs := make([]error, len(r.views))
-	var wg sync.WaitGroup
-	for i, v := range r.views {
-		wg.Go(func() { viewErrs[i] = v.page(vctx) })
-	}
-	wg.Wait()
-	r.delivery.close()
-	if err := <-deliveryErr; err != nil {
-		return err
-	}
-	var failed []error
-	seen := map[string]bool{}
-	for i, v := range r.views {
-		err := viewErrs[i]
-		if err == nil {
-			v.progress.finish(r.sum.WindowEnd)
-			continue
-		}
-		var pe *pageError
-		if errors.As(err, &pe) {
-			r.failedPages = append(r.failedPages, pe)
-			// A rejected key or a missing list fails every view the
-			// same way: say it once.
-			if seen[pe.err.Error()] {
-				continue
-			}
-			seen[pe.err.Error()] = true
-		}
-		failed = append(failed, err)
-	}
-	if cause := context.Cause(ctx); errors.Is(cause, state.ErrFenced) {
-		return cause // the lost lease, not the cancellations it caused
-	}
-	if err := errors.Join(failed...); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// query is the members query for a view's pass over [since, before).
-func (r *run) query(v view, since, before time.Time) mailchimp.MembersQuery {
-	q := mailchimp.MembersQuery{
-		Count:     r.engine.PageSize,
-		Fields:    r.job.Mapping.Fields(),
-		Status:    v.status,
-		Before:    before,
-		SortField: "last_changed",
-		SortDir:   "ASC",
-	}
-	if !since.IsZero() {
-		// One second of lookback: Mailchimp does not say whether since is
-		// inclusive. The pager drops what it has already delivered.
-		q.Since = since.Add(-time.Second)
-	}
-	return q
-}
-
-func (r *run) noteTotal(view string, total int) {
-	r.mu.Lock()
-	if _, ok := r.totals[view]; !ok {
-		r.totals[view] = int64(total)
-	}
-	r.mu.Unlock()
-}
-
-func (r *run) reportProgress() {
-	if r.job.Progress == nil {
-		return
-	}
-	r.mu.Lock()
-	var est int64
-	for _, n := range r.totals {
-		est += n
-	}
-	r.mu.Unlock()
-	r.job.Progress(Progress{Read: r.read.Load(), Delivered: r.delivered.Load(), Estimate: est})
-}
-
-// onMove runs when a view's delivered position moves. It only wakes the
-// checkpoint writer, so delivery never waits on the state store.
-func (r *run) onMove() {
-	select {
-	case r.checkpointDue <- struct{}{}:
-	default:
-	}
-}
-
-// writeCheckpoints saves the latest checkpoint whenever a view's position
-// moves, until ctx ends. After a crash or kill -9 the next run resumes from
-// the last one written, losing at most the pages delivered since.
-func (r *run) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		case <-r.checkpointDue:
-		}
-		if cp := r.checkpoint(); cp != nil {
-			err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *cp)
-			switch {
-			case errors.Is(err, state.ErrFenced):
-				// Another worker owns the connection now: stop at once.
-				r.abort(err)
-				return
-			case err != nil && ctx.Err() == nil:
-				r.logger.Warn("saving a checkpoint failed; the run goes on", "error", err)
-			}
-		}
-	}
-}
-
-// checkpoint describes how far each view has been delivered, or nil when
-// no view has moved past the window start.
-func (r *run) checkpoint() *state.Checkpoint {
-	cp := &state.Checkpoint{
-		Token:       r.job.LeaseToken,
-		WindowStart: r.sum.WindowStart,
-		WindowEnd:   r.sum.WindowEnd,
-		Views:       map[string]time.Time{},
-		UpdatedAt:   r.engine.Clock.Now(),
-	}
-	for _, v := range r.views {
-		if pos, _ := v.progress.snapshot(); pos.After(r.sum.WindowStart) {
-			cp.Views[v.view.name] = pos
-		}
-	}
-	if len(cp.Views) == 0 {
-		return nil
-	}
-	return cp
 }

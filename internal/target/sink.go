@@ -31,14 +31,6 @@ const (
 	minSecretLen    = 8        // shorter header values are not secrets worth blanking
 )
 
-// Sink delivers a batch of records. Implementations must be safe for
-// concurrent use. A nil error means the whole batch was accepted.
-type Sink interface {
-	Send(ctx context.Context, records []json.RawMessage) error
-}
-
-var _ Sink = (*HTTP)(nil)
-
 // HTTPConfig configures delivery to one connection's target.
 type HTTPConfig struct {
 	Connection string // names the connection in errors and logs

@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/target"
+)
+
+// The engine's three seams: what it needs of the state store, of Mailchimp
+// and of the target, and no more. They are declared here, by their user, so
+// a test can stand in for any of them with something small (the memory
+// store, the simulator's in-process source, a sink that records), and the
+// engine links no store driver and no HTTP server.
+
+// Store is the part of the state store one run uses: read the connection
+// at the start, record the attempt, save checkpoints and failed pages, and
+// record how the run ended. Every state.Store is one.
+type Store interface {
+	Connection(ctx context.Context, name string) (state.ConnectionState, error)
+	StartRun(ctx context.Context, name string, at time.Time) error
+	SaveCheckpoint(ctx context.Context, name string, cp state.Checkpoint) error
+	AddFailure(ctx context.Context, f state.Failure) error
+	CompleteRun(ctx context.Context, run state.Run) error
+	FailRun(ctx context.Context, run state.Run) error
+}
+
+// MemberSource is what the engine needs of Mailchimp. *mailchimp.Client is
+// one (over HTTP, with the per-key limiter and retries); the simulator's
+// in-process source is another, for unit tests.
+type MemberSource interface {
+	// Members reads one page of the members of a list that q selects: a
+	// view (q.Status) and a window (q.Since, q.Before), in q's order.
+	Members(ctx context.Context, listID string, q mailchimp.MembersQuery) (*mailchimp.MembersPage, error)
+	// Member reads one member by subscriber hash, whatever its status
+	// (archived members come back with status "archived"); once the member
+	// is deleted for good the error matches mailchimp.ErrMemberNotFound.
+	// Nothing calls it yet: finding deletions and fetching what a webhook
+	// names will.
+	Member(ctx context.Context, listID, subscriberHash string, fields []string) (mailchimp.Member, error)
+	// Stats counts the requests made so far; a run reports the difference
+	// between its start and its end.
+	Stats() mailchimp.Stats
+}
+
+// Sink is what the engine needs of the target: apply a batch of
+// operations (upserts of records, deletes of record ids), returning nil
+// once the target has accepted all of them. It must be safe for concurrent
+// use; the engine sends several batches at once. Today runs only upsert.
+type Sink interface {
+	Apply(ctx context.Context, ops []target.Op) error
+}
+
+var (
+	_ Store        = state.Store(nil)
+	_ MemberSource = (*mailchimp.Client)(nil)
+	_ Sink         = (*target.HTTP)(nil)
+)
