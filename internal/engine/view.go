@@ -60,15 +60,16 @@ type acceptedPage struct {
 // to delivery exactly once per pass, proving as it goes that no member was
 // skipped. How: the window can only lose members while it is paged, never
 // gain one, and the remaining members keep their order (sorted by
-// last_changed, ties by Mailchimp's stable order). Each page is a contiguous
-// run of the window as it was when that page was read. So if two
-// consecutive pages share at least one member, nothing that is still in the
-// window can sit between them. Pages are therefore requested with a stride
-// a little shorter than the page (the overlap), and the pager checks that
-// every page shares a member with the one before it. The first page starts
-// at offset 0, and a short page proves the end. When a check fails, the
-// pager fetches a bridging page between the two, and if even that fails it
-// starts a new pass at the last verified last_changed.
+// last_changed; ties, whose order Mailchimp does not promise, are dealt
+// with on their own: see tieAtBoundary). Each page is a contiguous stretch
+// of the window as it was when that page was read. So if two consecutive
+// pages share at least one member, nothing that is still in the window can
+// sit between them. The planner therefore requests pages with a stride a
+// little shorter than the page (the overlap), and the chain (offer) checks
+// that every page shares a member with the one before it. The first page
+// starts at offset 0, and a short page proves the end. When a check fails,
+// the pager fetches a bridging page between the two, and if even that fails
+// it starts a new pass at the last verified last_changed.
 type viewPager struct {
 	attempt *attempt
 	view    view
