@@ -31,13 +31,13 @@ type TargetOptions struct {
 type Target struct {
 	opts TargetOptions
 
-	mu         sync.Mutex // guards everything below
-	records    map[string]json.RawMessage
+	mu      sync.Mutex // guards everything below
+	records map[string]json.RawMessage
 	// decoded caches Records' decoding of each stored record until the
 	// record is written again: tests compare the target with the audience
 	// after every run, and decoding every record each time was most of
 	// what those tests spent.
-	decoded map[string]map[string]any
+	decoded    map[string]map[string]any
 	rng        *rand.Rand
 	failQueue  []int // statuses for the next POSTs
 	failRate   float64
