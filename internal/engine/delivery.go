@@ -128,9 +128,12 @@ func newDelivery(sink Sink, batchSize, workers int, onSent func(int)) *delivery 
 		sink:      sink,
 		batchSize: batchSize,
 		workers:   workers,
-		// Room for about two batches: enough to keep the target busy,
-		// small enough that memory stays flat.
-		in:     make(chan change, 2*batchSize),
+		// The batcher gathers operations as fast as they come, and behind
+		// the batches in flight `workers` full batches may wait: that is
+		// the backlog that keeps the target busy. This buffer only spares
+		// a goroutine switch per operation, and is allocated whole for
+		// every run, of which serve and run may have hundreds at once.
+		in:     make(chan change, min(batchSize, 128)),
 		onSent: onSent,
 	}
 }

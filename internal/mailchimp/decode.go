@@ -214,7 +214,10 @@ func (d *membersDecoder) members() ([]Member, bool) {
 	d.pos++
 	d.depth++
 	defer func() { d.depth-- }()
-	out := make([]Member, 0, 1000)
+	// Sized from the body (a member takes a hundred bytes or more) rather
+	// than for a full page: thousands of small audiences synced at once
+	// would otherwise each hold a thousand slots.
+	out := make([]Member, 0, min(MaxPageSize, len(d.data)/100+1))
 	if c, ok := d.next(); ok && c == ']' {
 		d.pos++
 		return out, true
