@@ -2,6 +2,7 @@ package target
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,87 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/chimport/chimport/internal/advice"
 )
+
+// A batch, from what the engine hands over (operations) to what goes on the
+// wire (one JSON array, encoded once, with one Idempotency-Key).
+
+// OpKind says what an Op does to the target.
+type OpKind uint8
+
+const (
+	// OpUpsert writes a record: inserted, or replacing the record with its
+	// id (the target is idempotent by id).
+	OpUpsert OpKind = iota + 1
+	// OpDelete removes the record with an id.
+	OpDelete
+)
+
+// Op is one change to the target: the upsert of a record or the delete of
+// a record id. The zero Op is invalid, so a forgotten Kind cannot pass for
+// either.
+type Op struct {
+	Kind   OpKind
+	Record json.RawMessage // OpUpsert: the record, a JSON object
+	ID     string          // OpDelete: the id of the record to remove
+}
+
+// Upsert is the operation that writes record.
+func Upsert(record json.RawMessage) Op { return Op{Kind: OpUpsert, Record: record} }
+
+// Delete is the operation that removes the record with id.
+func Delete(id string) Op { return Op{Kind: OpDelete, ID: id} }
+
+// DeletesNotConfiguredError refuses a batch that holds deletes: this sink
+// only knows how to POST records, and a target has no agreed way to be told
+// that a record is gone until deletes are configured (as tombstone records
+// or DELETE requests). Sending the batch's upserts without its deletes would
+// report a mirror that is not one, so nothing of the batch is sent.
+type DeletesNotConfiguredError struct {
+	Connection string
+	Deletes    int // the deletes in the refused batch
+}
+
+func (e *DeletesNotConfiguredError) Error() string {
+	return fmt.Sprintf("target connection %q: a batch holds %d deletes, and this target has no way to receive deletes; nothing of the batch was sent (%s)",
+		e.Connection, e.Deletes, e.advice())
+}
+
+// Advice marks the error as one that retrying cannot fix: the alert policy
+// walks the error chain for it.
+func (e *DeletesNotConfiguredError) Advice() (advice.Advice, bool) { return e.advice(), true }
+
+func (e *DeletesNotConfiguredError) advice() advice.Advice {
+	return advice.Advice{
+		Problem: "the run had deletes for a target that cannot receive them",
+		Action:  "Report a chimport bug: nothing sends deletes to a target yet, so none should have been made.",
+	}
+}
+
+// Apply sends the upserts of ops as one batch, like Send, and returns nil
+// once the target accepted it. A batch that holds a delete is refused
+// whole, before anything is sent, with a *DeletesNotConfiguredError: this
+// sink does not send deletes yet.
+func (s *HTTP) Apply(ctx context.Context, ops []Op) error {
+	records := make([]json.RawMessage, 0, len(ops))
+	deletes := 0
+	for i, op := range ops {
+		switch op.Kind {
+		case OpUpsert:
+			records = append(records, op.Record)
+		case OpDelete:
+			deletes++
+		default:
+			return fmt.Errorf("target connection %q: operation %d of the batch has no kind (a bug upstream)", s.connection, i)
+		}
+	}
+	if deletes > 0 {
+		return &DeletesNotConfiguredError{Connection: s.connection, Deletes: deletes}
+	}
+	return s.Send(ctx, records)
+}
 
 // newIdempotencyKey returns a fresh random key for one Send. Every retry of
 // that Send carries it, so a target that deduplicates on it applies the

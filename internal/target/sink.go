@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chimport/chimport/internal/advice"
 	"github.com/chimport/chimport/internal/retry"
 )
 
@@ -103,10 +102,6 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		log:        cfg.Logger,
 		stats:      Stats{ByStatus: map[int]int64{}},
 	}
-	// The target may echo a secret back in an error body, which goes into
-	// errors and logs: blank out header values (and the credential after
-	// "Bearer "/"Basic "), the query and its values, and the password.
-	var secrets []string
 	for name, value := range cfg.Headers {
 		// Checked here because the transport would only fail at Send time,
 		// where it would look like a network fault and be retried.
@@ -117,6 +112,29 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 			return nil, fmt.Errorf("target.headers: the value of %q contains a line break or NUL", name)
 		}
 		s.headers.Set(name, value)
+	}
+	s.redactor = newRedactor(cfg.Headers, u)
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.client == nil {
+		s.client = &http.Client{
+			Transport:     sharedTransport(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// newRedactor blanks out what the target may echo back in an error body,
+// which goes into errors and logs: header values (and the credential after
+// "Bearer "/"Basic "), the query and its values, and the password.
+func newRedactor(headers map[string]string, u *url.URL) *strings.Replacer {
+	var secrets []string
+	for _, value := range headers {
 		secrets = append(secrets, value)
 		if i := strings.LastIndexByte(value, ' '); i >= 0 {
 			secrets = append(secrets, value[i+1:])
@@ -137,20 +155,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 			pairs = append(pairs, v, "[redacted]")
 		}
 	}
-	s.redactor = strings.NewReplacer(pairs...)
-	if s.timeout == 0 {
-		s.timeout = DefaultTimeout
-	}
-	if s.client == nil {
-		s.client = &http.Client{
-			Transport:     sharedTransport(),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	return s, nil
+	return strings.NewReplacer(pairs...)
 }
 
 // sharedTransport is one pool for every default target sink, separate from
@@ -313,81 +318,6 @@ func (s *HTTP) transportError(ctx, actx context.Context, err error) error {
 		err = errors.New("timed out: " + err.Error())
 	}
 	return &Error{Connection: s.connection, URL: s.shownURL, Err: err}
-}
-
-// OpKind says what an Op does to the target.
-type OpKind uint8
-
-const (
-	// OpUpsert writes a record: inserted, or replacing the record with its
-	// id (the target is idempotent by id).
-	OpUpsert OpKind = iota + 1
-	// OpDelete removes the record with an id.
-	OpDelete
-)
-
-// Op is one change to the target: the upsert of a record or the delete of
-// a record id. The zero Op is invalid, so a forgotten Kind cannot pass for
-// either.
-type Op struct {
-	Kind   OpKind
-	Record json.RawMessage // OpUpsert: the record, a JSON object
-	ID     string          // OpDelete: the id of the record to remove
-}
-
-// Upsert is the operation that writes record.
-func Upsert(record json.RawMessage) Op { return Op{Kind: OpUpsert, Record: record} }
-
-// Delete is the operation that removes the record with id.
-func Delete(id string) Op { return Op{Kind: OpDelete, ID: id} }
-
-// DeletesNotConfiguredError refuses a batch that holds deletes: this sink
-// only knows how to POST records, and a target has no agreed way to be told
-// that a record is gone until deletes are configured (as tombstone records
-// or DELETE requests). Sending the batch's upserts without its deletes would
-// report a mirror that is not one, so nothing of the batch is sent.
-type DeletesNotConfiguredError struct {
-	Connection string
-	Deletes    int // the deletes in the refused batch
-}
-
-func (e *DeletesNotConfiguredError) Error() string {
-	return fmt.Sprintf("target connection %q: a batch holds %d deletes, and this target has no way to receive deletes; nothing of the batch was sent (%s)",
-		e.Connection, e.Deletes, e.advice())
-}
-
-// Advice marks the error as one that retrying cannot fix: the alert policy
-// walks the error chain for it.
-func (e *DeletesNotConfiguredError) Advice() (advice.Advice, bool) { return e.advice(), true }
-
-func (e *DeletesNotConfiguredError) advice() advice.Advice {
-	return advice.Advice{
-		Problem: "the run had deletes for a target that cannot receive them",
-		Action:  "Report a chimport bug: nothing sends deletes to a target yet, so none should have been made.",
-	}
-}
-
-// Apply sends the upserts of ops as one batch, like Send, and returns nil
-// once the target accepted it. A batch that holds a delete is refused
-// whole, before anything is sent, with a *DeletesNotConfiguredError: this
-// sink does not send deletes yet.
-func (s *HTTP) Apply(ctx context.Context, ops []Op) error {
-	records := make([]json.RawMessage, 0, len(ops))
-	deletes := 0
-	for i, op := range ops {
-		switch op.Kind {
-		case OpUpsert:
-			records = append(records, op.Record)
-		case OpDelete:
-			deletes++
-		default:
-			return fmt.Errorf("target connection %q: operation %d of the batch has no kind (a bug upstream)", s.connection, i)
-		}
-	}
-	if deletes > 0 {
-		return &DeletesNotConfiguredError{Connection: s.connection, Deletes: deletes}
-	}
-	return s.Send(ctx, records)
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.
