@@ -1,6 +1,7 @@
 // Package mailchimp is chimport's client for the Mailchimp Marketing API v3:
-// the ping, list and list-members endpoints, a members pager, typed errors
-// and a per-API-key concurrency limiter.
+// the ping, list and list-members endpoints, one member by subscriber hash
+// (Member; ErrMemberNotFound once the member is deleted for good), a
+// members pager, typed errors and a per-API-key concurrency limiter.
 //
 // Every request goes through one place (Client.call) that applies, in
 // order, the retry policy (internal/retry), the per-key Limiter (a slot is
@@ -12,7 +13,10 @@
 // for every caller. An *Error that retrying cannot fix says what to do
 // about it (Error.Advice), in its message and for the alert policy.
 //
-// Responses are decoded as streams, numbers in member documents stay
+// A members page is read into a pooled buffer and decoded by a parser that
+// builds exactly what encoding/json builds (and hands anything unusual to
+// encoding/json itself), because decoding is most of a sync's CPU and runs
+// while the request holds its slot. Numbers in member documents stay
 // json.Number, and the API key never appears in an error, a log line or a
 // URL: it travels only as the Basic auth password.
 package mailchimp
