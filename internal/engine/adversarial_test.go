@@ -546,8 +546,9 @@ func TestAdversarialTieChurnSweep(t *testing.T) {
 // page boundary then falls inside a busy second, whose members Mailchimp
 // may order any way: the run must stay within the requests that the page
 // and tie-group arithmetic allows (see busySecondsBound), and lose nothing.
+// It runs in every `make test` (a few seconds) with 30 changes a second;
+// `make soak` runs it too, and PER_SECOND and INCLUSIVE vary it by hand.
 func TestAdversarialBusySecondsCost(t *testing.T) {
-	skipUnlessSoak(t)
 	per := envInt("PER_SECOND", 30)
 	w := newWorld(t, worldOptions{members: 20000, seed: 15, inclusive: os.Getenv("INCLUSIVE") != ""})
 	ctx := context.Background()

@@ -27,6 +27,10 @@ import (
 // a page.
 const maxPageBody = 64 << 20
 
+// maxPreallocated bounds the buffer reserved from Content-Length: a page
+// of 1000 members with the usual fields is well under it.
+const maxPreallocated = 8 << 20
+
 var errPageTooLarge = errors.New("members response larger than 64 MiB")
 
 var pageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -50,8 +54,12 @@ func decodeMembersPage(resp *http.Response) (membersBody, error) {
 		}
 	}()
 	buf.Reset()
-	if resp.ContentLength > 0 && resp.ContentLength <= maxPageBody {
-		buf.Grow(int(resp.ContentLength))
+	// Content-Length is the server's word, not bytes received: trust it for
+	// a page's usual size only, so ten requests in flight cannot reserve
+	// 64 MiB each before a byte arrives. A larger body grows the buffer as
+	// it is read.
+	if resp.ContentLength > 0 {
+		buf.Grow(int(min(resp.ContentLength, maxPreallocated)))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxPageBody+1))
 	if err != nil {

@@ -84,6 +84,11 @@ func (q MembersQuery) Values() url.Values {
 // Member is one member document as Mailchimp sent it, decoded with
 // UseNumber so numbers (merge fields, ratings) keep their exact text.
 // Nested objects are map[string]any, arrays []any.
+//
+// The strings of a member decoded from a page share the page's memory
+// (see decode.go): keeping one (an id in a roster, say) past the page
+// keeps the whole page alive, so whatever outlives the page takes a
+// strings.Clone, or memory grows with the audience.
 type Member map[string]any
 
 // ID is the member id (MD5 of the lower-cased email), or "" if absent.
