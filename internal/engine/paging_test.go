@@ -361,3 +361,26 @@ func TestPagingFirstRoundAndSharedSlots(t *testing.T) {
 		}
 	})
 }
+
+// TestPagingStopsPlanningAtAFailedPage: once a page fails, the pass ends at
+// that page, so a failure costs at most the pages already on their way, not
+// the rest of the view. The default view here is some 32 pages of 100; the
+// 13th request fails for good (no retries in process), and at most the
+// planner's look-ahead (4 pages at 3 in flight) and the archived view's page
+// follow it. (The look-ahead bounds this even without the planner's stop on
+// failure; the stop keeps pages from being planned while earlier, slower
+// pages are still being taken.)
+func TestPagingStopsPlanningAtAFailedPage(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 3000, seed: 27, inProcess: true})
+	w.engine.PageSize, w.engine.Overlap, w.engine.PageConcurrency = 100, 5, 3
+	faults := make([]mcsim.Fault, 12) // FaultNone: the first 12 go through
+	w.sim.FailNext(append(faults, mcsim.FaultServerHTML)...)
+	sum, err := w.run(t, context.Background(), false)
+	if err == nil || sum.Completed {
+		t.Fatalf("run: completed %v, err %v; want it to fail at the 13th request", sum.Completed, err)
+	}
+	const lookAhead = 3 + 3/2
+	if limit := int64(13 + lookAhead + 1); sum.Requests > limit {
+		t.Errorf("%d requests after a failure at the 13th; want at most %d", sum.Requests, limit)
+	}
+}

@@ -39,6 +39,12 @@ type planner struct {
 	totalKnown chan struct{}
 	totalOnce  sync.Once
 	total      int
+
+	// failed is closed by the first fetch that fails, whether or not the
+	// total is known by then: the pass ends at that page, so planning more
+	// would only spend requests on pages nobody will look at.
+	failed     chan struct{}
+	failedOnce sync.Once
 }
 
 func newPlanner(v *viewPager) *planner {
@@ -56,6 +62,7 @@ func newPlanner(v *viewPager) *planner {
 		results:     make(chan fetched, ahead),
 		planned:     make(chan int, 1),
 		totalKnown:  make(chan struct{}),
+		failed:      make(chan struct{}),
 	}
 }
 
@@ -95,7 +102,14 @@ func (p *planner) plan(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		select {
+		case <-p.failed:
+			return
+		default:
+		}
+		select {
 		case p.ahead <- struct{}{}:
+		case <-p.failed:
+			return
 		case <-ctx.Done():
 			return
 		}
@@ -111,7 +125,10 @@ func (p *planner) fetch(ctx context.Context, i int) {
 	if err == nil {
 		p.setTotal(page.TotalItems)
 	} else {
-		p.setTotal(0) // stop planning; the sequencer reports the error
+		// Stop planning; the sequencer reports the error when it reaches
+		// this page, which comes before every page not yet planned.
+		p.setTotal(0)
+		p.failedOnce.Do(func() { close(p.failed) })
 	}
 	select {
 	case p.results <- fetched{index: i, offset: offset, page: page, err: err}:
