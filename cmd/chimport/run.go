@@ -129,7 +129,7 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 		ok := s.Result == state.ResultOK
 		out[i] = runJSON{
 			Connection: s.Connection, Result: s.Result, Completed: ok, Full: s.Full, Resumed: s.Resumed,
-			Read: s.Read, Delivered: s.Delivered, Requests: s.Requests, DurationSec: s.Duration.Seconds(),
+			Read: s.Read, Delivered: s.Delivered, Requests: s.MailchimpStats.Requests, DurationSec: s.Duration.Seconds(),
 			WindowStart: timeOrNil(s.WindowStart),
 		}
 		if ok {
@@ -158,7 +158,7 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		case s.Resumed:
 			result = "ok (resumed)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.Requests, s.Duration.Round(time.Millisecond), watermark)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.MailchimpStats.Requests, s.Duration.Round(time.Millisecond), watermark)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

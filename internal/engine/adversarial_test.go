@@ -109,7 +109,7 @@ func TestAdversarialChurnSweep(t *testing.T) {
 				o.seed, o.inclusive = int64(s), inc
 				sum, err, bad, first := runExperiment(t, o)
 				if testing.Verbose() && os.Getenv("QUIET") == "" {
-					t.Logf("config %d seed %d inc %v: completed %v err %v read %d delivered %d requests %d", ci, s, inc, sum.Completed, err, sum.Read, sum.Delivered, sum.Requests)
+					t.Logf("config %d seed %d inc %v: completed %v err %v read %d delivered %d requests %d", ci, s, inc, sum.Completed, err, sum.Read, sum.Delivered, sum.MailchimpStats.Requests)
 				}
 				if bad > 0 {
 					total++
@@ -138,7 +138,7 @@ func TestAdversarialChurnLikeFlake(t *testing.T) {
 				o.faultRate, o.faults = rate, []mcsim.Fault{mcsim.FaultRateLimit}
 			}
 			sum, err, bad, first := runExperiment(t, o)
-			t.Logf("seed %d inc %v: completed %v err %v read %d delivered %d requests %d bad %d", s, inc, sum.Completed, err, sum.Read, sum.Delivered, sum.Requests, bad)
+			t.Logf("seed %d inc %v: completed %v err %v read %d delivered %d requests %d bad %d", s, inc, sum.Completed, err, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, bad)
 			if bad > 0 {
 				t.Errorf("seed %d inc %v: %d bad; first: %s", s, inc, bad, first)
 			}
@@ -176,7 +176,7 @@ func TestAdversarialRandomSweep(t *testing.T) {
 		}
 		sum, err, bad, first := runExperiment(t, o)
 		if testing.Verbose() && os.Getenv("QUIET") == "" {
-			t.Logf("%+v: completed %v err %v read %d delivered %d requests %d bad %d", o, sum.Completed, err, sum.Read, sum.Delivered, sum.Requests, bad)
+			t.Logf("%+v: completed %v err %v read %d delivered %d requests %d bad %d", o, sum.Completed, err, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, bad)
 		}
 		if bad > 0 {
 			fails++
@@ -219,7 +219,7 @@ func TestAdversarialUnstableTieOrderLosesMembers(t *testing.T) {
 			sum, err := w.run(t, ctx, false)
 			bad, first := w.badBeforeWatermark(t)
 			t.Logf("second run: completed %v, read %d, delivered %d of 600 changed, %d requests, err %v; %d members before the watermark missing",
-				sum.Completed, sum.Read, sum.Delivered, sum.Requests, err, bad)
+				sum.Completed, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, err, bad)
 			if bad > 0 {
 				t.Errorf("with an unstable order among equal last_changed values, %d members before the watermark are missing; first: %s", bad, first)
 			}
@@ -367,7 +367,7 @@ func TestAdversarialTieGroupCheckpointClaims(t *testing.T) {
 	job := w.job(t)
 	job.BatchSize = 7
 	sum, err := w.engine.Run(ctx, job)
-	t.Logf("run: completed %v, read %d, delivered %d, %d requests, err %v", sum.Completed, sum.Read, sum.Delivered, sum.Requests, err)
+	t.Logf("run: completed %v, read %d, delivered %d, %d requests, err %v", sum.Completed, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, err)
 	cs.mu.Lock()
 	for i, b := range cs.bad {
 		if i < 3 {
@@ -444,7 +444,7 @@ func TestAdversarialTieGroupRestartSkipsGroup(t *testing.T) {
 	w.engine.PageSize, w.engine.Overlap, w.engine.PageConcurrency = 100, 10, 1
 	sum, err := w.run(t, ctx, false)
 	t.Logf("run: completed %v, read %d, delivered %d, %d requests (%d natural order), err %v",
-		sum.Completed, sum.Read, sum.Delivered, sum.Requests, proxy.natural.Load(), err)
+		sum.Completed, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, proxy.natural.Load(), err)
 	if bad, first := w.badBeforeWatermark(t); bad > 0 {
 		t.Errorf("%d members before the watermark missing; first: %s", bad, first)
 	}
@@ -485,7 +485,7 @@ func TestAdversarialTieGroupDedupeSkipsNextSecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad, first := w.badBeforeWatermark(t)
-	t.Logf("run: read %d, delivered %d of 130 changed, %d requests; %d missing", sum.Read, sum.Delivered, sum.Requests, bad)
+	t.Logf("run: read %d, delivered %d of 130 changed, %d requests; %d missing", sum.Read, sum.Delivered, sum.MailchimpStats.Requests, bad)
 	if bad > 0 {
 		t.Errorf("%d members before the watermark missing; first: %s", bad, first)
 	}
@@ -582,9 +582,9 @@ func TestAdversarialBusySecondsCost(t *testing.T) {
 	e := w.engine.withDefaults()
 	bound := busySecondsBound(inWindow, per, e.PageSize, e.Overlap)
 	t.Logf("%d changes, %d per second: read %d, delivered %d, %d requests (bound %d), %v",
-		changed, per, sum.Read, sum.Delivered, sum.Requests, bound, time.Since(start))
-	if sum.Requests > int64(bound) {
-		t.Errorf("%d requests for %d members in busy seconds of %d; want at most %d", sum.Requests, inWindow, per, bound)
+		changed, per, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, bound, time.Since(start))
+	if sum.MailchimpStats.Requests > int64(bound) {
+		t.Errorf("%d requests for %d members in busy seconds of %d; want at most %d", sum.MailchimpStats.Requests, inWindow, per, bound)
 	}
 	if bad, first := w.badBeforeWatermark(t); bad > 0 {
 		t.Errorf("%d bad; %s", bad, first)

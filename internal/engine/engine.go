@@ -116,9 +116,8 @@ type Summary struct {
 	Completed   bool      // the watermark moved to WindowEnd
 	Read        int64     // members received from Mailchimp (page overlaps included)
 	Delivered   int64     // records acknowledged by the target
-	Requests    int64     // Mailchimp HTTP requests, retries included (MailchimpStats.Requests)
-	// MailchimpStats counts this run's Mailchimp traffic: attempts,
-	// retries and responses by status.
+	// MailchimpStats counts this run's Mailchimp traffic: HTTP requests
+	// (retries included), retries, and responses by status.
 	MailchimpStats mailchimp.Stats
 	Started        time.Time
 	Duration       time.Duration
@@ -161,7 +160,6 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	sum := Summary{Connection: job.Connection, Full: job.Full, Started: started}
 	countRequests := func() {
 		sum.MailchimpStats = statsSince(job.Mailchimp.Stats(), statsBefore)
-		sum.Requests = sum.MailchimpStats.Requests
 	}
 	// finish is every way out of Run: the result is set here and nowhere
 	// else, after the run history was written with the same value.
@@ -251,7 +249,7 @@ func (e *Engine) complete(ctx context.Context, job Job, sum *Summary) error {
 	return e.Store.CompleteRun(ctx, state.Run{
 		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
-		Result: state.ResultOK, Read: sum.Read, Delivered: sum.Delivered, Requests: sum.Requests,
+		Result: state.ResultOK, Read: sum.Read, Delivered: sum.Delivered, Requests: sum.MailchimpStats.Requests,
 	})
 }
 
@@ -276,7 +274,7 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, a *attempt, ru
 		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),
 		WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Full: job.Full,
 		Result: resultOf(ctx, runErr), Read: sum.Read, Delivered: sum.Delivered,
-		Requests: sum.Requests, Error: runErr.Error(),
+		Requests: sum.MailchimpStats.Requests, Error: runErr.Error(),
 	}))
 	if err := errors.Join(errs...); err != nil {
 		return errors.Join(runErr, fmt.Errorf("recording the failure: %w", err))

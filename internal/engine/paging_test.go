@@ -83,8 +83,8 @@ func TestPagingChangesAndNoChange(t *testing.T) {
 		if err != nil || !third.WindowEnd.After(second.WindowEnd) {
 			t.Fatalf("no-change run: window end %s -> %s, err %v", second.WindowEnd, third.WindowEnd, err)
 		}
-		if third.Requests != 2 || w.target.Stats().Requests != 0 {
-			t.Errorf("no-change run: %d Mailchimp requests, %d batches; want 2 (one a view) and none", third.Requests, w.target.Stats().Requests)
+		if third.MailchimpStats.Requests != 2 || w.target.Stats().Requests != 0 {
+			t.Errorf("no-change run: %d Mailchimp requests, %d batches; want 2 (one a view) and none", third.MailchimpStats.Requests, w.target.Stats().Requests)
 		}
 		w.checkPolite(t)
 	})
@@ -177,7 +177,7 @@ func testPagingChurn(t *testing.T, seed int64, inclusive, unstable bool) {
 	w.sim.SetChurnPerRequest(testList, 10)
 	sum, err := w.run(t, ctx, false)
 	w.checkWatermarkHonest(t)
-	t.Logf("under churn: completed %v, read %d, delivered %d, %d requests, err %v", sum.Completed, sum.Read, sum.Delivered, sum.Requests, err)
+	t.Logf("under churn: completed %v, read %d, delivered %d, %d requests, err %v", sum.Completed, sum.Read, sum.Delivered, sum.MailchimpStats.Requests, err)
 	w.sim.SetChurnPerRequest(testList, 0)
 	w.pass()
 	if _, err := w.run(t, ctx, false); err != nil {
@@ -356,8 +356,8 @@ func TestPagingFirstRoundAndSharedSlots(t *testing.T) {
 		job := fresh.job(t)
 		job.Mailchimp = fresh.sim.Source("ffffffffffffffffffffffffffffffff-us6")
 		sum, err := fresh.engine.Run(context.Background(), job)
-		if !mailchimp.IsKind(err, mailchimp.KindAuth) || sum.Requests > 2 {
-			t.Errorf("wrong key: %d requests, err %v; want at most 2 and an auth error", sum.Requests, err)
+		if !mailchimp.IsKind(err, mailchimp.KindAuth) || sum.MailchimpStats.Requests > 2 {
+			t.Errorf("wrong key: %d requests, err %v; want at most 2 and an auth error", sum.MailchimpStats.Requests, err)
 		}
 	})
 }
@@ -380,7 +380,7 @@ func TestPagingStopsPlanningAtAFailedPage(t *testing.T) {
 		t.Fatalf("run: completed %v, err %v; want it to fail at the 13th request", sum.Completed, err)
 	}
 	const lookAhead = 3 + 3/2
-	if limit := int64(13 + lookAhead + 1); sum.Requests > limit {
-		t.Errorf("%d requests after a failure at the 13th; want at most %d", sum.Requests, limit)
+	if limit := int64(13 + lookAhead + 1); sum.MailchimpStats.Requests > limit {
+		t.Errorf("%d requests after a failure at the 13th; want at most %d", sum.MailchimpStats.Requests, limit)
 	}
 }

@@ -122,7 +122,7 @@ func TestUnstableTieOrderLosesNothing(t *testing.T) {
 			if err != nil || !sum.Completed {
 				t.Fatalf("run: completed %v, err %v", sum.Completed, err)
 			}
-			t.Logf("read %d, delivered %d for 5,300 changes in %d requests", sum.Read, sum.Delivered, sum.Requests)
+			t.Logf("read %d, delivered %d for 5,300 changes in %d requests", sum.Read, sum.Delivered, sum.MailchimpStats.Requests)
 			w.checkInSync(t)
 			w.checkWatermarkHonest(t)
 		})
