@@ -42,6 +42,14 @@ func CheckLease(l Lease) error {
 	return nil
 }
 
+// CheckRenew validates RenewLease's arguments and returns the new expiry.
+func CheckRenew(l Lease, now time.Time, ttl time.Duration) (time.Time, error) {
+	if err := CheckLease(l); err != nil {
+		return time.Time{}, err
+	}
+	return CheckClaim(l.Owner, now, ttl)
+}
+
 // CheckAlert validates SetAlert's arguments.
 func CheckAlert(kind string, open bool, at time.Time) error {
 	switch {

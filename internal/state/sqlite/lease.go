@@ -44,10 +44,7 @@ func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Tim
 // RenewLease implements state.Store.
 func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time, ttl time.Duration) (state.Lease, error) {
 	const op = "renew lease"
-	if err := state.CheckLease(lease); err != nil {
-		return state.Lease{}, opError(op, lease.Connection, err)
-	}
-	exp, err := state.CheckClaim(lease.Owner, now, ttl)
+	exp, err := state.CheckRenew(lease, now, ttl)
 	if err != nil {
 		return state.Lease{}, opError(op, lease.Connection, err)
 	}
