@@ -31,6 +31,9 @@ type ConnectionState struct {
 	// to when it was opened; nil when none is open. Only SetAlert changes
 	// it.
 	Alerts map[string]time.Time
+	// Roster describes the connection's roster of member ids; see
+	// Rosters.
+	Roster RosterState
 }
 
 // Checkpoint records how far a part-way run got, so a large first sync that
@@ -211,6 +214,10 @@ type Store interface {
 	// closing a closed one changes nothing and returns false. at is
 	// ignored when closing.
 	SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (changed bool, err error)
+
+	// Rosters keeps each connection's roster of member ids, the record of
+	// what the target holds.
+	Rosters
 
 	Close() error
 }
