@@ -40,6 +40,16 @@ type attempt struct {
 	// keyKnownGood is set when the connection has completed a run before,
 	// so requests may be sent before the first answer proves the key.
 	keyKnownGood bool
+	// countViews asks Mailchimp for each view's count beside the window's
+	// first requests, for the run's check that no member left (mirror.go);
+	// not needed when the run reconciles anyway.
+	countViews bool
+	counts     viewCounts
+	// keyProven is closed by the first page Mailchimp answers: until then
+	// a connection that never succeeded sends no count, so a rejected key
+	// costs one request a view, not two.
+	keyProven     chan struct{}
+	keyProvenOnce sync.Once
 
 	mu     sync.Mutex
 	totals map[string]int64 // first total_items per view
@@ -51,12 +61,14 @@ type attempt struct {
 func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint) *attempt {
 	a := &attempt{
 		engine: e, job: job, sum: sum, totals: map[string]int64{},
+		counts:        viewCounts{counts: map[string]int{}},
+		keyProven:     make(chan struct{}),
 		requests:      make(chan struct{}, e.PageConcurrency),
 		checkpointDue: make(chan struct{}, 1),
 		logger:        e.Logger.With("connection", job.Connection),
 	}
-	a.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, func(n int) {
-		a.delivered.Add(int64(n))
+	a.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, e.rosterWriter(job), func(b *batch) {
+		a.delivered.Add(int64(len(b.ops)))
 		a.reportProgress()
 	})
 	for _, v := range viewsFor(job.Statuses) {
@@ -111,11 +123,17 @@ func (a *attempt) execute(ctx context.Context) error {
 	}()
 
 	viewErrs := make([]error, len(a.views))
-	var wg sync.WaitGroup
+	var wg, counting sync.WaitGroup
+	viewsDone := make(chan struct{})
 	for i, v := range a.views {
+		if a.countViews {
+			counting.Go(func() { a.count(vctx, v.view, viewsDone) })
+		}
 		wg.Go(func() { viewErrs[i] = v.page(vctx) })
 	}
 	wg.Wait()
+	close(viewsDone)
+	counting.Wait()
 	a.delivery.close()
 	if err := <-deliveryErr; err != nil {
 		return err

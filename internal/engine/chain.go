@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/target"
 )
 
@@ -174,11 +175,15 @@ func (v *viewPager) claim(last time.Time) time.Time {
 func (v *viewPager) handOver(ctx context.Context, position time.Time, fresh []mailchimp.Member) error {
 	ack := v.progress.open(position, len(fresh))
 	for _, m := range fresh {
+		id, err := state.ParseMemberID(m.ID())
+		if err != nil {
+			return fmt.Errorf("mailchimp sent a member whose id is not an MD5: %w", err)
+		}
 		body, err := v.attempt.job.Mapping.Append(nil, m)
 		if err != nil {
 			return err
 		}
-		if err := v.attempt.delivery.send(ctx, change{op: target.Upsert(body), page: ack}); err != nil {
+		if err := v.attempt.delivery.send(ctx, change{op: target.Upsert(body), member: id, page: ack}); err != nil {
 			return err
 		}
 	}

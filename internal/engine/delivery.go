@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/target"
 )
 
@@ -99,18 +101,29 @@ func (v *viewProgress) snapshot() (time.Time, bool) {
 	return v.position, v.complete
 }
 
-// change is one operation on its way to the target, and the page whose
-// checkpoint waits for it.
+// change is one operation on its way to the target, the member it is
+// about, and the page whose checkpoint waits for it (nil for a reconcile's
+// deletes, which no checkpoint waits for).
 type change struct {
-	op   target.Op
-	page *pageAck
+	op     target.Op
+	member state.MemberID
+	page   *pageAck
 }
 
-// batch is what one Apply carries, and which pages to acknowledge after it.
+// batch is what one Apply carries, which members it upserts and deletes,
+// and which pages to acknowledge after it.
 type batch struct {
-	ops  []target.Op
-	acks map[*pageAck]int
+	ops              []target.Op
+	upserts, deletes []state.MemberID
+	acks             map[*pageAck]int
 }
+
+// rosterWriter records a batch in the connection's roster: the members a
+// batch upserts before it is sent, the members it deletes once the target
+// has acknowledged them. So the roster never misses a member the target
+// may hold: a crash between the write and the send leaves an id too many
+// (harmless: a later delete of a gone member), never one too few.
+type rosterWriter func(ctx context.Context, c state.RosterChange) error
 
 // delivery groups operations into batches of batchSize and applies them
 // with `workers` concurrent requests. It runs beside Mailchimp paging, so a
@@ -120,10 +133,11 @@ type delivery struct {
 	batchSize int
 	workers   int
 	in        chan change
-	onSent    func(n int)
+	roster    rosterWriter
+	onSent    func(b *batch)
 }
 
-func newDelivery(sink Sink, batchSize, workers int, onSent func(int)) *delivery {
+func newDelivery(sink Sink, batchSize, workers int, roster rosterWriter, onSent func(*batch)) *delivery {
 	return &delivery{
 		sink:      sink,
 		batchSize: batchSize,
@@ -134,6 +148,7 @@ func newDelivery(sink Sink, batchSize, workers int, onSent func(int)) *delivery 
 		// a goroutine switch per operation, and is allocated whole for
 		// every run, of which serve and run may have hundreds at once.
 		in:     make(chan change, min(batchSize, 128)),
+		roster: roster,
 		onSent: onSent,
 	}
 }
@@ -159,52 +174,85 @@ func (d *delivery) deliver(ctx context.Context) error {
 	batches := make(chan batch, d.workers)
 	g.Go(func() error {
 		defer close(batches)
-		cur := batch{acks: map[*pageAck]int{}}
-		flush := func() error {
-			if len(cur.ops) == 0 {
-				return nil
-			}
-			select {
-			case batches <- cur:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			cur = batch{ops: make([]target.Op, 0, d.batchSize), acks: map[*pageAck]int{}}
-			return nil
-		}
-		for {
-			select {
-			case c, ok := <-d.in:
-				if !ok {
-					return flush()
-				}
-				cur.ops = append(cur.ops, c.op)
-				cur.acks[c.page]++
-				if len(cur.ops) >= d.batchSize {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
+		return d.gather(ctx, batches)
 	})
 	for range d.workers {
 		g.Go(func() error {
 			for b := range batches {
-				if err := d.sink.Apply(ctx, b.ops); err != nil {
+				if err := d.apply(ctx, &b); err != nil {
 					return err
-				}
-				for p, n := range b.acks {
-					p.view.ack(p, n)
-				}
-				if d.onSent != nil {
-					d.onSent(len(b.ops))
 				}
 			}
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// gather groups operations into batches. A batch's upserts enter the
+// roster here, one write per batch, before the batch can be sent: the
+// batcher writes while the workers send the batches before it.
+func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
+	cur := batch{acks: map[*pageAck]int{}}
+	flush := func() error {
+		if len(cur.ops) == 0 {
+			return nil
+		}
+		if len(cur.upserts) > 0 {
+			if err := d.roster(ctx, state.RosterChange{Add: cur.upserts}); err != nil {
+				return fmt.Errorf("recording members in the roster before sending them: %w", err)
+			}
+		}
+		select {
+		case batches <- cur:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		cur = batch{ops: make([]target.Op, 0, d.batchSize), acks: map[*pageAck]int{}}
+		return nil
+	}
+	for {
+		select {
+		case c, ok := <-d.in:
+			if !ok {
+				return flush()
+			}
+			cur.ops = append(cur.ops, c.op)
+			if c.op.Kind == target.OpDelete {
+				cur.deletes = append(cur.deletes, c.member)
+			} else {
+				cur.upserts = append(cur.upserts, c.member)
+			}
+			if c.page != nil {
+				cur.acks[c.page]++
+			}
+			if len(cur.ops) >= d.batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// apply sends one batch, then acknowledges its pages and takes its deleted
+// members out of the roster.
+func (d *delivery) apply(ctx context.Context, b *batch) error {
+	if err := d.sink.Apply(ctx, b.ops); err != nil {
+		return err
+	}
+	if len(b.deletes) > 0 {
+		if err := d.roster(ctx, state.RosterChange{Remove: b.deletes}); err != nil {
+			return fmt.Errorf("taking members the target deleted out of the roster: %w", err)
+		}
+	}
+	for p, n := range b.acks {
+		p.view.ack(p, n)
+	}
+	if d.onSent != nil {
+		d.onSent(b)
+	}
+	return nil
 }

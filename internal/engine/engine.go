@@ -73,8 +73,15 @@ type Job struct {
 	Mapping   *mapping.Mapping
 	BatchSize int
 	// Full ignores the watermark and any checkpoint: the whole audience
-	// is read again.
+	// is read again, and reconciled.
 	Full bool
+	// Reconcile makes the run reconcile the roster with Mailchimp after
+	// its window, whatever the counts say (`chimport run --reconcile`).
+	Reconcile bool
+	// ReconcileEvery is the longest a connection goes without a
+	// reconcile, even when Mailchimp's counts agree with the roster.
+	// Default DefaultReconcileEvery (24h).
+	ReconcileEvery time.Duration
 
 	// LeaseToken is the fencing token of the lease `serve` holds for this
 	// run; 0 for a run without a lease (`chimport run`). With a token, the
@@ -116,6 +123,20 @@ type Summary struct {
 	Completed   bool      // the watermark moved to WindowEnd
 	Read        int64     // members received from Mailchimp (page overlaps included)
 	Delivered   int64     // records acknowledged by the target
+	// Members is the size of the connection's roster at the end of the
+	// run: the members the target holds.
+	Members int64
+	// Reconciled says the run reconciled the roster with Mailchimp, and
+	// ReconcileReason why: "build" (the connection had no roster yet),
+	// "full" (a full re-sync), "asked" (Job.Reconcile), "due" (reconcile_every passed), "counts"
+	// (the roster held more ids than Mailchimp has members) or "learn"
+	// (finding out whether the default view holds archived members).
+	Reconciled      bool
+	ReconcileReason string
+	// Tombstoned counts the members that left the target in this run:
+	// tombstones or DELETEs it acknowledged, or, with deletes off, members
+	// dropped from the roster without a word to it.
+	Tombstoned int64
 	// MailchimpStats counts this run's Mailchimp traffic: HTTP requests
 	// (retries included), retries, and responses by status.
 	MailchimpStats mailchimp.Stats
@@ -177,6 +198,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	if err != nil {
 		return finish(err)
 	}
+	forced := forcedReason(job, st, started)
 	// The window end comes from our clock, and each response's Date header
 	// proves it lies in Mailchimp's past. If our clock runs ahead, learn
 	// Mailchimp's time and try once more.
@@ -192,6 +214,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		}
 		a := e.newAttempt(job, &sum, cp)
 		a.keyKnownGood = !st.LastSuccess.IsZero()
+		a.countViews = forced == ""
 		err = a.execute(ctx)
 		var ahead *clockAheadError
 		if errors.As(err, &ahead) && try == 0 {
@@ -202,6 +225,9 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		}
 		sum.Read += a.read.Load()
 		sum.Delivered += a.delivered.Load()
+		if err == nil {
+			err = e.mirror(ctx, job, st, &sum, a)
+		}
 		countRequests()
 		if err != nil {
 			return finish(e.fail(ctx, job, &sum, a, err))
@@ -221,6 +247,14 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.Connec
 	}
 	if err := e.Store.StartRun(ctx, job.Connection, sum.Started); err != nil {
 		return st, nil, err
+	}
+	if !st.Roster.Kept && freshConnection(st) {
+		// Nothing was ever delivered, so the roster starts empty and
+		// exact: as good as reconciled now.
+		if err := e.Store.UpdateRoster(ctx, job.Connection, state.RosterChange{Reconciled: sum.Started}); err != nil {
+			return st, nil, err
+		}
+		st.Roster.Kept, st.Roster.LastReconcile = true, sum.Started
 	}
 	if !job.Full {
 		sum.WindowStart = st.Watermark

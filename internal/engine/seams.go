@@ -25,6 +25,11 @@ type Store interface {
 	AddFailure(ctx context.Context, f state.Failure) error
 	CompleteRun(ctx context.Context, run state.Run) error
 	FailRun(ctx context.Context, run state.Run) error
+
+	// The roster (state.Rosters): the members that may be in the target.
+	UpdateRoster(ctx context.Context, name string, c state.RosterChange) error
+	Roster(ctx context.Context, name string) ([]state.MemberID, error)
+	RosterSize(ctx context.Context, name string) (int64, error)
 }
 
 // MemberSource is what the engine needs of Mailchimp. *mailchimp.Client is
@@ -37,8 +42,8 @@ type MemberSource interface {
 	// Member reads one member by subscriber hash, whatever its status
 	// (archived members come back with status "archived"); once the member
 	// is deleted for good the error matches mailchimp.ErrMemberNotFound.
-	// Nothing calls it yet: finding deletions and fetching what a webhook
-	// names will.
+	// A reconcile confirms with it that a member its scan did not see is
+	// gone before anything is deleted.
 	Member(ctx context.Context, listID, subscriberHash string, fields []string) (mailchimp.Member, error)
 	// Stats counts the requests made so far; a run reports the difference
 	// between its start and its end.
@@ -48,7 +53,9 @@ type MemberSource interface {
 // Sink is what the engine needs of the target: apply a batch of
 // operations (upserts of records, deletes of record ids), returning nil
 // once the target has accepted all of them. It must be safe for concurrent
-// use; the engine sends several batches at once. Today runs only upsert.
+// use; the engine sends several batches at once. How a delete reaches the
+// target (a tombstone record, a DELETE request, or not at all) is the
+// sink's business: the engine only says which members left.
 type Sink interface {
 	Apply(ctx context.Context, ops []target.Op) error
 }

@@ -129,6 +129,7 @@ func (v *viewPager) fetch(ctx context.Context, offset int) (*mailchimp.MembersPa
 	if err != nil {
 		return nil, err
 	}
+	v.attempt.provenKey()
 	if !page.ServerTime.IsZero() && page.ServerTime.Add(-time.Second).Before(v.before) {
 		return nil, &clockAheadError{windowEnd: v.before, serverTime: page.ServerTime}
 	}
