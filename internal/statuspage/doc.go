@@ -1,6 +1,7 @@
 // Package statuspage renders chimport serve's HTML status page: one row per
-// connection with its lag, last success, last error and next run, lagging
-// connections first and highlighted.
+// connection with its lag, last success, members in the target (and when
+// they were last reconciled with Mailchimp), last error and next run,
+// lagging connections first and highlighted.
 //
 // The page is for a person glancing at a browser tab, so it is a single
 // self-contained document: html/template (every value escaped), inline CSS,

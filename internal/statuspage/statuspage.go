@@ -26,6 +26,13 @@ type Row struct {
 	Lag *time.Duration
 	// LastSuccess is when the last completed run finished; nil if none did.
 	LastSuccess *time.Time
+	// Members is how many members the target holds (the size of the
+	// connection's roster); nil while the connection keeps no roster,
+	// which its next run builds.
+	Members *int64
+	// LastReconcile is when a run last compared the target with Mailchimp
+	// and deleted the members that left; nil if none did.
+	LastReconcile *time.Time
 	// NextRun is when the scheduler will next start a run; nil if it has
 	// none planned.
 	NextRun *time.Time
@@ -109,7 +116,9 @@ type rowView struct {
 	Icon                 string // beside Status, hidden from screen readers, which read Status
 	Status               string
 	Lag                  string // "" if never synced
+	Members              string // "" if the connection keeps no roster yet
 	LastSuccess, NextRun when
+	Reconciled           when
 	Error, ErrorShort    string
 }
 
@@ -149,7 +158,11 @@ func newPageData(rows []Row, now time.Time) pageData {
 		if r.Lag != nil {
 			v.Lag = human.Duration(*r.Lag)
 		}
+		if r.Members != nil {
+			v.Members = count(*r.Members)
+		}
 		v.LastSuccess = past(r.LastSuccess, now)
+		v.Reconciled = past(r.LastReconcile, now)
 		v.NextRun = future(r.NextRun, now)
 		d.Rows = append(d.Rows, v)
 	}
@@ -190,6 +203,24 @@ func absolute(t, now time.Time) when {
 		layout = "15:04 UTC"
 	}
 	return when{ISO: t.Format(time.RFC3339), Full: t.Format("2006-01-02 15:04:05 UTC"), Text: t.Format(layout)}
+}
+
+// count writes n with a comma between thousands: a member count is read
+// at a glance.
+func count(n int64) string {
+	digits := strconv.FormatInt(n, 10)
+	sign := ""
+	if n < 0 {
+		sign, digits = "-", digits[1:]
+	}
+	var b strings.Builder
+	for i, d := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return sign + b.String()
 }
 
 // truncate cuts s to at most n characters, marking the cut. It cuts after

@@ -23,10 +23,12 @@ var longError = `target "shop-eu": POST https://api.example.com/v2/contacts/batc
 // an order the page changes: the lagging one is last.
 func sampleRows() []Row {
 	return []Row{
-		{Name: "shop-eu", Lag: ptr(42 * time.Minute), LastSuccess: ptr(now.Add(-44 * time.Minute)), NextRun: ptr(now.Add(48 * time.Minute)), LastError: longError},
+		{Name: "shop-eu", Lag: ptr(42 * time.Minute), LastSuccess: ptr(now.Add(-44 * time.Minute)), NextRun: ptr(now.Add(48 * time.Minute)), LastError: longError,
+			Members: ptr(int64(48213)), LastReconcile: ptr(now.Add(-3 * time.Hour))},
 		{Name: "loyalty", NextRun: ptr(now.Add(2 * time.Minute))},
 		{Name: "newsletter", Lag: ptr(3*time.Hour + 12*time.Minute), LastSuccess: ptr(now.Add(-3*time.Hour - 15*time.Minute)), NextRun: ptr(now.Add(4 * time.Minute)),
-			LastError: "mailchimp: GET /lists/a1b2c3/members: 503 Service Unavailable (gave up after 6 attempts)", Lagging: true},
+			LastError: "mailchimp: GET /lists/a1b2c3/members: 503 Service Unavailable (gave up after 6 attempts)", Lagging: true,
+			Members: ptr(int64(1_250_000))},
 	}
 }
 
@@ -58,6 +60,10 @@ func TestPage(t *testing.T) {
 		`<td class="num lag">3h12m</td>`,
 		`<time datetime="2026-03-04T01:51:07Z" title="2026-03-04 01:51:07 UTC">01:51 UTC</time><span class="sub">3h15m ago</span>`,
 		`<time datetime="2026-03-04T05:10:07Z" title="2026-03-04 05:10:07 UTC">05:10 UTC</time><span class="sub">in 4m</span>`,
+		// Members in the target, and when they were last reconciled.
+		`<td class="members"><span class="num">48,213</span><span class="sub">reconciled <time datetime="2026-03-04T02:06:07Z" title="2026-03-04 02:06:07 UTC">3h ago</time></span></td>`,
+		`<td class="members"><span class="num">1,250,000</span><span class="sub">never reconciled</span></td>`,
+		`<td class="members"><span class="muted" title="the next run counts them">not counted yet</span></td>`,
 		// Never synced.
 		`<td class="num lag"><span class="muted">never synced</span></td>`,
 		`<span class="badge never"><span aria-hidden="true">○</span> Not synced yet</span>`,
@@ -151,6 +157,14 @@ func TestTimesAndTruncation(t *testing.T) {
 	}
 	if got := future(nil, now); got.ISO != "" || got.Text != "not scheduled" {
 		t.Errorf("no next run = %+v", got)
+	}
+	for _, tt := range []struct {
+		in   int64
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {48213, "48,213"}, {1234567, "1,234,567"}, {-12345, "-12,345"}} {
+		if got := count(tt.in); got != tt.want {
+			t.Errorf("count(%d) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 	for _, tt := range []struct{ in, want string }{
 		{"short", "short"},
