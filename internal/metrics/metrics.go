@@ -25,6 +25,8 @@ type Metrics struct {
 	runs        *prometheus.CounterVec
 	read        *prometheus.CounterVec
 	delivered   *prometheus.CounterVec
+	tombstoned  *prometheus.CounterVec
+	members     *prometheus.GaugeVec
 	duration    *prometheus.HistogramVec
 	mcRequests  *prometheus.CounterVec
 	mcRetries   prometheus.Counter
@@ -56,6 +58,14 @@ func New() *Metrics {
 			Name: "chimport_members_delivered_total",
 			Help: "Records the target acknowledged.",
 		}, []string{"connection"}),
+		tombstoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chimport_members_tombstoned_total",
+			Help: "Members that left the target (deleted for good, changed address or out of the status filter): deletes the target acknowledged, or, with deletes off, members dropped from the roster.",
+		}, []string{"connection"}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chimport_roster_members",
+			Help: "Members in the target: the size of the connection's roster, as its last run counted it. Absent until a run built the roster.",
+		}, []string{"connection"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "chimport_run_duration_seconds",
 			Help:    "How long runs took, whatever their result.",
@@ -74,7 +84,7 @@ func New() *Metrics {
 			Help: "Lag checks this process finished: every connection measured and its lag policy applied. A rate of 0 means lag alerts have stopped.",
 		}),
 	}
-	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.duration, m.mcRequests, m.mcRetries, m.lagChecks,
+	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.tombstoned, m.members, m.duration, m.mcRequests, m.mcRetries, m.lagChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,9 +101,10 @@ func (m *Metrics) Handler() http.Handler {
 
 // ObserveRun counts one finished run of connection: its result (the
 // engine's Summary.Result: state.ResultOK, ResultFailed or
-// ResultCancelled), the members it read and delivered, how long it took,
-// and mc, its share of the Mailchimp client's counters.
-func (m *Metrics) ObserveRun(connection, result string, read, delivered int64, d time.Duration, mc mailchimp.Stats) {
+// ResultCancelled), the members it read and delivered, the members that
+// left the target (Summary.Tombstoned), how long it took, and mc, its
+// share of the Mailchimp client's counters.
+func (m *Metrics) ObserveRun(connection, result string, read, delivered, tombstoned int64, d time.Duration, mc mailchimp.Stats) {
 	// Every result starts at 0, so rate() and increase() work from the
 	// first failure instead of from the second.
 	for _, r := range []string{state.ResultOK, state.ResultFailed, state.ResultCancelled} {
@@ -102,6 +113,7 @@ func (m *Metrics) ObserveRun(connection, result string, read, delivered int64, d
 	m.runs.WithLabelValues(connection, result).Inc()
 	m.read.WithLabelValues(connection).Add(float64(max(read, 0)))
 	m.delivered.WithLabelValues(connection).Add(float64(max(delivered, 0)))
+	m.tombstoned.WithLabelValues(connection).Add(float64(max(tombstoned, 0)))
 	m.duration.WithLabelValues(connection).Observe(d.Seconds())
 	for status, n := range mc.ByStatus {
 		if n > 0 {
@@ -143,6 +155,17 @@ func (m *Metrics) SetLastSuccess(connection string, t time.Time) {
 	m.lastSuccess.WithLabelValues(connection).Set(float64(t.UnixNano()) / 1e9)
 }
 
+// SetRosterMembers records the members in connection's target (its
+// roster's size). When the connection keeps no roster yet the series is
+// removed: a 0 would read as an empty target.
+func (m *Metrics) SetRosterMembers(connection string, members int64, known bool) {
+	if !known {
+		m.members.DeleteLabelValues(connection)
+		return
+	}
+	m.members.WithLabelValues(connection).Set(float64(members))
+}
+
 // Forget removes every series of connection, for one that left the
 // configuration. The process-wide Mailchimp counters keep their counts.
 func (m *Metrics) Forget(connection string) {
@@ -152,5 +175,7 @@ func (m *Metrics) Forget(connection string) {
 	m.runs.DeletePartialMatch(labels)
 	m.read.DeletePartialMatch(labels)
 	m.delivered.DeletePartialMatch(labels)
+	m.tombstoned.DeletePartialMatch(labels)
+	m.members.DeletePartialMatch(labels)
 	m.duration.DeletePartialMatch(labels)
 }

@@ -10,14 +10,15 @@ import (
 
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/state"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestObserveRun(t *testing.T) {
 	m := New()
-	m.ObserveRun("shop", state.ResultOK, 120, 118, 42*time.Second, mailchimp.Stats{Requests: 5, Retries: 2, ByStatus: map[int]int64{200: 3, 429: 1, 0: 1}})
-	m.ObserveRun("shop", state.ResultFailed, 10, 0, 2*time.Hour, mailchimp.Stats{Requests: 2, Retries: 1, ByStatus: map[int]int64{503: 2}})
-	m.ObserveRun("news", state.ResultCancelled, 0, 0, time.Second, mailchimp.Stats{})
+	m.ObserveRun("shop", state.ResultOK, 120, 118, 7, 42*time.Second, mailchimp.Stats{Requests: 5, Retries: 2, ByStatus: map[int]int64{200: 3, 429: 1, 0: 1}})
+	m.ObserveRun("shop", state.ResultFailed, 10, 0, 2, 2*time.Hour, mailchimp.Stats{Requests: 2, Retries: 1, ByStatus: map[int]int64{503: 2}})
+	m.ObserveRun("news", state.ResultCancelled, 0, 0, 0, time.Second, mailchimp.Stats{})
 
 	want := `
 # HELP chimport_runs_total Runs this process finished, by result (ok, failed, cancelled).
@@ -36,6 +37,10 @@ chimport_members_read_total{connection="shop"} 130
 # TYPE chimport_members_delivered_total counter
 chimport_members_delivered_total{connection="news"} 0
 chimport_members_delivered_total{connection="shop"} 118
+# HELP chimport_members_tombstoned_total Members that left the target (deleted for good, changed address or out of the status filter): deletes the target acknowledged, or, with deletes off, members dropped from the roster.
+# TYPE chimport_members_tombstoned_total counter
+chimport_members_tombstoned_total{connection="news"} 0
+chimport_members_tombstoned_total{connection="shop"} 9
 # HELP chimport_mailchimp_requests_total Mailchimp HTTP attempts, retries included, by response status; status="none" when there was no response (transport error).
 # TYPE chimport_mailchimp_requests_total counter
 chimport_mailchimp_requests_total{status="200"} 3
@@ -48,7 +53,7 @@ chimport_mailchimp_retries_total 3
 `
 	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(want),
 		"chimport_runs_total", "chimport_members_read_total", "chimport_members_delivered_total",
-		"chimport_mailchimp_requests_total", "chimport_mailchimp_retries_total"); err != nil {
+		"chimport_members_tombstoned_total", "chimport_mailchimp_requests_total", "chimport_mailchimp_retries_total"); err != nil {
 		t.Error(err)
 	}
 
@@ -104,10 +109,64 @@ func TestLagAndLastSuccess(t *testing.T) {
 	}
 }
 
+func TestRosterMembers(t *testing.T) {
+	m := New()
+	m.SetRosterMembers("shop", 2500, true)
+	m.SetRosterMembers("news", 0, false)
+	m.SetRosterMembers("empty", 0, true)
+	want := `
+# HELP chimport_roster_members Members in the target: the size of the connection's roster, as its last run counted it. Absent until a run built the roster.
+# TYPE chimport_roster_members gauge
+chimport_roster_members{connection="empty"} 0
+chimport_roster_members{connection="shop"} 2500
+`
+	// A connection without a roster has no series, rather than a 0 that
+	// reads as an empty target; an empty target that is known reads 0.
+	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(want), "chimport_roster_members"); err != nil {
+		t.Error(err)
+	}
+	m.SetRosterMembers("shop", 2480, true)
+	if got := testutil.ToFloat64(m.members.WithLabelValues("shop")); got != 2480 {
+		t.Errorf("members = %v, want 2480", got)
+	}
+	m.SetRosterMembers("empty", 0, false)
+	if n := testutil.CollectAndCount(m.members); n != 1 {
+		t.Errorf("%d roster series, want shop's only", n)
+	}
+}
+
+// Forget drops every series of a connection that left the configuration,
+// the roster's among them, and keeps the others'.
+func TestForget(t *testing.T) {
+	m := New()
+	for _, c := range []string{"shop", "news"} {
+		m.ObserveRun(c, state.ResultOK, 3, 3, 1, time.Second, mailchimp.Stats{})
+		m.SetLag(c, time.Minute, true)
+		m.SetLastSuccess(c, time.Unix(1772600767, 0))
+		m.SetRosterMembers(c, 40, true)
+	}
+	m.Forget("news")
+	for name, c := range map[string]prometheus.Collector{
+		"lag": m.lag, "last success": m.lastSuccess, "read": m.read, "delivered": m.delivered,
+		"tombstoned": m.tombstoned, "roster members": m.members, "duration": m.duration,
+	} {
+		if n := testutil.CollectAndCount(c); n != 1 {
+			t.Errorf("%s: %d series after Forget, want shop's only", name, n)
+		}
+	}
+	if n := testutil.CollectAndCount(m.runs); n != 3 {
+		t.Errorf("runs: %d series after Forget, want shop's 3", n)
+	}
+	if got := testutil.ToFloat64(m.tombstoned.WithLabelValues("shop")); got != 1 {
+		t.Errorf("shop's tombstoned = %v after Forget(news), want 1", got)
+	}
+}
+
 func TestHandlerScrape(t *testing.T) {
 	m := New()
 	m.SetLag("shop", 3*time.Hour, true)
-	m.ObserveRun("shop", state.ResultOK, 1, 1, time.Second, mailchimp.Stats{Requests: 1, ByStatus: map[int]int64{200: 1}})
+	m.ObserveRun("shop", state.ResultOK, 1, 1, 4, time.Second, mailchimp.Stats{Requests: 1, ByStatus: map[int]int64{200: 1}})
+	m.SetRosterMembers("shop", 1250, true)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -122,6 +181,8 @@ func TestHandlerScrape(t *testing.T) {
 	for _, line := range []string{
 		`chimport_connection_lag_seconds{connection="shop"} 10800`,
 		`chimport_runs_total{connection="shop",result="ok"} 1`,
+		`chimport_members_tombstoned_total{connection="shop"} 4`,
+		`chimport_roster_members{connection="shop"} 1250`,
 		`chimport_mailchimp_requests_total{status="200"} 1`,
 		`chimport_run_duration_seconds_count{connection="shop"} 1`,
 		`go_goroutines `,
@@ -137,7 +198,7 @@ func TestHandlerScrape(t *testing.T) {
 // they would on the global one.
 func TestIndependentRegistries(t *testing.T) {
 	a, b := New(), New()
-	a.ObserveRun("shop", state.ResultOK, 1, 1, time.Second, mailchimp.Stats{})
+	a.ObserveRun("shop", state.ResultOK, 1, 1, 0, time.Second, mailchimp.Stats{})
 	if n := testutil.CollectAndCount(b.runs); n != 0 {
 		t.Errorf("second Metrics sees %d run series", n)
 	}

@@ -2,13 +2,14 @@
 // scheduler, and after every run and on a steady lag beat it keeps the books.
 //
 // After a run (runConnection) it counts the run in the metrics from the
-// engine's Summary (its Result is decided by the engine, once), reads the
-// connection's freshness back from the shared store, sets the lag and
-// last-success gauges, and applies the alert policy: a permanent error
-// pages at once, lag past the threshold pages once per incident. A run that
-// was fenced (another worker claimed the connection meanwhile) touches no
-// gauge and no alert: the store refused its writes, and the worker that
-// owns the connection now speaks for it.
+// engine's Summary (its Result is decided by the engine, once; its
+// Tombstoned are the members that left the target), reads the connection's
+// state back from the shared store, sets the lag, last-success and roster
+// gauges, and applies the alert policy: a permanent error pages at once,
+// lag past the threshold pages once per incident. A run that was fenced
+// (another worker claimed the connection meanwhile) touches no gauge and no
+// alert: the store refused its writes, and the worker that owns the
+// connection now speaks for it.
 //
 // The lag beat (checkLag) does the same bookkeeping for every configured
 // connection whether this worker ran it or not, so a connection whose runs

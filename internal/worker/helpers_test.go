@@ -62,8 +62,32 @@ type fakeEngine struct {
 
 	mu       sync.Mutex
 	outcomes map[string]error // nil: the run completes
-	calls    []string
-	onRun    func(name string) // called as a run starts, if set
+	// rosters is what a connection's next run writes to its roster before
+	// it completes or fails, as the engine's reconcile does; the summary
+	// then counts the removed ids as Tombstoned and, for a completed run,
+	// the roster's size as Members.
+	rosters map[string]state.RosterChange
+	calls   []string
+	onRun   func(name string) // called as a run starts, if set
+}
+
+// scriptRoster sets what the connection's next run writes to its roster.
+func (e *fakeEngine) scriptRoster(name string, c state.RosterChange) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rosters == nil {
+		e.rosters = map[string]state.RosterChange{}
+	}
+	e.rosters[name] = c
+}
+
+// memberIDs are n distinct member ids, from the (from+1)th on.
+func memberIDs(from, n int) []state.MemberID {
+	out := make([]state.MemberID, n)
+	for i := range out {
+		out[i][0], out[i][1] = byte((from+i)>>8), byte(from+i)
+	}
+	return out
 }
 
 func (e *fakeEngine) script(name string, err error) {
@@ -79,6 +103,8 @@ func (e *fakeEngine) run(ctx context.Context, name string, token int64) (engine.
 	e.mu.Lock()
 	e.calls = append(e.calls, name)
 	runErr, onRun := e.outcomes[name], e.onRun
+	roster, reconciles := e.rosters[name]
+	delete(e.rosters, name)
 	e.mu.Unlock()
 	if onRun != nil {
 		onRun(name)
@@ -87,6 +113,12 @@ func (e *fakeEngine) run(ctx context.Context, name string, token int64) (engine.
 	sum := engine.Summary{Connection: name, Started: now, Read: 3, Delivered: 3, Result: state.ResultOK}
 	if err := e.store.StartRun(ctx, name, now); err != nil {
 		return sum, err
+	}
+	if reconciles {
+		if err := e.store.UpdateRoster(ctx, name, roster); err != nil {
+			return sum, err
+		}
+		sum.Tombstoned = int64(len(roster.Remove))
 	}
 	run := state.Run{Connection: name, Started: now, Finished: now, WindowEnd: now.Add(-time.Minute), Token: token}
 	if runErr != nil {
@@ -103,6 +135,13 @@ func (e *fakeEngine) run(ctx context.Context, name string, token int64) (engine.
 		return sum, err
 	}
 	sum.Completed, sum.WindowEnd = true, run.WindowEnd
+	if reconciles {
+		size, err := e.store.RosterSize(ctx, name)
+		if err != nil {
+			return sum, err
+		}
+		sum.Members = size
+	}
 	return sum, nil
 }
 

@@ -8,9 +8,10 @@ import (
 	"github.com/chimport/chimport/internal/state"
 )
 
-// setGauges sets the lag and last-success gauges of every configured
-// connection from the store, in one read: a worker that just started
-// reports every connection at once, including those another worker runs.
+// setGauges sets the lag, last-success and roster gauges of every
+// configured connection from the store, in one read: a worker that just
+// started reports every connection at once, including those another
+// worker runs.
 func (w *Worker) setGauges(ctx context.Context) {
 	states, err := w.states(ctx)
 	if err != nil {
@@ -61,11 +62,14 @@ func (w *Worker) checkLag(ctx context.Context) {
 	w.cfg.Metrics.CountLagCheck()
 }
 
-// observe sets the connection's lag and last-success gauges from st.
+// observe sets the connection's lag, last-success and roster gauges from
+// st. The roster's size is read on every beat, like the lag, so a worker
+// that does not run the connection follows the one that does.
 func (w *Worker) observe(name string, st state.ConnectionState, now time.Time) {
 	lag, known := freshnessOf(st).Lag(now)
 	w.cfg.Metrics.SetLag(name, lag, known)
 	w.cfg.Metrics.SetLastSuccess(name, st.LastSuccess)
+	w.cfg.Metrics.SetRosterMembers(name, st.Roster.Members, st.Roster.Kept)
 }
 
 // states is every connection's state by name, in one read. A connection

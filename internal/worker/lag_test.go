@@ -106,6 +106,28 @@ func (c *countingStore) Connection(ctx context.Context, name string) (state.Conn
 	return c.Store.Connection(ctx, name)
 }
 
+// The lag beat reads the roster's size with the rest of the state, so a
+// worker follows the members of a connection another worker runs.
+func TestLagBeatFollowsTheRoster(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	w := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "shop")
+	ids := memberIDs(0, 3)
+	var got []float64
+	for _, c := range []state.RosterChange{{Add: ids}, {Remove: ids[:1]}} {
+		must(t, store.UpdateRoster(ctx, "shop", c)) // another worker's run
+		w.checkLag(ctx)
+		v, ok := gauge(t, w.Metrics(), "chimport_roster_members", "shop")
+		if !ok {
+			t.Fatal("no roster gauge after a beat")
+		}
+		got = append(got, v)
+	}
+	if diff := cmp.Diff([]float64{3, 2}, got); diff != "" {
+		t.Errorf("roster gauge after each beat (-want +got):\n%s", diff)
+	}
+}
+
 // The first lag check comes at start-up, not a period later: a worker that
 // restarts more often than its lag beat (crash-looping on a large first
 // sync) still alerts on a connection that fell behind. The clock never

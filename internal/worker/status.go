@@ -8,7 +8,8 @@ import (
 
 // StatusRows is every configured connection as the status page shows it,
 // from one read of the store: its lag, last success and last error, the
-// lag policy's verdict, and when this worker's scheduler runs it next.
+// members in its target and its last reconcile, the lag policy's verdict,
+// and when this worker's scheduler runs it next.
 func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 	states, err := w.states(ctx)
 	if err != nil {
@@ -26,6 +27,14 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 		if !st.LastSuccess.IsZero() {
 			t := st.LastSuccess
 			row.LastSuccess = &t
+		}
+		if st.Roster.Kept {
+			members := st.Roster.Members
+			row.Members = &members
+		}
+		if !st.Roster.LastReconcile.IsZero() {
+			t := st.Roster.LastReconcile
+			row.LastReconcile = &t
 		}
 		if next, ok := w.sched.Next(c.Name); ok {
 			row.NextRun = &next

@@ -150,11 +150,17 @@ func (w *Worker) runConnection(ctx context.Context, name string, lease schedule.
 }
 
 // afterRun counts a finished run, then, unless it was fenced, sets the
-// connection's gauges from the store and applies the alert policy.
+// connection's gauges (the members in the target from a completed run's
+// Summary, then all of them from the store) and applies the alert policy.
 func (w *Worker) afterRun(ctx context.Context, name string, sum engine.Summary, runErr error) {
-	w.cfg.Metrics.ObserveRun(name, sum.Result, sum.Read, sum.Delivered, sum.Duration, sum.MailchimpStats)
+	w.cfg.Metrics.ObserveRun(name, sum.Result, sum.Read, sum.Delivered, sum.Tombstoned, sum.Duration, sum.MailchimpStats)
 	if errors.Is(runErr, state.ErrFenced) {
 		return // another worker owns the connection now: it speaks for it
+	}
+	if sum.Completed {
+		// The run counted its roster last thing; the state read back below
+		// holds the same count, and sets it again, unless that read fails.
+		w.cfg.Metrics.SetRosterMembers(name, sum.Members, true)
 	}
 	conn, ok := w.byName[name]
 	if !ok {

@@ -55,6 +55,78 @@ func TestAfterRunAlertsOncePerIncident(t *testing.T) {
 	}
 }
 
+// Each run adds the members that left the target to the tombstone
+// counter, a failed run's too (the target acknowledged them); the gauge of
+// the members in the target follows a completed run's Summary and then the
+// store, so a failed run that removed members moves it as well.
+func TestAfterRunCountsTombstonesAndMembers(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "shop")
+	type reading struct {
+		Tombstoned, Members float64
+	}
+	var got []reading
+	run := func(c state.RosterChange, runErr error) {
+		t.Helper()
+		eng.script("shop", runErr)
+		eng.scriptRoster("shop", c)
+		clk.Advance(time.Hour)
+		if err := w.runConnection(ctx, "shop", fakeLease()); !errors.Is(err, runErr) {
+			t.Fatalf("runConnection = %v, want %v", err, runErr)
+		}
+		tomb, ok := gauge(t, w.Metrics(), "chimport_members_tombstoned_total", "shop")
+		if !ok {
+			t.Fatal("no chimport_members_tombstoned_total series for shop")
+		}
+		members, ok := gauge(t, w.Metrics(), "chimport_roster_members", "shop")
+		if !ok {
+			t.Fatal("no chimport_roster_members series for shop")
+		}
+		got = append(got, reading{tomb, members})
+	}
+	ids := memberIDs(0, 6)
+	run(state.RosterChange{Add: ids[:5], Reconciled: start}, nil) // builds: 5 members, none left
+	run(state.RosterChange{Add: ids[5:], Remove: ids[:2]}, nil)   // 1 joins, 2 leave: 4
+	run(state.RosterChange{Remove: ids[2:3]}, keyRejected)        // 1 leaves, then the run fails: 3
+	run(state.RosterChange{}, nil)                                // nothing changes
+	want := []reading{{0, 5}, {2, 4}, {3, 3}, {3, 3}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tombstoned counter and members gauge after each run (-want +got):\n%s", diff)
+	}
+}
+
+// When the state cannot be read back after a completed run, the gauge of
+// the members in the target still follows the run's own count.
+func TestRosterGaugeFollowsTheSummaryWhenTheReadBackFails(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	w := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "shop")
+	w.cfg.Store = unreadable{store}
+	sum := summaryOf("shop", state.ResultOK)
+	sum.Completed, sum.Members = true, 42
+	w.afterRun(ctx, "shop", sum, nil)
+	if v, ok := gauge(t, w.Metrics(), "chimport_roster_members", "shop"); !ok || v != 42 {
+		t.Errorf("roster gauge = %v, %v; want 42", v, ok)
+	}
+	// A run that did not complete says nothing about the roster's size.
+	w2 := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "shop")
+	w2.cfg.Store = unreadable{store}
+	sum.Completed = false
+	w2.afterRun(ctx, "shop", sum, keyRejected)
+	if _, ok := gauge(t, w2.Metrics(), "chimport_roster_members", "shop"); ok {
+		t.Error("an incomplete run set the roster gauge from its summary")
+	}
+}
+
+// unreadable is a store whose reads of one connection fail.
+type unreadable struct{ *memory.Store }
+
+func (unreadable) Connection(context.Context, string) (state.ConnectionState, error) {
+	return state.ConnectionState{}, errors.New("database is locked")
+}
+
 // A run that lost its lease was refused by the store; the worker that
 // claimed the connection speaks for it. So the fenced run sets no gauge,
 // opens no incident and sends nothing, even with an error that needs a
@@ -66,8 +138,12 @@ func TestFencedRunRecordsNothingAndSendsNothing(t *testing.T) {
 	w := newTestWorker(t, store, clk, rec, eng, "shop")
 	must(t, store.StartRun(ctx, "shop", start.Add(-5*time.Hour))) // lagging: an alert would fire
 
+	must(t, store.UpdateRoster(ctx, "shop", state.RosterChange{Add: memberIDs(0, 3)}))
+
 	fenced := errors.Join(keyRejected, fmt.Errorf("recording the failure: %w", state.ErrFenced))
-	w.afterRun(ctx, "shop", summaryOf("shop", state.ResultFailed), fenced)
+	sum := summaryOf("shop", state.ResultFailed)
+	sum.Tombstoned = 2 // the target did acknowledge them
+	w.afterRun(ctx, "shop", sum, fenced)
 
 	if got := rec.kinds(); len(got) != 0 {
 		t.Errorf("a fenced run sent %v", got)
@@ -79,6 +155,13 @@ func TestFencedRunRecordsNothingAndSendsNothing(t *testing.T) {
 	}
 	if _, ok := gauge(t, w.Metrics(), "chimport_connection_lag_seconds", "shop"); ok {
 		t.Error("a fenced run set the lag gauge")
+	}
+	if _, ok := gauge(t, w.Metrics(), "chimport_roster_members", "shop"); ok {
+		t.Error("a fenced run set the roster gauge")
+	}
+	// The counters say what this process did, fenced or not.
+	if n, _ := gauge(t, w.Metrics(), "chimport_members_tombstoned_total", "shop"); n != 2 {
+		t.Errorf("tombstoned counter = %v, want 2", n)
 	}
 }
 
@@ -95,6 +178,7 @@ func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
 	// never attempted. Only stuck and fresh are due.
 	must(t, store.StartRun(ctx, "synced", start.Add(-30*time.Minute)))
 	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-30 * time.Minute), Finished: start.Add(-10 * time.Minute), WindowEnd: start.Add(-2 * time.Hour), Result: state.ResultOK}))
+	must(t, store.UpdateRoster(ctx, "synced", state.RosterChange{Add: memberIDs(0, 4)}))
 	must(t, store.StartRun(ctx, "stuck", start.Add(-5*time.Hour)))
 
 	eng := &fakeEngine{store: store, clk: clk}
@@ -109,6 +193,8 @@ func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
 		for _, name := range []string{"synced", "stuck", "fresh"} {
 			v, ok := gauge(t, w.Metrics(), "chimport_connection_lag_seconds", name)
 			got[name] = reading{v, ok}
+			v, ok = gauge(t, w.Metrics(), "chimport_roster_members", name)
+			got[name+" members"] = reading{v, ok}
 		}
 		select {
 		case atFirstRun <- got:
@@ -126,9 +212,14 @@ func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
 	case <-time.After(10 * time.Second): // a hang guard, not a timing
 		t.Fatal("no run started")
 	}
-	want := map[string]reading{"synced": {7200, true}, "stuck": {5 * 3600, true}, "fresh": {0, false}}
+	// Only synced keeps a roster; the others have no members series
+	// rather than a 0 that reads as an empty target.
+	want := map[string]reading{
+		"synced": {7200, true}, "stuck": {5 * 3600, true}, "fresh": {0, false},
+		"synced members": {4, true}, "stuck members": {0, false}, "fresh members": {0, false},
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("lag gauges at the first run (-want +got):\n%s", diff)
+		t.Errorf("lag and roster gauges at the first run (-want +got):\n%s", diff)
 	}
 	if ts, ok := gauge(t, w.Metrics(), "chimport_last_success_timestamp_seconds", "synced"); !ok || ts != float64(start.Add(-10*time.Minute).Unix()) {
 		t.Errorf("last success gauge of synced = %v, %v; want %d", ts, ok, start.Add(-10*time.Minute).Unix())
@@ -149,11 +240,14 @@ func TestStatusRows(t *testing.T) {
 	w := newTestWorker(t, store, clk, rec, eng, "synced", "never")
 	must(t, store.StartRun(ctx, "synced", start.Add(-5*time.Hour)))
 	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-5 * time.Hour), Finished: start.Add(-4 * time.Hour), WindowEnd: start.Add(-4 * time.Hour), Result: state.ResultOK}))
+	reconciled := start.Add(-4*time.Hour - 10*time.Minute)
+	must(t, store.UpdateRoster(ctx, "synced", state.RosterChange{Add: memberIDs(0, 3), Reconciled: reconciled}))
 	rows, err := w.StatusRows(ctx)
 	must(t, err)
 	lag, success := 4*time.Hour, start.Add(-4*time.Hour)
 	if len(rows) != 2 || rows[0].Name != "synced" || !rows[0].Lagging || *rows[0].Lag != lag || !rows[0].LastSuccess.Equal(success) ||
-		rows[1].Name != "never" || rows[1].Lagging || rows[1].Lag != nil || rows[1].LastSuccess != nil {
+		rows[0].Members == nil || *rows[0].Members != 3 || rows[0].LastReconcile == nil || !rows[0].LastReconcile.Equal(reconciled) ||
+		rows[1].Name != "never" || rows[1].Lagging || rows[1].Lag != nil || rows[1].LastSuccess != nil || rows[1].Members != nil || rows[1].LastReconcile != nil {
 		t.Errorf("rows = %+v", rows)
 	}
 }
