@@ -100,6 +100,21 @@ func (m *Mapping) Fields() []string { return append([]string(nil), m.apiFields..
 // Keys returns the output keys in order.
 func (m *Mapping) Keys() []string { return append([]string(nil), m.names...) }
 
+// IDKey returns the output key that holds the member's id: the first field
+// whose path is exactly "id" ("id: id" in the default mapping). A target
+// keys its records by it, so deleting a member's record (a tombstone record
+// or a DELETE request) needs it; ok is false when no field maps the id.
+// A path that only starts with id ("id.x") or ends in it ("tags.0.id") is
+// not the member's id.
+func (m *Mapping) IDKey() (key string, ok bool) {
+	for i, path := range m.paths {
+		if len(path) == 1 && path[0] == "id" {
+			return m.names[i], true
+		}
+	}
+	return "", false
+}
+
 // Append appends the record for member to buf as a JSON object with the
 // output keys in mapping order. A path that is missing gives null. Values
 // keep their JSON type: a merge field that is a number stays a number when

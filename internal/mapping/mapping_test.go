@@ -88,6 +88,34 @@ func TestFields(t *testing.T) {
 	}
 }
 
+func TestIDKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		fields  []Field
+		wantKey string
+		wantOK  bool
+	}{
+		{"default shape", DefaultFields(), "id", true},
+		{"renamed", []Field{{"email", "email_address"}, {"member_id", "id"}}, "member_id", true},
+		{"the first of two", []Field{{"a", "id"}, {"b", "id"}}, "a", true},
+		{"none", []Field{{"email", "email_address"}, {"contact", "contact_id"}}, "", false},
+		{"a key named id is not enough", []Field{{"id", "contact_id"}}, "", false},
+		{"nested ids are not the member's", []Field{{"x", "id.x"}, {"tag", "tags.0.id"}}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mp, err := New(tt.fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, ok := mp.IDKey()
+			if diff := cmp.Diff([]any{tt.wantKey, tt.wantOK}, []any{key, ok}); diff != "" {
+				t.Errorf("IDKey() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNewRejectsBadFields(t *testing.T) {
 	tests := map[string][]Field{
 		"no fields":     nil,
