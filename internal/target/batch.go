@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/chimport/chimport/internal/advice"
 )
 
 // A batch, from what the engine hands over (operations) to what goes on the
@@ -43,58 +41,70 @@ func Upsert(record json.RawMessage) Op { return Op{Kind: OpUpsert, Record: recor
 // Delete is the operation that removes the record with id.
 func Delete(id string) Op { return Op{Kind: OpDelete, ID: id} }
 
-// DeletesNotConfiguredError refuses a batch that holds deletes: this sink
-// only knows how to POST records, and a target has no agreed way to be told
-// that a record is gone until deletes are configured (as tombstone records
-// or DELETE requests). Sending the batch's upserts without its deletes would
-// report a mirror that is not one, so nothing of the batch is sent.
-type DeletesNotConfiguredError struct {
-	Connection string
-	Deletes    int // the deletes in the refused batch
-}
-
-func (e *DeletesNotConfiguredError) Error() string {
-	return fmt.Sprintf("target connection %q: a batch holds %d deletes, and this target has no way to receive deletes; nothing of the batch was sent (%s)",
-		e.Connection, e.Deletes, e.advice())
-}
-
-// Advice marks the error as one that retrying cannot fix: the alert policy
-// walks the error chain for it.
-func (e *DeletesNotConfiguredError) Advice() (advice.Advice, bool) { return e.advice(), true }
-
-func (e *DeletesNotConfiguredError) advice() advice.Advice {
-	return advice.Advice{
-		Problem: "the run had deletes for a target that cannot receive them",
-		Action:  "Report a chimport bug: nothing sends deletes to a target yet, so none should have been made.",
-	}
-}
-
-// Apply sends the upserts of ops as one batch, like Send, and returns nil
-// once the target accepted it. A batch that holds a delete is refused
-// whole, before anything is sent, with a *DeletesNotConfiguredError: this
-// sink does not send deletes yet.
+// Apply sends ops to the target and returns nil once the target has all
+// of them: the upserts as one POSTed batch, like Send, and the deletes as
+// the sink's DeleteMode says:
+//
+//   - DeletesTombstone: each delete is a tombstone record in that same
+//     batch, in op order; one request for the lot.
+//   - DeletesRequest: the upserts are POSTed first, then each delete is a
+//     DELETE, up to DeleteConcurrency at once. Upserts and deletes do not
+//     keep their order between each other, so a batch must not hold both
+//     for one id. The first failure is the result, and the batch failed:
+//     applying it again is safe (upserts are idempotent by id, a DELETE of
+//     a record already gone is answered 404).
+//   - DeletesOff: deletes are dropped without a request.
+//
+// Without a DeleteMode a batch that holds a delete is refused whole, before
+// anything is sent, with a *DeletesNotConfiguredError. So is (with another
+// error) a batch with an operation without a kind or a delete without an
+// id: bugs upstream that no target should see.
 func (s *HTTP) Apply(ctx context.Context, ops []Op) error {
+	mode := s.deletes.mode
 	records := make([]json.RawMessage, 0, len(ops))
+	var ids []string
 	deletes := 0
 	for i, op := range ops {
 		switch op.Kind {
 		case OpUpsert:
 			records = append(records, op.Record)
 		case OpDelete:
+			if op.ID == "" {
+				return fmt.Errorf("target connection %q: operation %d of the batch deletes an empty id (a bug upstream)", s.connection, i)
+			}
 			deletes++
+			switch mode {
+			case DeletesTombstone:
+				records = append(records, s.deletes.tombstone(op.ID))
+			case DeletesRequest:
+				ids = append(ids, op.ID)
+			}
 		default:
 			return fmt.Errorf("target connection %q: operation %d of the batch has no kind (a bug upstream)", s.connection, i)
 		}
 	}
-	if deletes > 0 {
+	if deletes > 0 && mode == "" {
 		return &DeletesNotConfiguredError{Connection: s.connection, Deletes: deletes}
 	}
-	return s.Send(ctx, records)
+	tombstones := 0
+	if mode == DeletesTombstone {
+		tombstones = deletes
+	}
+	if err := s.post(ctx, records, tombstones); err != nil {
+		return err
+	}
+	switch {
+	case len(ids) > 0:
+		return s.deleteAll(ctx, ids)
+	case mode == DeletesOff && deletes > 0:
+		s.count(func(st *Stats) { st.DeletesDropped += int64(deletes) })
+	}
+	return nil
 }
 
-// newIdempotencyKey returns a fresh random key for one Send. Every retry of
-// that Send carries it, so a target that deduplicates on it applies the
-// batch once. It is deliberately not derived from the body: a member
+// newIdempotencyKey returns a fresh random key for one request: a batch's
+// POST or one DELETE. Every retry of it carries the key, so a target that
+// deduplicates on it applies the batch once. It is deliberately not derived from the body: a member
 // changed A -> B -> A produces the same bytes twice, and a target that
 // remembered the first key would drop the third write and keep B.
 func newIdempotencyKey() string {

@@ -24,14 +24,15 @@ const (
 	bodyExcerpt = 200
 )
 
-// Error is a failed request to the target: for a delivery, the last
-// attempt's outcome, once the retry policy gave up or decided not to retry;
-// for a probe, its one HEAD request. It never contains a header value or the
-// URL's query string or password.
+// Error is a failed request to the target: for a delivery (a batch's POST,
+// or one record's DELETE), the last attempt's outcome, once the retry
+// policy gave up or decided not to retry; for a probe, its one HEAD
+// request. It never contains a header value or the URL's query string or
+// password.
 type Error struct {
 	Connection string
-	Method     string // the request's method; "" means POST, a delivery
-	URL        string // RedactURL(url): no query string, no password
+	Method     string // the request's method: "" means POST, a batch; DELETE, HEAD
+	URL        string // RedactURL(url): no query string, no password; a DELETE's holds the id
 	Status     int    // HTTP status; 0 for transport errors and timeouts
 	// Location is where a redirect points, redacted like URL; "" if the
 	// answer was not a redirect or named no place.
@@ -92,10 +93,13 @@ func (e *Error) method() string {
 // batch too large, a redirect, a rejected TLS certificate. ok is false for
 // the errors a later attempt may get over (408, 429, 5xx, timeouts, other
 // transport errors). The alert policy and the error message both take
-// their text from here.
+// their text from here. A DELETE's advice names target.delete_url.
 func (e *Error) Advice() (a advice.Advice, ok bool) {
 	if e.Retryable() {
 		return advice.Advice{}, false
+	}
+	if e.Method == http.MethodDelete {
+		return e.deleteAdvice(), true
 	}
 	a.Status = e.Status
 	switch s := e.Status; {
@@ -105,7 +109,7 @@ func (e *Error) Advice() (a advice.Advice, ok bool) {
 		a.Action = "Check target.url and the target's certificate: it may have expired, be self-signed, or be for another host name."
 	case s == http.StatusUnauthorized, s == http.StatusForbidden:
 		a.Problem = "the target rejected the credentials"
-		a.Action = "Check target.headers (for example Authorization) for this connection: the token may have expired or been revoked."
+		a.Action = credentialsAction
 	case s == http.StatusBadRequest, s == http.StatusUnprocessableEntity:
 		a.Problem = "the target rejected the records"
 		a.Action = "Check the mapping of this connection against what the target's API accepts; the error quotes the start of the target's answer."
@@ -126,6 +130,32 @@ func (e *Error) Advice() (a advice.Advice, ok bool) {
 		a.Action = "Check target.url and what the target's API expects."
 	}
 	return a, true
+}
+
+const credentialsAction = "Check target.headers (for example Authorization) for this connection: the token may have expired or been revoked."
+
+// deleteAdvice is Advice for a DELETE that retrying cannot fix. 404 and
+// 410 never get here: they mean the record is gone.
+func (e *Error) deleteAdvice() advice.Advice {
+	a := advice.Advice{Status: e.Status}
+	switch s := e.Status; {
+	case s == 0:
+		a.Problem = "the target's TLS certificate was not accepted"
+		a.Action = "Check target.delete_url and the target's certificate: it may have expired, be self-signed, or be for another host name."
+	case s == http.StatusUnauthorized, s == http.StatusForbidden:
+		a.Problem = "the target rejected the credentials for a delete"
+		a.Action = credentialsAction
+	case s == http.StatusMethodNotAllowed:
+		a.Problem = "the target does not accept DELETE there"
+		a.Action = "Check target.delete_url for this connection, or set target.deletes to tombstone (a record saying it was deleted) or off."
+	case s >= 300 && s < 400:
+		a.Problem = "the target answered a delete with a redirect"
+		a.Action = "Set target.delete_url to the final address: chimport does not follow redirects, which could send the credentials elsewhere."
+	default:
+		a.Problem = "the target refused to delete a record"
+		a.Action = "Check target.delete_url for this connection and what the target's API expects of a DELETE; the error quotes the start of the target's answer."
+	}
+	return a
 }
 
 // hint ends the error message: the advice, or for an error a later attempt

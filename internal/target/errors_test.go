@@ -86,6 +86,13 @@ func TestErrorKinds(t *testing.T) {
 		{&Error{Status: 500}, unavailable},
 		{&Error{Status: 502}, unavailable},
 		{&Error{Err: errors.New("connection reset by peer")}, unavailable},
+		{&Error{Method: http.MethodDelete, Status: 409}, kind{false, true, "the target refused to delete a record: check target.delete_url"}},
+		{&Error{Method: http.MethodDelete, Status: 400}, kind{false, true, "check target.delete_url"}},
+		{&Error{Method: http.MethodDelete, Status: 401}, kind{false, true, "check target.headers"}},
+		{&Error{Method: http.MethodDelete, Status: 405}, kind{false, true, "set target.deletes to tombstone"}},
+		{&Error{Method: http.MethodDelete, Status: 307}, kind{false, true, "set target.delete_url to the final address"}},
+		{&Error{Method: http.MethodDelete, Status: 503}, unavailable},
+		{&Error{Method: http.MethodDelete, Status: 429}, unavailable},
 	}
 	for _, tt := range tests {
 		got := kind{tt.err.Retryable(), tt.err.NeedsPerson(), tt.err.hint()}

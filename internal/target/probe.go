@@ -34,7 +34,7 @@ func (s *HTTP) Probe(ctx context.Context) (ProbeResult, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		err = s.transportError(ctx, actx, err)
+		err = s.transportError(ctx, actx, nil, err)
 		if e, ok := err.(*Error); ok {
 			e.Method = http.MethodHead
 		}

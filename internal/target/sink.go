@@ -3,9 +3,7 @@ package target
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,19 +51,44 @@ type HTTPConfig struct {
 	Retry retry.Policy
 	// Logger receives a debug line per retry. Nil discards.
 	Logger *slog.Logger
+
+	// Deletes says how an OpDelete reaches the target (see DeleteMode).
+	// The zero value configures no way: Apply refuses a batch holding a
+	// delete with a *DeletesNotConfiguredError rather than guess one.
+	Deletes DeleteMode
+	// IDKey is the record key that holds the member id: the mapping's
+	// output key whose path is id (mapping.Mapping.IDKey). DeletesTombstone
+	// needs it, since a tombstone carries the deleted id under it.
+	IDKey string
+	// Tombstone is what a tombstone record carries besides its id, e.g.
+	// {"status": "deleted"}: JSON values, which NewHTTP encodes once.
+	// DeletesTombstone needs at least one field (a record with only its id
+	// would not tell the target it is gone), and none may be IDKey.
+	Tombstone map[string]any
+	// DeleteURL is where DeletesRequest sends a DELETE per deleted id: an
+	// absolute http or https URL holding {id} exactly once, in its path or
+	// query, e.g. https://api.example.com/records/{id}. Set only with
+	// DeletesRequest. Like URL, it is shown without its query or password.
+	DeleteURL string
 }
 
 // Stats counts what an HTTP sink sent.
 type Stats struct {
-	Requests int64         // HTTP attempts, retries included
+	Requests int64         // HTTP attempts, retries included, DELETEs too
 	Retries  int64         // attempts that failed and were retried
-	Batches  int64         // batches delivered (answered 2xx)
-	Records  int64         // records in delivered batches
+	Batches  int64         // POSTed batches delivered (answered 2xx)
+	Records  int64         // records in delivered batches, tombstones included
 	ByStatus map[int]int64 // attempts by response status; 0 = no response
+
+	Tombstones     int64 // tombstone records in delivered batches
+	DeleteRequests int64 // DELETE attempts, retries included (also in Requests)
+	Deleted        int64 // DELETEs done: answered 2xx, 404 or 410
+	DeletesDropped int64 // deletes of applied batches dropped by DeletesOff
 }
 
-// HTTP POSTs batches of records as a JSON array. It is safe for concurrent
-// use; one HTTP serves one connection.
+// HTTP POSTs batches of records as a JSON array, and sends deletes as its
+// DeleteMode says. It is safe for concurrent use; one HTTP serves one
+// connection.
 type HTTP struct {
 	connection string
 	url        string
@@ -76,13 +99,14 @@ type HTTP struct {
 	retry      retry.Policy
 	log        *slog.Logger
 	redactor   *strings.Replacer
+	deletes    deletes
 
 	mu    sync.Mutex
 	stats Stats
 }
 
 // NewHTTP validates cfg and returns a sink. Errors name the config field
-// and never contain a header value or the URL's query string.
+// and never contain a header value or the query string of a URL.
 func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -90,6 +114,10 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("target: timeout %v is negative", cfg.Timeout)
+	}
+	dels, err := newDeletes(cfg)
+	if err != nil {
+		return nil, err
 	}
 	s := &HTTP{
 		connection: cfg.Connection,
@@ -100,6 +128,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		client:     cfg.Client,
 		retry:      cfg.Retry.WithDefaults(),
 		log:        cfg.Logger,
+		deletes:    dels,
 		stats:      Stats{ByStatus: map[int]int64{}},
 	}
 	for name, value := range cfg.Headers {
@@ -113,7 +142,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		}
 		s.headers.Set(name, value)
 	}
-	s.redactor = newRedactor(cfg.Headers, u)
+	s.redactor = newRedactor(cfg.Headers, u, dels.template)
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -131,8 +160,9 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 
 // newRedactor blanks out what the target may echo back in an error body,
 // which goes into errors and logs: header values (and the credential after
-// "Bearer "/"Basic "), the query and its values, and the password.
-func newRedactor(headers map[string]string, u *url.URL) *strings.Replacer {
+// "Bearer "/"Basic "), the URLs' queries and their values, and passwords.
+// A nil URL (no delete URL) is skipped.
+func newRedactor(headers map[string]string, urls ...*url.URL) *strings.Replacer {
 	var secrets []string
 	for _, value := range headers {
 		secrets = append(secrets, value)
@@ -140,12 +170,17 @@ func newRedactor(headers map[string]string, u *url.URL) *strings.Replacer {
 			secrets = append(secrets, value[i+1:])
 		}
 	}
-	secrets = append(secrets, u.RawQuery)
-	for _, vs := range u.Query() {
-		secrets = append(secrets, vs...)
-	}
-	if pw, ok := u.User.Password(); ok {
-		secrets = append(secrets, pw)
+	for _, u := range urls {
+		if u == nil {
+			continue
+		}
+		secrets = append(secrets, u.RawQuery)
+		for _, vs := range u.Query() {
+			secrets = append(secrets, vs...)
+		}
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
 	}
 	// Longest first, so a whole header value wins over the token inside it.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
@@ -202,6 +237,11 @@ func (s *HTTP) count(f func(*Stats)) {
 // deduplicates on it applies a retried batch once; the body is encoded once
 // and replayed from the same buffer.
 func (s *HTTP) Send(ctx context.Context, records []json.RawMessage) error {
+	return s.post(ctx, records, 0)
+}
+
+// post is Send for a batch of which tombstones records are tombstones.
+func (s *HTTP) post(ctx context.Context, records []json.RawMessage, tombstones int) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -210,114 +250,19 @@ func (s *HTTP) Send(ctx context.Context, records []json.RawMessage) error {
 		return fmt.Errorf("target connection %q: %w", s.connection, err)
 	}
 	defer b.release()
-	key := newIdempotencyKey()
-
-	policy := s.retry
-	userHook := policy.OnRetry
-	policy.OnRetry = func(attempt int, err error, wait time.Duration) {
-		s.count(func(st *Stats) { st.Retries++ })
-		attrs := []slog.Attr{
-			slog.String("connection", s.connection),
-			slog.String("url", s.shownURL),
-			slog.Int("records", len(records)),
-			slog.Int("attempt", attempt),
-			slog.Duration("wait", wait),
-			slog.String("error", err.Error()),
-		}
-		var e *Error
-		if errors.As(err, &e) {
-			attrs = append(attrs, slog.Int("status", e.Status))
-		}
-		s.log.LogAttrs(ctx, slog.LevelDebug, "target request failed, retrying", attrs...)
-		if userHook != nil {
-			userHook(attempt, err, wait)
-		}
-	}
-
-	attempts := 0
-	err = policy.Do(ctx, func(ctx context.Context, attempt int) error {
-		attempts = attempt
-		return s.attempt(ctx, b, key)
+	err = s.exchange(ctx, &exchange{
+		method: http.MethodPost, url: s.url, shownURL: s.shownURL, body: b, key: newIdempotencyKey(),
+		logAttr: slog.Int("records", len(records)),
 	})
-	if err == nil {
-		s.count(func(st *Stats) { st.Batches++; st.Records += int64(len(records)) })
-		return nil
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		e.Attempts = attempts
-	}
-	if ctx.Err() != nil || e == nil {
-		// Stopped by the caller: keep ctx.Err() matchable, name the request.
-		return fmt.Errorf("target connection %q: POST %s: %w", s.connection, s.shownURL, err)
-	}
-	// The typed error itself, not retry's wrapper: its message already
-	// says how many attempts were made and what to do.
-	return e
-}
-
-// attempt sends the batch once and classifies the outcome.
-func (s *HTTP) attempt(ctx context.Context, b *batch, key string) error {
-	actx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, s.url, nil)
 	if err != nil {
-		return fmt.Errorf("target connection %q: building the request: %w", s.connection, err)
+		return err
 	}
-	req.Body, req.ContentLength = b.reader(), int64(b.size)
-	// Lets the transport replay the body itself: net/http retries a request
-	// carrying an Idempotency-Key on a stale keep-alive connection.
-	req.GetBody = func() (io.ReadCloser, error) { return b.reader(), nil }
-	req.Header = s.headers.Clone()
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", UserAgent)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-
-	s.count(func(st *Stats) { st.Requests++ })
-	resp, err := s.client.Do(req)
-	if err != nil {
-		s.count(func(st *Stats) { st.ByStatus[0]++ })
-		return s.transportError(ctx, actx, err)
-	}
-	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		_ = resp.Body.Close()
-	}()
-	s.count(func(st *Stats) { st.ByStatus[resp.StatusCode]++ })
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil
-	}
-	// The status decides what happens next; a body cut short only loses
-	// detail, so its read error is ignored.
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
-	e := &Error{Connection: s.connection, URL: s.shownURL, Status: resp.StatusCode, Body: excerpt(raw, s.redactor.Replace)}
-	if e.Retryable() {
-		e.retryAfter = parseRetryAfter(resp.Header, s.retry.Clock.Now())
-	}
-	return e
-}
-
-// transportError classifies a request that got no response.
-func (s *HTTP) transportError(ctx, actx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr // the caller stopped us; not the network's fault
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // *url.Error repeats the URL, query string included
-	}
-	switch {
-	case actx.Err() != nil:
-		// Our per-attempt timeout. Flattened so that retry.Do does not
-		// take it for the caller's own deadline and stop retrying.
-		err = fmt.Errorf("no answer within %v", s.timeout)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		// A caller-supplied Client's own Timeout: flattened likewise.
-		err = errors.New("timed out: " + err.Error())
-	}
-	return &Error{Connection: s.connection, URL: s.shownURL, Err: err}
+	s.count(func(st *Stats) {
+		st.Batches++
+		st.Records += int64(len(records))
+		st.Tombstones += int64(tombstones)
+	})
+	return nil
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

@@ -390,7 +390,8 @@ func TestNewHTTP(t *testing.T) {
 
 // TestApplyUpsertsAndRefusedDeletes: Apply sends upserts exactly as Send
 // sends records, and refuses a batch holding a delete (or an operation
-// without a kind) before sending anything: no delete is configured.
+// without a kind, or a delete without an id) before sending anything when
+// the sink was built without a DeleteMode.
 func TestApplyUpsertsAndRefusedDeletes(t *testing.T) {
 	target := &scriptedTarget{}
 	srv := httptest.NewServer(target)
@@ -415,7 +416,7 @@ func TestApplyUpsertsAndRefusedDeletes(t *testing.T) {
 
 	var refused *DeletesNotConfiguredError
 	err := sink.Apply(ctx, []Op{Upsert(testRecords[0]), Delete("gone-1"), Delete("gone-2")})
-	if !errors.As(err, &refused) || refused.Deletes != 2 || !strings.Contains(err.Error(), "no way to receive deletes") {
+	if !errors.As(err, &refused) || refused.Deletes != 2 || !strings.Contains(err.Error(), "built without a delete mode; nothing of the batch was sent") {
 		t.Errorf("Apply(with deletes) = %v, want a DeletesNotConfiguredError for 2 deletes", err)
 	}
 	if _, ok := refused.Advice(); !ok {
@@ -423,6 +424,9 @@ func TestApplyUpsertsAndRefusedDeletes(t *testing.T) {
 	}
 	if err := sink.Apply(ctx, []Op{{Record: testRecords[0]}}); err == nil || !strings.Contains(err.Error(), "operation 0") {
 		t.Errorf("Apply(an op without a kind) = %v, want an error naming operation 0", err)
+	}
+	if err := sink.Apply(ctx, []Op{Upsert(testRecords[0]), Delete("")}); err == nil || !strings.Contains(err.Error(), "operation 1 of the batch deletes an empty id") {
+		t.Errorf("Apply(a delete without an id) = %v, want an error naming operation 1", err)
 	}
 	if n := len(target.requests()); n != 2 {
 		t.Errorf("target got %d requests after the refused batches, want still 2", n)
