@@ -14,12 +14,34 @@ const (
 	DefaultSettle    = 60 * time.Second
 	DefaultBatchSize = 1000
 	DefaultTimeout   = 30 * time.Second
+	// DefaultReconcileEvery is how often at the least a connection compares
+	// every member id with what its target holds.
+	DefaultReconcileEvery = 24 * time.Hour
+	// DefaultDeletes is how a record leaves the target unless target.deletes
+	// says otherwise.
+	DefaultDeletes = DeletesTombstone
 
 	// MaxBatchSize bounds a target request so one POST stays a reasonable size.
 	MaxBatchSize = 10000
 	// MaxNameLength keeps connection names usable as state keys and metric labels.
 	MaxNameLength = 64
 )
+
+// The values of target.deletes: how the record of a member who left (deleted
+// for good, changed address, or left the status filter) leaves the target.
+const (
+	// DeletesTombstone writes a tombstone record, {<id key>: <member id>,
+	// ...target.tombstone}, in the same POST as the upserts.
+	DeletesTombstone = "tombstone"
+	// DeletesRequest sends DELETE target.delete_url, {id} replaced by the
+	// member id, for each member who left.
+	DeletesRequest = "request"
+	// DeletesOff leaves the records of members who left in the target.
+	DeletesOff = "off"
+)
+
+// DeleteModes are the values target.deletes accepts, the default first.
+var DeleteModes = []string{DeletesTombstone, DeletesRequest, DeletesOff}
 
 // Config is the whole configuration file after loading. The file's defaults
 // block is not kept: it has been merged into each connection.
@@ -62,6 +84,14 @@ type Connection struct {
 	// Cron, when set, schedules the connection on a cron expression
 	// ("*/30 * * * *") instead of Every.
 	Cron string `yaml:"cron"`
+	// ReconcileEvery is the longest a connection goes without a reconcile
+	// (default 24h): a scan of every member id, compared with the ids its
+	// target holds, which finds the members who left without a trace in
+	// the API (deleted for good, changed address, left the status filter)
+	// so that target.deletes can remove their records. A run reconciles
+	// sooner when the audience's counts say a member left. It must be
+	// greater than 0; a period shorter than Every means every run.
+	ReconcileEvery Duration `yaml:"reconcile_every"`
 	// LagThreshold overrides alerts.lag_threshold for this connection.
 	LagThreshold Duration `yaml:"lag_threshold"`
 	// Mailchimp says which audience to read.
@@ -100,6 +130,29 @@ type Target struct {
 	BatchSize int `yaml:"batch_size"`
 	// Timeout bounds one request (default 30s).
 	Timeout Duration `yaml:"timeout"`
+	// Deletes says how the record of a member who left the audience (or
+	// the status filter) leaves the target: "tombstone" (the default) writes
+	// a tombstone record, the record's id and Tombstone, in the batch's
+	// POST; "request" sends DELETE DeleteURL; "off" leaves the record in the
+	// target. Every mode but off needs the mapping to hold the member id (a
+	// field whose path is id): the target knows its records by it.
+	Deletes string `yaml:"deletes"`
+	// Tombstone is what a tombstone record carries besides its id (default
+	// status: deleted), e.g. {status: deleted, deleted: true}. Values are
+	// strings, numbers, true, false or null (~ sends JSON null; it does not
+	// drop a key from defaults as it does for a header). Its keys merge with
+	// those of defaults; a tombstone written in a connection replaces the
+	// built-in default whole. It must not set the record's id key. Only used
+	// by deletes: tombstone.
+	Tombstone Tombstone `yaml:"tombstone"`
+	// DeleteURL is where deletes: request sends a DELETE per member who
+	// left: an http or https URL with {id} exactly once in its path or
+	// query, replaced by the escaped member id, e.g.
+	// https://api.example.com/records/{id}. Required by deletes: request
+	// and refused with any other mode (write delete_url: ~ in a connection
+	// to decline one from defaults). 2xx, 404 and 410 all mean the record
+	// is gone; other answers are retried or stop the run as for the POST.
+	DeleteURL string `yaml:"delete_url"`
 }
 
 // Statuses are the member statuses Mailchimp knows, in its documentation's order.
@@ -130,6 +183,9 @@ func (c Connection) WithDefaults() Connection {
 	if c.Every == 0 {
 		c.Every = Duration(DefaultEvery)
 	}
+	if c.ReconcileEvery == 0 {
+		c.ReconcileEvery = Duration(DefaultReconcileEvery)
+	}
 	if c.Mailchimp.Settle == 0 {
 		c.Mailchimp.Settle = Duration(DefaultSettle)
 	}
@@ -141,6 +197,12 @@ func (c Connection) WithDefaults() Connection {
 	}
 	if c.Target.Timeout == 0 {
 		c.Target.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Target.Deletes == "" {
+		c.Target.Deletes = DefaultDeletes
+	}
+	if c.Target.Tombstone == nil {
+		c.Target.Tombstone = DefaultTombstone()
 	}
 	if c.Mapping == nil {
 		c.Mapping = DefaultMapping()

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -56,17 +58,21 @@ func TestSelectDoesNotAlias(t *testing.T) {
 func TestWithDefaults(t *testing.T) {
 	got := Connection{Mailchimp: Mailchimp{APIKey: "k-us2"}}.WithDefaults()
 	want := Connection{
-		Every:     Duration(DefaultEvery),
-		Mailchimp: Mailchimp{APIKey: "k-us2", BaseURL: "https://us2.api.mailchimp.com/3.0", Settle: Duration(DefaultSettle)},
-		Target:    Target{BatchSize: DefaultBatchSize, Timeout: Duration(DefaultTimeout)},
-		Mapping:   DefaultMapping(),
+		Every:          Duration(DefaultEvery),
+		ReconcileEvery: Duration(DefaultReconcileEvery),
+		Mailchimp:      Mailchimp{APIKey: "k-us2", BaseURL: "https://us2.api.mailchimp.com/3.0", Settle: Duration(DefaultSettle)},
+		Target: Target{BatchSize: DefaultBatchSize, Timeout: Duration(DefaultTimeout),
+			Deletes: DeletesTombstone, Tombstone: Tombstone{"status": "deleted"}},
+		Mapping: DefaultMapping(),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	set := Connection{Every: dur(time.Minute), Target: Target{BatchSize: 5}, Mapping: Mapping{{Key: "k", Path: "p"}}}.WithDefaults()
-	if set.Every != dur(time.Minute) || set.Target.BatchSize != 5 || len(set.Mapping) != 1 {
+	set := Connection{Every: dur(time.Minute), ReconcileEvery: dur(time.Hour), Mapping: Mapping{{Key: "k", Path: "p"}},
+		Target: Target{BatchSize: 5, Deletes: DeletesOff, Tombstone: Tombstone{}}}.WithDefaults()
+	if set.Every != dur(time.Minute) || set.ReconcileEvery != dur(time.Hour) || set.Target.BatchSize != 5 || len(set.Mapping) != 1 ||
+		set.Target.Deletes != DeletesOff || set.Target.Tombstone == nil || len(set.Target.Tombstone) != 0 {
 		t.Errorf("WithDefaults overrode values that were set: %+v", set)
 	}
 
@@ -88,6 +94,25 @@ func TestValidateInCode(t *testing.T) {
 	}}}).WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+
+	// Settings only code can make: tombstone values that are no JSON
+	// scalars, and a delete mode nobody has defaulted.
+	bad := cfg.Connections[0]
+	bad.Target.Tombstone = Tombstone{"status": "deleted", "nested": map[string]any{"a": 1}, "score": math.Inf(1), "n": json.Number("7")}
+	bad.Target.Deletes = ""
+	cfg.Connections = []Connection{bad}
+	wantProblems := "config: 1 problem:\n" +
+		`  connections[0].target.deletes: must be tombstone (the default), request or off, got ""`
+	if err := cfg.Validate(); err == nil || err.Error() != wantProblems {
+		t.Errorf("Validate() = %v, want\n%s", err, wantProblems)
+	}
+	cfg.Connections[0].Target.Deletes = DeletesTombstone
+	wantProblems = "config: 2 problems:\n" +
+		"  connections[0].target.tombstone.nested: must be a string, number, true, false or null\n" +
+		"  connections[0].target.tombstone.score: must be a string, number, true, false or null"
+	if err := cfg.Validate(); err == nil || err.Error() != wantProblems {
+		t.Errorf("Validate() = %v, want\n%s", err, wantProblems)
 	}
 
 	err := (&Config{}).Validate()

@@ -54,6 +54,7 @@ func TestLoadFull(t *testing.T) {
 					Settle:   dur(2 * time.Minute),
 					Statuses: []string{"subscribed", "archived"},
 				},
+				ReconcileEvery: dur(6 * time.Hour), // from defaults
 				Target: Target{
 					URL: "https://api.example.com/record",
 					Headers: map[string]Secret{ // defaults' headers merged with the connection's
@@ -63,12 +64,16 @@ func TestLoadFull(t *testing.T) {
 					},
 					BatchSize: DefaultBatchSize,
 					Timeout:   dur(10 * time.Second),
+					Deletes:   DeletesTombstone,
+					// The defaults' tombstone merged with the connection's.
+					Tombstone: Tombstone{"status": "gone", "active": false, "deleted_at": nil},
 				},
 				Mapping: Mapping{{Key: "id", Path: "id"}, {Key: "email", Path: "email_address"}},
 			},
 			{
-				Name:  "shop_eu",
-				Every: dur(15 * time.Minute),
+				Name:           "shop_eu",
+				Every:          dur(15 * time.Minute),
+				ReconcileEvery: dur(90 * time.Minute),
 				Mailchimp: Mailchimp{
 					APIKey:  "fedcba9876543210-us19",
 					ListID:  "f00ba7",
@@ -80,9 +85,32 @@ func TestLoadFull(t *testing.T) {
 					Headers:   map[string]Secret{"X-Source": "shop"},
 					BatchSize: 250, // ${BATCH_SIZE}, read as a number
 					Timeout:   dur(10 * time.Second),
+					Deletes:   DeletesOff,
+					Tombstone: Tombstone{"status": "deleted", "active": false},
 				},
 				// Replaced whole: no "id" from the defaults' mapping.
 				Mapping: Mapping{{Key: "email", Path: "email_address"}, {Key: "tags", Path: "tags"}},
+			},
+			{
+				Name:           "crm",
+				Every:          dur(time.Hour),
+				ReconcileEvery: dur(6 * time.Hour),
+				Mailchimp: Mailchimp{
+					APIKey:  "0123456789abcdef-us6",
+					ListID:  "c0ffee",
+					BaseURL: "https://us6.api.mailchimp.com/3.0",
+					Settle:  dur(2 * time.Minute),
+				},
+				Target: Target{
+					URL:       "https://crm.example.com/contacts",
+					Headers:   map[string]Secret{"Authorization": "Bearer tgt-secret-42", "X-Source": "chimport"},
+					BatchSize: DefaultBatchSize,
+					Timeout:   dur(10 * time.Second),
+					Deletes:   DeletesRequest,
+					DeleteURL: "https://crm.example.com/contacts/{id}?source=chimport",
+					Tombstone: Tombstone{"status": "deleted", "active": false},
+				},
+				Mapping: Mapping{{Key: "id", Path: "id"}, {Key: "email", Path: "email_address"}},
 			},
 		},
 	}
@@ -96,8 +124,9 @@ func TestLoadMinimalGetsAllDefaults(t *testing.T) {
 	want := &Config{
 		State: DefaultState,
 		Connections: []Connection{{
-			Name:  "newsletter",
-			Every: dur(90 * time.Minute),
+			Name:           "newsletter",
+			Every:          dur(90 * time.Minute),
+			ReconcileEvery: dur(24 * time.Hour),
 			Mailchimp: Mailchimp{
 				APIKey:  "0123456789abcdef-us6",
 				ListID:  "a1b2c3d4e5",
@@ -108,6 +137,8 @@ func TestLoadMinimalGetsAllDefaults(t *testing.T) {
 				URL:       "https://api.example.com/record",
 				BatchSize: 1000,
 				Timeout:   dur(30 * time.Second),
+				Deletes:   "tombstone",
+				Tombstone: Tombstone{"status": "deleted"},
 			},
 			Mapping: DefaultMapping(),
 		}},
@@ -173,8 +204,8 @@ func TestExampleParses(t *testing.T) {
 
 	_, err = Parse([]byte(Example()), "example", nil)
 	want := []string{
-		"connections[0].mailchimp.api_key: environment variable MAILCHIMP_API_KEY is not set (line 28)",
-		"connections[0].target.headers.Authorization: environment variable TARGET_API_KEY is not set (line 36)",
+		"connections[0].mailchimp.api_key: environment variable MAILCHIMP_API_KEY is not set (line 29)",
+		"connections[0].target.headers.Authorization: environment variable TARGET_API_KEY is not set (line 37)",
 	}
 	if diff := cmp.Diff(want, problemStrings(t, err)); diff != "" {
 		t.Errorf("without env (-want +got):\n%s", diff)

@@ -86,7 +86,7 @@ connections:
       api_key: k-us6
       lst_id: x
     target: {url: "https://x.test", headers: {X-Any-Name: fine}}
-    mapping: {any_key: is_fine}
+    mapping: {any_key: is_fine, id: id}
     extra: 1
 `,
 			want: []string{
@@ -267,6 +267,161 @@ connections:
 				`connections[0].mapping[""]: record key must not be empty (line 11)`,
 				"connections[0].mapping.email: needs a member path such as merge_fields.FNAME (line 12)",
 				`connections[0].mapping.name: "merge_fields..FNAME" is not a dot path such as merge_fields.FNAME (line 13)`,
+			},
+		},
+		{
+			name: "reconcile_every and deletes",
+			yaml: `connections:
+  - name: a
+    reconcile_every: 0s
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      deletes: soft
+      delete_url: https://x.test/{id}
+  - name: b
+    reconcile_every: 90
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test"}
+    mapping: {email: email_address, contact: contact_id}
+  - name: c
+    reconcile_every: -1h
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://x.test/{id}"}
+    mapping: {id: contact_id, tag: tags.0.id}
+  - name: d
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: off}
+    mapping: {email: email_address}
+`,
+			want: []string{
+				"connections[0].reconcile_every: must be greater than 0 (line 3)",
+				`connections[0].target.deletes: must be tombstone (the default), request or off, got "soft" (line 7)`,
+				`connections[1].reconcile_every: needs a unit, e.g. 90m or 60s (a bare number is ambiguous), got "90" (line 10)`,
+				"connections[1].target.deletes: tombstone needs the member id in each record, and no mapping field has the path id; " +
+					"add one (e.g. id: id), or set deletes: off to leave the records of members who left in the target",
+				"connections[2].reconcile_every: must be greater than 0 (line 15)",
+				"connections[2].target.deletes: request needs the member id in each record, and no mapping field has the path id; " +
+					"add one (e.g. id: id), or set deletes: off to leave the records of members who left in the target (line 17)",
+			},
+		},
+		{
+			name: "delete URLs",
+			yaml: `connections:
+  - name: a
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request}
+  - name: b
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://x.test/records?token=${TOKEN}"}
+  - name: c
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://x.test/{id}/{id}"}
+  - name: d
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "ftp://x.test/{id}"}
+  - name: e
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://{id}.x.test/r"}
+  - name: f
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://x.test/r#{id}"}
+  - name: g
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", delete_url: "https://x.test/{id}"}
+  - name: h
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: request, delete_url: "https://x.test/records?id={id}&token=${TOKEN}"}
+`,
+			env: map[string]string{"TOKEN": "supersecretvalue"},
+			want: []string{
+				"connections[0].target.delete_url: required with deletes: request, e.g. https://api.example.com/records/{id}",
+				"connections[1].target.delete_url: must contain {id} exactly once, e.g. https://api.example.com/records/{id} (it contains it 0 times) (line 7)",
+				"connections[2].target.delete_url: must contain {id} exactly once, e.g. https://api.example.com/records/{id} (it contains it 2 times) (line 10)",
+				"connections[3].target.delete_url: must use http or https (line 13)",
+				"connections[4].target.delete_url: must have its {id} in the path or the query, e.g. https://api.example.com/records/{id} (line 16)",
+				"connections[5].target.delete_url: must have its {id} in the path or the query, e.g. https://api.example.com/records/{id} (line 19)",
+				"connections[6].target.delete_url: is only used with deletes: request, and this connection's deletes is tombstone; " +
+					"remove it, or write delete_url: ~ in the connection to decline one from defaults (line 22)",
+			},
+		},
+		{
+			name: "tombstones",
+			yaml: `connections:
+  - name: a
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone: {}
+  - name: b
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone: {id: x, status: deleted, "": y}
+  - name: c
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone:
+        nested: {a: b}
+  - name: d
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone: {score: .inf}
+  - name: e
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone: [status, deleted]
+  - name: f
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone: {member: x}
+    mapping: {member: id}
+  - name: g
+    mailchimp: {api_key: k-us6, list_id: x}
+    target:
+      url: https://x.test
+      tombstone:
+        status: deleted
+        status: gone
+  - name: h
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: off, tombstone: {}}
+`,
+			want: []string{
+				"connections[0].target.tombstone: must set at least one field, e.g. status: deleted (a record with only its id does not tell the target it is gone) (line 6)",
+				`connections[1].target.tombstone[""]: record key must not be empty (line 11)`,
+				"connections[1].target.tombstone.id: sets the record's id key (mapping.id: id); a tombstone's id is always the deleted member's (line 11)",
+				"connections[2].target.tombstone.nested: must be a string, number, true, false or null, got a mapping (line 17)",
+				`connections[3].target.tombstone.score: must be a finite number: JSON has no infinity or NaN, got ".inf" (line 22)`,
+				"connections[4].target.tombstone: must be a mapping of record key to value, e.g. status: deleted, got a list (line 27)",
+				"connections[5].target.tombstone.member: sets the record's id key (mapping.member: id); a tombstone's id is always the deleted member's (line 32)",
+				"connections[6].target.tombstone.status: is repeated; first at line 39 (line 40)",
+			},
+		},
+		{
+			name: "deletes settings in defaults",
+			yaml: `defaults:
+  reconcile_every: 0s
+  target:
+    deletes: request
+    delete_url: https://x.test/{id}
+connections:
+  - name: a
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: tombstone}
+  - name: b
+    mailchimp: {api_key: k-us6, list_id: x}
+    target: {url: "https://x.test", deletes: tombstone, delete_url: ~}
+    reconcile_every: 1h
+`,
+			want: []string{
+				"connections[0].reconcile_every: must be greater than 0 (line 2, in defaults)",
+				"connections[0].target.delete_url: is only used with deletes: request, and this connection's deletes is tombstone; " +
+					"remove it, or write delete_url: ~ in the connection to decline one from defaults (line 5, in defaults)",
 			},
 		},
 		{

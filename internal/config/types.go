@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -105,12 +106,92 @@ func (m Mapping) MarshalYAML() (any, error) {
 	return n, nil
 }
 
+// Tombstone is what a tombstone record carries besides the member's id:
+// record key to a scalar value (string, int64, uint64 past int64, float64,
+// bool or nil for null).
+type Tombstone map[string]any
+
+// DefaultTombstone is {status: deleted}.
+func DefaultTombstone() Tombstone { return Tombstone{"status": "deleted"} }
+
+// UnmarshalYAML reads a YAML mapping of record key to scalar value. A value
+// keeps its YAML type (7 is a number, "7" a string, ~ is null); a list or
+// mapping is refused, since a target compares a tombstone's fields with its
+// records' and a nested value would be a record shape of its own.
+func (t *Tombstone) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return errors.New("must be a mapping of record key to value, e.g. status: deleted")
+	}
+	out := make(Tombstone, len(n.Content)/2)
+	first := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return &nodeError{node: k, msg: "keys must be strings"}
+		}
+		if line, dup := first[k.Value]; dup {
+			return &nodeError{key: k.Value, node: k, msg: fmt.Sprintf("is repeated; first at line %d", line), atKey: true}
+		}
+		first[k.Value] = k.Line
+		val, err := scalarValue(v)
+		if err != nil {
+			return &nodeError{key: k.Value, node: v, msg: err.Error()}
+		}
+		out[k.Value] = val
+	}
+	*t = out
+	return nil
+}
+
+// scalarValue is the JSON value of a YAML scalar.
+func scalarValue(n *yaml.Node) (any, error) {
+	const want = "must be a string, number, true, false or null"
+	if n.Kind != yaml.ScalarNode {
+		return nil, errors.New(want)
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return nil, errors.New(want)
+		}
+		return b, nil
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			return i, nil
+		}
+		var u uint64
+		if err := n.Decode(&u); err == nil {
+			return u, nil
+		}
+		return nil, errors.New("must be a whole number of at most 64 bits")
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil {
+			return nil, errors.New(want)
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, errors.New("must be a finite number: JSON has no infinity or NaN")
+		}
+		return f, nil
+	}
+	// Strings, and what YAML would read as a timestamp or binary: JSON
+	// has neither, so they go as written.
+	return n.Value, nil
+}
+
 // nodeError lets an UnmarshalYAML method point at the exact entry that is
 // wrong, so the problem names that field and line rather than the whole value.
 type nodeError struct {
 	key  string // the entry's key under the value being decoded; "" for the value itself
 	node *yaml.Node
 	msg  string
+	// atKey says node is the entry's key, not a value: the problem does not
+	// quote what was found, which is the key the field already names.
+	atKey bool
 }
 
 func (e *nodeError) Error() string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -56,5 +57,38 @@ func TestMappingKeepsOrder(t *testing.T) {
 	out, err := yaml.Marshal(m)
 	if err != nil || string(out) != in {
 		t.Errorf("Marshal = %q, %v; want %q", out, err, in)
+	}
+}
+
+func TestTombstoneValues(t *testing.T) {
+	in := `status: deleted
+deleted: true
+version: 2
+score: 1.5
+deleted_at: ~
+big: 18446744073709551615
+day: 2024-01-02
+code: "007"
+`
+	var got Tombstone
+	if err := yaml.Unmarshal([]byte(in), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := Tombstone{"status": "deleted", "deleted": true, "version": int64(2), "score": 1.5, "deleted_at": nil,
+		"big": uint64(18446744073709551615), "day": "2024-01-02", "code": "007"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	j, err := json.Marshal(got)
+	wantJSON := `{"big":18446744073709551615,"code":"007","day":"2024-01-02","deleted":true,"deleted_at":null,"score":1.5,"status":"deleted","version":2}`
+	if err != nil || string(j) != wantJSON {
+		t.Errorf("json.Marshal = %s, %v; want %s", j, err, wantJSON)
+	}
+
+	for _, bad := range []string{"[x]", "a: [1]", "a: {b: c}", "a: .nan", "a: -.inf", "? [k]\n: v"} {
+		var tomb Tombstone
+		if err := yaml.Unmarshal([]byte(bad), &tomb); err == nil {
+			t.Errorf("Unmarshal(%q) = %v, want an error", bad, tomb)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -148,6 +151,9 @@ func (v *validator) connection(p string, c Connection) {
 	if c.Every <= 0 {
 		v.add(p+".every", "must be greater than 0")
 	}
+	if c.ReconcileEvery <= 0 {
+		v.add(p+".reconcile_every", "must be greater than 0")
+	}
 	if c.Cron != "" && !gronx.New().IsValid(c.Cron) {
 		v.add(p+".cron", "is not a valid cron expression, e.g. \"*/30 * * * *\"")
 	}
@@ -157,6 +163,7 @@ func (v *validator) connection(p string, c Connection) {
 	v.mailchimp(p+".mailchimp", c.Mailchimp)
 	v.target(p+".target", c.Target)
 	v.mapping(p+".mapping", c.Mapping)
+	v.deletes(p, c)
 }
 
 func (v *validator) mailchimp(p string, m Mailchimp) {
@@ -230,6 +237,101 @@ func (v *validator) target(p string, t Target) {
 	if t.Timeout <= 0 {
 		v.add(p+".timeout", "must be greater than 0")
 	}
+}
+
+// deletes checks target.deletes and the settings it uses, which depend on
+// the mapping: a delete names a record by the member id, so the mapping must
+// send the id under some key, and a tombstone must not overwrite that key.
+func (v *validator) deletes(p string, c Connection) {
+	t, tp := c.Target, p+".target"
+	if !slices.Contains(DeleteModes, t.Deletes) {
+		v.add(tp+".deletes", fmt.Sprintf("must be %s (the default), %s or %s, got %q", DeletesTombstone, DeletesRequest, DeletesOff, t.Deletes))
+		return
+	}
+	idKey, hasID := c.Mapping.idKey()
+	if t.Deletes != DeletesOff && !hasID && len(c.Mapping) > 0 {
+		v.add(tp+".deletes", fmt.Sprintf("%s needs the member id in each record, and no mapping field has the path id; "+
+			"add one (e.g. id: id), or set deletes: off to leave the records of members who left in the target", t.Deletes))
+	}
+	if t.Deletes == DeletesTombstone {
+		v.tombstone(tp+".tombstone", t.Tombstone, idKey)
+	}
+	switch {
+	case t.Deletes == DeletesRequest && t.DeleteURL == "":
+		v.add(tp+".delete_url", "required with deletes: request, e.g. https://api.example.com/records/{id}")
+	case t.Deletes == DeletesRequest:
+		if msg := checkDeleteURL(t.DeleteURL); msg != "" {
+			v.add(tp+".delete_url", msg)
+		}
+	case t.DeleteURL != "":
+		v.add(tp+".delete_url", fmt.Sprintf("is only used with deletes: request, and this connection's deletes is %s; "+
+			"remove it, or write delete_url: ~ in the connection to decline one from defaults", t.Deletes))
+	}
+}
+
+func (v *validator) tombstone(p string, t Tombstone, idKey string) {
+	if len(t) == 0 {
+		v.add(p, "must set at least one field, e.g. status: deleted (a record with only its id does not tell the target it is gone)")
+		return
+	}
+	keys := slices.Sorted(maps.Keys(t))
+	for _, k := range keys {
+		f := joinKey(p, k)
+		switch {
+		case k == "":
+			v.add(f, "record key must not be empty")
+		case k == idKey:
+			v.add(f, fmt.Sprintf("sets the record's id key (mapping.%s: id); a tombstone's id is always the deleted member's", k))
+		case !isScalar(t[k]):
+			v.add(f, "must be a string, number, true, false or null")
+		}
+	}
+}
+
+// isScalar reports whether a tombstone value (set in code) encodes as a
+// JSON string, number, boolean or null.
+func isScalar(x any) bool {
+	switch x := x.(type) {
+	case nil, string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, json.Number:
+		return true
+	case float32:
+		return !math.IsInf(float64(x), 0) && !math.IsNaN(float64(x))
+	case float64:
+		return !math.IsInf(x, 0) && !math.IsNaN(x)
+	}
+	return false
+}
+
+// idKey returns the record key of the first field that sends the member id
+// (path id), as mapping.Mapping.IDKey does for the compiled mapping.
+func (m Mapping) idKey() (string, bool) {
+	for _, f := range m {
+		if f.Path == "id" {
+			return f.Key, true
+		}
+	}
+	return "", false
+}
+
+// idPlaceholder stands for {id} while a delete URL is parsed; url.Parse
+// leaves it as it is.
+const idPlaceholder = "chimport0id0placeholder"
+
+// checkDeleteURL returns what is wrong with a delete_url template, or "". Like
+// checkHTTPURL, it never quotes the URL.
+func checkDeleteURL(s string) string {
+	if n := strings.Count(s, "{id}"); n != 1 {
+		return fmt.Sprintf("must contain {id} exactly once, e.g. https://api.example.com/records/{id} (it contains it %d times)", n)
+	}
+	filled := strings.Replace(s, "{id}", idPlaceholder, 1)
+	if msg := checkHTTPURL(filled); msg != "" {
+		return msg
+	}
+	u, _ := url.Parse(filled) // checkHTTPURL parsed it
+	if !strings.Contains(u.Path, idPlaceholder) && !strings.Contains(u.RawQuery, idPlaceholder) {
+		return "must have its {id} in the path or the query, e.g. https://api.example.com/records/{id}"
+	}
+	return ""
 }
 
 func (v *validator) mapping(p string, m Mapping) {

@@ -176,7 +176,11 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, path string) {
 				if ne.key != "" {
 					path = joinKey(path, ne.key)
 				}
-				l.fail(path, ne.node, ne.msg+l.got(ne.node))
+				msg := ne.msg
+				if !ne.atKey {
+					msg += l.got(ne.node)
+				}
+				l.fail(path, ne.node, msg)
 				return
 			}
 			l.fail(path, n, err.Error()+l.got(n))
