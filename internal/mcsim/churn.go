@@ -5,18 +5,24 @@ import "fmt"
 // churn applies n random mutations with the list's seeded randomness, so a
 // test that churns the same way twice sees the same members touched. The mix
 // follows what an active audience does: mostly profile edits, some
-// unsubscribes, archives and signups, a few permanent deletions.
+// unsubscribes, archives and signups, a few address changes and permanent
+// deletions. It returns the ids touched, each once; an address change
+// touches two (the old id and the new).
 func (l *list) churn(n int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var touched []string
 	seen := make(map[string]bool, n)
-	for range n {
-		id := l.churnOnceLocked()
+	note := func(id string) {
 		if id != "" && !seen[id] {
 			seen[id] = true
 			touched = append(touched, id)
 		}
+	}
+	for range n {
+		id, movedTo := l.churnOnceLocked()
+		note(id)
+		note(movedTo)
 	}
 	return touched
 }
@@ -28,27 +34,31 @@ const (
 	churnUnsubscribe
 	churnArchive
 	churnAdd
+	churnMove // an address change: a new id for the same contact
 	churnDelete
 )
 
 func (l *list) pickChurnAction() churnAction {
 	switch p := l.gen.rng.IntN(100); {
-	case p < 70:
+	case p < 66:
 		return churnEdit
-	case p < 80:
+	case p < 76:
 		return churnUnsubscribe
-	case p < 86:
+	case p < 82:
 		return churnArchive
-	case p < 95:
+	case p < 91:
 		return churnAdd
+	case p < 95:
+		return churnMove
 	default:
 		return churnDelete
 	}
 }
 
 // churnOnceLocked makes one mutation and returns the id it touched ("" if
-// none). l.mu must be held for writing.
-func (l *list) churnOnceLocked() string {
+// none) and, for an address change, the member's new id. l.mu must be held
+// for writing.
+func (l *list) churnOnceLocked() (id, movedTo string) {
 	action := l.pickChurnAction()
 	if len(l.entries) == 0 {
 		action = churnAdd
@@ -58,18 +68,26 @@ func (l *list) churnOnceLocked() string {
 		m.Status = StatusSubscribed
 		id, err := l.addLocked(m)
 		if err != nil {
-			return "" // the address was taken by a member added by hand
+			return "", "" // the address was taken by a member added by hand
 		}
-		return id
+		return id, ""
 	}
 
 	i := l.gen.rng.IntN(len(l.entries))
-	id := l.entries[i].m.ID
+	id = l.entries[i].m.ID
 	status := l.entries[i].m.Status
 	switch {
 	case action == churnDelete:
 		_ = l.removeLocked(id)
-		return id
+		return id, ""
+	case action == churnMove:
+		email := l.gen.newAddress()
+		err := l.changeAtLocked(i, func(m *Member) { m.EmailAddress = email })
+		if err == nil {
+			return id, MemberID(email)
+		}
+		// The address was taken by a member added by hand: an edit instead.
+		l.mustChange(i, l.randomEdit())
 	case action == churnUnsubscribe && status == StatusSubscribed:
 		l.mustChange(i, func(m *Member) { m.Status = StatusUnsubscribed })
 	case action == churnArchive && status != StatusArchived:
@@ -77,7 +95,7 @@ func (l *list) churnOnceLocked() string {
 	default:
 		l.mustChange(i, l.randomEdit())
 	}
-	return id
+	return id, ""
 }
 
 // randomEdit returns a merge-field edit, the most common change in a real

@@ -81,7 +81,20 @@ func (s *Mailchimp) membersPage(l *list, q memberQuery) (page []*Member, total i
 	if q.sortField != "" {
 		q.shuffleTies = s.tieShuffler()
 	}
+	s.mu.Lock()
+	q.withArchived = s.defaultWithArchived
+	s.mu.Unlock()
 	return l.page(q)
+}
+
+// SetDefaultViewIncludesArchived sets, on a running simulator, whether the
+// members endpoint's default view (no status) includes archived members:
+// Options.DefaultViewIncludesArchived. It applies to the HTTP endpoint and
+// to every Source alike, from the next request on.
+func (s *Mailchimp) SetDefaultViewIncludesArchived(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.defaultWithArchived = on
 }
 
 // appendMembersBody appends the members response document to b. When flush

@@ -66,6 +66,7 @@ func TestConnectionLimitPerKey(t *testing.T) {
 	st := s.sim.Stats()
 	want := Stats{
 		Requests:      12,
+		OtherRequests: 12, // pings
 		ByStatus:      map[int]int{200: 11, 429: 1},
 		MaxInFlight:   11, // the refused attempt counts: it shows the client tried
 		LimitRejected: 1,

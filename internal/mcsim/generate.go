@@ -125,19 +125,9 @@ func (g *generator) ip() string {
 // member generates the next member. lastChanged zero means "somewhere in the
 // two years before start"; churn passes the current time instead.
 func (g *generator) member(lastChanged time.Time) Member {
-	g.next++
 	first := firstNames[g.rng.IntN(len(firstNames))]
 	last := lastNames[g.rng.IntN(len(lastNames))]
-	local := first.ascii
-	if last.ascii != "" {
-		local += "." + last.ascii
-	}
-	email := fmt.Sprintf("%s%d@%s", local, g.next, g.pick(domains))
-	if g.rng.IntN(20) == 0 {
-		// Some people type their address capitalised; the id is still the
-		// MD5 of the lower-cased form.
-		email = strings.ToUpper(email[:1]) + email[1:]
-	}
+	email := g.email(first, last)
 	status := g.pickStatus()
 	if lastChanged.IsZero() {
 		lastChanged = g.pastTime(twoYears)
@@ -202,6 +192,31 @@ func (g *generator) member(lastChanged time.Time) Member {
 		}
 	}
 	return m
+}
+
+// email makes an address no generated member has had: the sequence number
+// in it is new every time.
+func (g *generator) email(first, last name) string {
+	g.next++
+	local := first.ascii
+	if last.ascii != "" {
+		local += "." + last.ascii
+	}
+	email := fmt.Sprintf("%s%d@%s", local, g.next, g.pick(domains))
+	if g.rng.IntN(20) == 0 {
+		// Some people type their address capitalised; the id is still the
+		// MD5 of the lower-cased form.
+		email = strings.ToUpper(email[:1]) + email[1:]
+	}
+	return email
+}
+
+// newAddress draws an address for a member who moves: a new name and
+// domain, as when someone changes employer or provider.
+func (g *generator) newAddress() string {
+	first := firstNames[g.rng.IntN(len(firstNames))]
+	last := lastNames[g.rng.IntN(len(lastNames))]
+	return g.email(first, last)
 }
 
 // listInfo is the generated, mostly static part of a list resource.

@@ -1,8 +1,10 @@
 package mcsim
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/mailchimp"
 )
 
 // start is the fake clock's time when a test simulator is created.
@@ -177,4 +180,69 @@ func decodeProblem(t *testing.T, r response) problemDoc {
 	var p problemDoc
 	decodeJSON(t, r.body, &p)
 	return p
+}
+
+// everyID pages a members view of the first list to its end, 1000 ids at
+// a time as the engine's scan does, and returns its ids in order and the
+// total_items of its first page.
+func (s *simServer) everyID(query url.Values) (got []string, total int) {
+	s.t.Helper()
+	for offset := 0; ; offset += 1000 {
+		q := withOffset(query, offset)
+		q.Set("count", "1000")
+		q.Set("fields", "members.id,total_items")
+		p := s.members(q)
+		if offset == 0 {
+			total = p.Total
+		}
+		if len(p.Members) == 0 {
+			return got, total
+		}
+		got = append(got, ids(p.Members)...)
+	}
+}
+
+// totalItems sizes a view of the first list as the sync engine does:
+// count=1 and fields=total_items.
+func (s *simServer) totalItems(query url.Values) int {
+	s.t.Helper()
+	q := maps.Clone(query)
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("count", "1")
+	q.Set("fields", "total_items")
+	r := s.get("/3.0/lists/"+s.sim.ListID()+"/members", q)
+	var doc map[string]json.Number
+	decodeJSON(s.t, r.body, &doc)
+	if r.status != http.StatusOK || len(doc) != 1 {
+		s.t.Fatalf("total_items %v: status %d: %s", query, r.status, r.body)
+	}
+	n, err := doc["total_items"].Int64()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return int(n)
+}
+
+// sourceIDs pages a members view to its end through an in-process Source
+// and returns its ids in order and the total_items of its first page.
+func sourceIDs(t *testing.T, src *Source, listID string, q mailchimp.MembersQuery) (got []string, total int) {
+	t.Helper()
+	q.Count, q.Fields = 1000, []string{"members.id"}
+	for q.Offset = 0; ; q.Offset += 1000 {
+		page, err := src.Members(context.Background(), listID, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Offset == 0 {
+			total = page.TotalItems
+		}
+		if len(page.Members) == 0 {
+			return got, total
+		}
+		for _, m := range page.Members {
+			got = append(got, m.ID())
+		}
+	}
 }

@@ -105,7 +105,8 @@ func (l *list) position(id string) (int, bool) {
 }
 
 // change applies fn to a copy of the member and stores the copy, keeping the
-// member's place in the natural order. The id follows the email address.
+// member's place in the natural order. The id follows the email address;
+// the contact's own identifiers stay, whatever fn did to them.
 func (l *list) change(id string, fn func(*Member)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -122,6 +123,10 @@ func (l *list) changeAtLocked(i int, fn func(*Member)) error {
 	old := l.entries[i].m
 	c := old.clone()
 	fn(&c)
+	// The API offers no way to change these: they belong to the contact,
+	// not to the address, and survive an address change (the one thing
+	// that lets a sync tell a moved member from a new one).
+	c.ContactID, c.UniqueEmailID, c.WebID = old.ContactID, old.UniqueEmailID, old.WebID
 	normalize(&c)
 	if err := validateMember(&c); err != nil {
 		return err
@@ -246,8 +251,12 @@ func (l *list) snapshot() []Member {
 // memberQuery is a validated members request.
 type memberQuery struct {
 	count, offset int
-	status        statusCode // codeInvalid: the default view, everything but archived
-	since, before int64      // unix nanoseconds, valid when hasSince/hasBefore
+	status        statusCode // codeInvalid: the default view (see withArchived)
+	// withArchived makes the default view include archived members
+	// (Options.DefaultViewIncludesArchived); without it the default view is
+	// everything but archived.
+	withArchived  bool
+	since, before int64 // unix nanoseconds, valid when hasSince/hasBefore
 	hasSince      bool
 	hasBefore     bool
 	inclusive     bool
@@ -261,7 +270,7 @@ type memberQuery struct {
 
 func (q *memberQuery) matches(e *entry) bool {
 	if q.status == codeInvalid {
-		if e.status == codeArchived {
+		if e.status == codeArchived && !q.withArchived {
 			return false
 		}
 	} else if e.status != q.status {

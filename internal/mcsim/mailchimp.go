@@ -32,6 +32,12 @@ type Options struct {
 	// (>=, <=). The default is exclusive (>, <). The real API does not say
 	// which it is, so tests run both.
 	Inclusive bool
+	// DefaultViewIncludesArchived makes the members endpoint's default view
+	// (no status parameter) include archived members, in its pages and in
+	// total_items. The default leaves them out, as Mailchimp most likely
+	// does; it does not document which, so the engine must work with both.
+	// SetDefaultViewIncludesArchived flips it on a running simulator.
+	DefaultViewIncludesArchived bool
 	// MaxConnsPerKey is how many requests one key may have in flight; more
 	// get 429. Zero or less means 10, Mailchimp's limit.
 	MaxConnsPerKey int
@@ -63,6 +69,9 @@ type Mailchimp struct {
 	// tieRequests seeds each request's order.
 	unstableTies bool
 	tieRequests  uint64
+	// defaultWithArchived is Options.DefaultViewIncludesArchived, as
+	// SetDefaultViewIncludesArchived last set it.
+	defaultWithArchived bool
 
 	// testHookAcquired, when set, runs once a request holds a connection
 	// slot, before the latency. Tests use it to hold requests in flight.
@@ -97,6 +106,7 @@ func New(opts Options) *Mailchimp {
 		opts.APIKey = NewAPIKey(s.rng)
 	}
 	s.opts = opts
+	s.defaultWithArchived = opts.DefaultViewIncludesArchived
 	s.keys[opts.APIKey] = &keyState{}
 	s.AddList(opts.ListID, opts.Members, opts.Seed)
 	return s
@@ -139,13 +149,27 @@ func (s *Mailchimp) list(listID string) (*list, error) {
 
 // Change edits a member: fn gets a copy, which is stored with last_changed
 // set to the clock's now (to the second). Changing the email address changes
-// the id, as in Mailchimp.
+// the id, as in Mailchimp (see ChangeAddress); contact_id, unique_email_id
+// and web_id stay with the member whatever fn does, as the API offers no
+// way to change them.
 func (s *Mailchimp) Change(listID, id string, fn func(*Member)) error {
 	l, err := s.list(listID)
 	if err != nil {
 		return err
 	}
 	return l.change(id, fn)
+}
+
+// ChangeAddress changes a member's email address and returns its new id,
+// the MD5 of the lower-cased new address. contact_id, unique_email_id and
+// web_id stay; the old id is gone at once: the one-member endpoint answers
+// 404 for it and no view lists it. A new address that differs only in case
+// keeps the id. An address another member has fails with ErrMemberExists.
+func (s *Mailchimp) ChangeAddress(listID, id, newEmail string) (newID string, err error) {
+	if err := s.Change(listID, id, func(m *Member) { m.EmailAddress = newEmail }); err != nil {
+		return "", err
+	}
+	return MemberID(newEmail), nil
 }
 
 // Add appends a member to the list and returns its id, the MD5 of the
@@ -165,13 +189,16 @@ func (s *Mailchimp) Unsubscribe(listID, id string) error {
 }
 
 // Archive sets a member's status to archived, which hides it from the members
-// endpoint unless status=archived is asked for.
+// endpoint unless status=archived is asked for (or the default view includes
+// archived members, see Options.DefaultViewIncludesArchived). The one-member
+// endpoint still returns it, with status archived.
 func (s *Mailchimp) Archive(listID, id string) error {
 	return s.Change(listID, id, func(m *Member) { m.Status = StatusArchived })
 }
 
-// Delete removes a member permanently: it disappears from every view, and
-// nothing in the API says it ever existed.
+// Delete removes a member permanently (Mailchimp's delete-permanent): it
+// disappears from every view and every total_items, the one-member endpoint
+// answers 404 for it, and nothing in the API says it ever existed.
 func (s *Mailchimp) Delete(listID, id string) error {
 	l, err := s.list(listID)
 	if err != nil {
@@ -181,9 +208,12 @@ func (s *Mailchimp) Delete(listID, id string) error {
 }
 
 // Churn makes n random mutations to the list (mostly merge-field edits, some
-// unsubscribes, archives and additions, a few deletions) and returns the ids
-// touched, each once. It is deterministic for a given Seed and call sequence.
-// An unknown list is left alone and yields nil.
+// unsubscribes, archives and additions, a few address changes and
+// deletions) and returns the ids touched, each once: an address change
+// touches two, the old id and the new one, so there may be up to 2n. Ids
+// that were deleted or moved away are among them. It is deterministic for a
+// given Seed and call sequence. An unknown list is left alone and yields
+// nil.
 func (s *Mailchimp) Churn(listID string, n int) []string {
 	l, err := s.list(listID)
 	if err != nil {
@@ -254,7 +284,11 @@ func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
 // the endpoint.
 func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &countingWriter{ResponseWriter: w}
-	out := outcome{members: -1}
+	kind := kindOther
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/3.0/"); ok {
+		kind = kindOf(r.Method, rest)
+	}
+	out := outcome{kind: kind, members: -1}
 	// Deferred first, so it runs last: after the connection slot is
 	// released and the request counted, the held-back end of the response
 	// goes out (or a dropped connection is closed). A client that has the
@@ -264,9 +298,7 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(rw, &out)
 		rw.finish()
 	}()
-	s.mu.Lock()
-	s.stats.Requests++
-	s.mu.Unlock()
+	s.countRequest(kind)
 	w.Header().Set("Date", s.opts.Clock.Now().UTC().Format(http.TimeFormat))
 
 	if !strings.HasPrefix(r.URL.Path, "/3.0/") {

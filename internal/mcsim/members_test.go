@@ -2,12 +2,16 @@ package mcsim
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/mailchimp"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -231,5 +235,72 @@ func TestInvalidParameters(t *testing.T) {
 	}
 	if got := s.sim.Stats().ByStatus[400]; got != len(tests) {
 		t.Errorf("ByStatus[400] = %d, want %d", got, len(tests))
+	}
+}
+
+// TestDefaultViewArchived: whether the default view (no status) holds
+// archived members is an option, off by default, and the HTTP endpoint
+// and the in-process Source follow it alike, in pages and in total_items,
+// sorted or not, and when it is flipped on a running simulator.
+func TestDefaultViewArchived(t *testing.T) {
+	windowEnd := start.Add(-24 * time.Hour) // a window, so sorted views are cut by binary search
+	views := []struct {
+		name   string
+		http   url.Values
+		source mailchimp.MembersQuery
+		keep   func(Member) bool // nil: all
+	}{
+		{"natural order", vals(), mailchimp.MembersQuery{}, nil},
+		{"by last_changed in a window", vals("sort_field", "last_changed", "sort_dir", "DESC", "before_last_changed", windowEnd.Format(time.RFC3339)),
+			mailchimp.MembersQuery{SortField: "last_changed", SortDir: "DESC", Before: windowEnd},
+			func(m Member) bool { return m.LastChanged.Before(windowEnd) }},
+		{"by timestamp_opt", vals("sort_field", "timestamp_opt"), mailchimp.MembersQuery{SortField: "timestamp_opt"}, nil},
+	}
+	check := func(t *testing.T, s *simServer, withArchived bool) {
+		t.Helper()
+		src := s.sim.Source(s.sim.APIKey())
+		all := s.sim.Members(DefaultListID)
+		for _, v := range views {
+			want := memberIDs(all, func(m Member) bool {
+				return (withArchived || m.Status != StatusArchived) && (v.keep == nil || v.keep(m))
+			})
+			slices.Sort(want)
+			gotHTTP, totalHTTP := s.everyID(v.http)
+			gotSource, totalSource := sourceIDs(t, src, DefaultListID, v.source)
+			for door, got := range map[string][]string{"HTTP": gotHTTP, "in process": gotSource} {
+				got = slices.Sorted(slices.Values(got))
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s, %s, with archived %v: ids (-want +got):\n%s", v.name, door, withArchived, diff)
+				}
+			}
+			if counted := s.totalItems(v.http); totalHTTP != len(want) || totalSource != len(want) || counted != len(want) {
+				t.Errorf("%s, with archived %v: total_items %d over HTTP, %d in process, %d with count=1; want %d",
+					v.name, withArchived, totalHTTP, totalSource, counted, len(want))
+			}
+		}
+		// The archived view is the same either way.
+		archived := memberIDs(all, func(m Member) bool { return m.Status == StatusArchived })
+		if got, total := s.everyID(vals("status", StatusArchived)); !slices.Equal(archived, got) || total != len(archived) {
+			t.Errorf("with archived %v: status=archived served %d members, total %d; want %d", withArchived, len(got), total, len(archived))
+		}
+	}
+
+	s := newSimServer(t, Options{Members: 500, Seed: 19})
+	if n := len(memberIDs(s.sim.Members(DefaultListID), func(m Member) bool { return m.Status == StatusArchived })); n == 0 {
+		t.Fatal("the generator made no archived members")
+	}
+	check(t, s, false)
+	s.sim.SetDefaultViewIncludesArchived(true)
+	check(t, s, true)
+	s.sim.SetDefaultViewIncludesArchived(false)
+	check(t, s, false)
+
+	withOption := newSimServer(t, Options{Members: 500, Seed: 19, DefaultViewIncludesArchived: true})
+	check(t, withOption, true)
+	// A member archived now leaves the default view only without the option.
+	id := memberIDs(withOption.sim.Members(DefaultListID), func(m Member) bool { return m.Status == StatusSubscribed })[0]
+	must(t, withOption.sim.Archive(DefaultListID, id))
+	if got, _ := withOption.everyID(vals()); !slices.Contains(got, id) {
+		t.Errorf("with the option, a member just archived left the default view")
 	}
 }

@@ -1,6 +1,8 @@
 package mcsim
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -14,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/mailchimp"
 )
 
 func TestMutationsStampLastChanged(t *testing.T) {
@@ -119,6 +123,62 @@ func TestDeleteRemovesFromEveryView(t *testing.T) {
 	}
 }
 
+// TestDeletedMemberGone: after a permanent delete the one-member endpoint
+// answers 404, over HTTP and in process, and every total_items (sorted
+// views included) has shrunk by the deleted members; an archived member
+// is still there, with status archived.
+func TestDeletedMemberGone(t *testing.T) {
+	s := newSimServer(t, Options{Members: 60, Seed: 13})
+	src := s.sim.Source(s.sim.APIKey())
+	ctx := context.Background()
+	all := s.sim.Members(DefaultListID)
+	first := func(status string) Member {
+		return all[slices.IndexFunc(all, func(m Member) bool { return m.Status == status })]
+	}
+	sub, arch, unsub := first(StatusSubscribed), first(StatusArchived), first(StatusUnsubscribed)
+	views := []url.Values{vals(), vals("status", StatusSubscribed), vals("status", StatusUnsubscribed), vals("status", StatusArchived),
+		vals("sort_field", "last_changed"), vals("sort_field", "last_changed", "status", StatusArchived), vals("sort_field", "timestamp_opt")}
+	totals := func() []int {
+		var out []int
+		for _, v := range views {
+			out = append(out, s.totalItems(v))
+		}
+		return out
+	}
+	before := totals()
+	must(t, s.sim.Archive(DefaultListID, unsub.ID)) // archived, not deleted: still answers
+	must(t, s.sim.Delete(DefaultListID, sub.ID))
+	must(t, s.sim.Delete(DefaultListID, arch.ID))
+	want := slices.Clone(before)
+	// default, subscribed, unsubscribed, archived, by last_changed, archived by last_changed, by timestamp_opt
+	for i, d := range []int{-2, -1, -1, 0, -2, 0, -2} {
+		want[i] += d
+	}
+	if diff := cmp.Diff(want, totals()); diff != "" {
+		t.Errorf("total_items of %v (-want +got):\n%s", views, diff)
+	}
+	for _, id := range []string{sub.ID, arch.ID} {
+		if r := s.get("/3.0/lists/"+DefaultListID+"/members/"+id, vals("fields", "id,status")); r.status != http.StatusNotFound {
+			t.Errorf("GET deleted %s: status %d", id, r.status)
+		}
+		if _, err := src.Member(ctx, DefaultListID, id, []string{"id", "status"}); !errors.Is(err, mailchimp.ErrMemberNotFound) {
+			t.Errorf("in process, deleted %s: %v", id, err)
+		}
+	}
+	r := s.get("/3.0/lists/"+DefaultListID+"/members/"+unsub.ID, vals("fields", "id,status"))
+	var doc map[string]any
+	decodeJSON(t, r.body, &doc)
+	if diff := cmp.Diff(map[string]any{"id": unsub.ID, "status": StatusArchived}, doc); r.status != http.StatusOK || diff != "" {
+		t.Errorf("GET an archived member: status %d (-want +got):\n%s", r.status, diff)
+	}
+	if m, err := src.Member(ctx, DefaultListID, unsub.ID, []string{"id", "status"}); err != nil || m["status"] != StatusArchived {
+		t.Errorf("in process, an archived member: %v, %v", m, err)
+	}
+	if st := s.sim.Stats(); st.MemberNotFound != 4 || st.MemberRequests != 6 {
+		t.Errorf("MemberRequests %d, MemberNotFound %d; want 6 and 4", st.MemberRequests, st.MemberNotFound)
+	}
+}
+
 func TestMutationErrors(t *testing.T) {
 	s := newSimServer(t, Options{Members: 2})
 	existing := s.sim.Members(DefaultListID)
@@ -157,19 +217,144 @@ func TestMutationErrors(t *testing.T) {
 	}
 }
 
-func TestChangeEmailChangesID(t *testing.T) {
-	s := newSimServer(t, Options{Members: 3})
-	old := s.sim.Members(DefaultListID)[1]
-	if err := s.sim.Change(DefaultListID, old.ID, func(m *Member) { m.EmailAddress = "New.Address@example.com" }); err != nil {
-		t.Fatal(err)
+// TestChangeAddress: a new address is a new id, the MD5 of the lower-cased
+// address, for the same contact (contact_id, unique_email_id and web_id
+// stay); the old id is gone from the one-member endpoint and every view,
+// over HTTP and in process.
+func TestChangeAddress(t *testing.T) {
+	s := newSimServer(t, Options{Members: 40, Seed: 14})
+	src := s.sim.Source(s.sim.APIKey())
+	ctx := context.Background()
+	all := s.sim.Members(DefaultListID)
+	idx := slices.IndexFunc(all, func(m Member) bool { return m.Status == StatusSubscribed })
+	old := all[idx]
+	sizes := func() []int {
+		return []int{s.totalItems(nil), s.totalItems(vals("status", StatusSubscribed)), s.totalItems(vals("status", StatusArchived))}
 	}
-	got := s.sim.Members(DefaultListID)[1] // same place in the natural order
-	if got.ID != MemberID("new.address@example.com") {
-		t.Errorf("id %s is not the MD5 of the new address", got.ID)
+	sizesBefore := sizes()
+
+	s.clock.Advance(time.Minute)
+	newID, err := s.sim.ChangeAddress(DefaultListID, old.ID, "Moved.Person@Example.org")
+	must(t, err)
+	if newID != MemberID("moved.person@example.org") || newID == old.ID {
+		t.Fatalf("new id %s is not the MD5 of the lower-cased new address", newID)
 	}
-	if err := s.sim.Change(DefaultListID, old.ID, func(*Member) {}); !errors.Is(err, ErrMemberNotFound) {
-		t.Errorf("the old id still resolves: %v", err)
+	got := s.sim.Members(DefaultListID)[idx] // same place in the natural order
+	want := old.clone()
+	want.ID, want.EmailAddress, want.LastChanged = newID, "Moved.Person@Example.org", start.Add(time.Minute)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the moved member (-want +got):\n%s", diff)
 	}
+
+	// The old id: 404 over HTTP and in process, and in no view.
+	if r := s.get("/3.0/lists/"+DefaultListID+"/members/"+old.ID, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET the old id: status %d", r.status)
+	}
+	if _, err := src.Member(ctx, DefaultListID, old.ID, nil); !errors.Is(err, mailchimp.ErrMemberNotFound) {
+		t.Errorf("in process, the old id: %v", err)
+	}
+	for _, q := range []url.Values{vals(), vals("status", StatusSubscribed), vals("status", StatusArchived),
+		vals("sort_field", "last_changed"), vals("since_last_changed", start.Format(time.RFC3339))} {
+		served, _ := s.everyID(q)
+		inProcess, _ := sourceIDs(t, src, DefaultListID, mailchimp.MembersQuery{Status: q.Get("status"), SortField: q.Get("sort_field")})
+		if slices.Contains(served, old.ID) || slices.Contains(inProcess, old.ID) {
+			t.Errorf("%v: the old id is still served", q)
+		}
+		if q.Get("status") != StatusArchived && (!slices.Contains(served, newID) || !slices.Contains(inProcess, newID)) {
+			t.Errorf("%v: the new id is not served", q)
+		}
+	}
+	if changed, _ := s.everyID(vals("since_last_changed", start.Format(time.RFC3339))); !slices.Equal(changed, []string{newID}) {
+		t.Errorf("changed since the move: %v, want the new id alone", changed)
+	}
+	if diff := cmp.Diff(sizesBefore, sizes()); diff != "" {
+		t.Errorf("total_items of default, subscribed, archived views moved (-before +after):\n%s", diff)
+	}
+
+	// The new id answers, with the contact's identifiers.
+	r := s.get("/3.0/lists/"+DefaultListID+"/members/"+newID, vals("fields", "id,contact_id,unique_email_id,web_id,email_address"))
+	var doc map[string]any
+	decodeJSON(t, r.body, &doc)
+	if r.status != http.StatusOK || doc["contact_id"] != old.ContactID || doc["unique_email_id"] != old.UniqueEmailID ||
+		doc["web_id"] != json.Number(itoa(int(old.WebID))) || doc["email_address"] != "Moved.Person@Example.org" {
+		t.Errorf("GET the new id: status %d, %v", r.status, doc)
+	}
+
+	// Change cannot touch the contact's identifiers; a change of case keeps
+	// the id; an address in use, or an unknown member, changes nothing.
+	must(t, s.sim.Change(DefaultListID, newID, func(m *Member) { m.ContactID, m.UniqueEmailID, m.WebID = "x", "y", 1 }))
+	if m := findMember(t, s.sim.Members(DefaultListID), newID); m.ContactID != old.ContactID || m.UniqueEmailID != old.UniqueEmailID || m.WebID != old.WebID {
+		t.Errorf("Change rewrote the contact's identifiers: %+v", m)
+	}
+	if id, err := s.sim.ChangeAddress(DefaultListID, newID, "MOVED.PERSON@EXAMPLE.ORG"); err != nil || id != newID {
+		t.Errorf("a change of case: id %s, err %v; want the same id", id, err)
+	}
+	before := s.sim.Members(DefaultListID)
+	if id, err := s.sim.ChangeAddress(DefaultListID, newID, all[idx+1].EmailAddress); !errors.Is(err, ErrMemberExists) || id != "" {
+		t.Errorf("an address in use: %q, %v; want ErrMemberExists", id, err)
+	}
+	if _, err := s.sim.ChangeAddress(DefaultListID, old.ID, "x@example.com"); !errors.Is(err, ErrMemberNotFound) {
+		t.Errorf("the old id moved again: %v; want ErrMemberNotFound", err)
+	}
+	if diff := cmp.Diff(before, s.sim.Members(DefaultListID)); diff != "" {
+		t.Errorf("failed address changes changed members (-before +after):\n%s", diff)
+	}
+
+	// An archived member that moves stays archived, under its new id.
+	arch := all[slices.IndexFunc(all, func(m Member) bool { return m.Status == StatusArchived })]
+	archNew, err := s.sim.ChangeAddress(DefaultListID, arch.ID, "archived.mover@example.net")
+	must(t, err)
+	if served, _ := s.everyID(vals("status", StatusArchived)); slices.Contains(served, arch.ID) || !slices.Contains(served, archNew) {
+		t.Errorf("status=archived after an archived member moved: %v", served)
+	}
+}
+
+// TestChurnMovesAddresses: churn changes some members' addresses, and
+// Churn returns both ids of each move.
+func TestChurnMovesAddresses(t *testing.T) {
+	clk := newFakeAtStart()
+	sim := New(Options{Members: 500, Seed: 61, Clock: clk})
+	byContact := func() map[string]Member {
+		out := map[string]Member{}
+		for _, m := range sim.Members(DefaultListID) {
+			out[m.ContactID] = m
+		}
+		return out
+	}
+	before := byContact()
+	clk.Advance(time.Hour)
+	const n = 300
+	touched := sim.Churn(DefaultListID, n)
+	after := byContact()
+	if len(touched) > 2*n || len(slices.Compact(slices.Sorted(slices.Values(touched)))) != len(touched) {
+		t.Errorf("Churn(%d) returned %d ids; want at most %d, each once", n, len(touched), 2*n)
+	}
+	moves, deletes := 0, 0
+	for contact, was := range before {
+		now, ok := after[contact]
+		switch {
+		case !ok:
+			deletes++
+			if !slices.Contains(touched, was.ID) {
+				t.Errorf("deleted member %s is not among the touched ids", was.ID)
+			}
+		case now.ID != was.ID:
+			moves++
+			if now.ID != MemberID(now.EmailAddress) || now.UniqueEmailID != was.UniqueEmailID || now.WebID != was.WebID {
+				t.Errorf("moved member %s -> %s lost its identity: %+v", was.ID, now.ID, now)
+			}
+			if !slices.Contains(touched, was.ID) || !slices.Contains(touched, now.ID) {
+				t.Errorf("move %s -> %s: both ids must be among the touched ids", was.ID, now.ID)
+			}
+			if _, ok := sim.member(DefaultListID, was.ID); ok {
+				t.Errorf("the old id %s still resolves", was.ID)
+			}
+		}
+	}
+	if moves == 0 || deletes == 0 {
+		t.Errorf("Churn(%d) made %d address changes and %d deletions; want some of each", n, moves, deletes)
+	}
+	t.Logf("%d touched: %d address changes, %d deletions", len(touched), moves, deletes)
 }
 
 func TestAddFillsIn(t *testing.T) {
@@ -263,8 +448,8 @@ func TestChurnIsDeterministic(t *testing.T) {
 	if diff := cmp.Diff(members1, members2); diff != "" {
 		t.Errorf("members differ (-1 +2):\n%s", diff)
 	}
-	if distinct := len(slices.Compact(slices.Sorted(slices.Values(touched1)))); distinct != len(touched1) || distinct == 0 || distinct > 50 {
-		t.Errorf("Churn(50) returned %d ids, %d distinct; want 1..50, each once", len(touched1), distinct)
+	if distinct := len(slices.Compact(slices.Sorted(slices.Values(touched1)))); distinct != len(touched1) || distinct == 0 || distinct > 100 {
+		t.Errorf("Churn(50) returned %d ids, %d distinct; want 1..100 (an address change touches two), each once", len(touched1), distinct)
 	}
 	changed := 0
 	for _, m := range members1 {

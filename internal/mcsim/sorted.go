@@ -47,7 +47,10 @@ func (v *sortedView) countStatuses() {
 
 // matchesBefore counts the entries of entries[:i] in q's status view.
 func (v *sortedView) matchesBefore(q *memberQuery, i int) int {
-	if q.status == codeInvalid { // the default view: everything but archived
+	if q.status == codeInvalid { // the default view
+		if q.withArchived {
+			return i
+		}
 		return i - int(v.counts[codeArchived][i])
 	}
 	return int(v.counts[q.status][i])

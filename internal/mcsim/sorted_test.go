@@ -32,7 +32,7 @@ func TestWindowPageMatchesScan(t *testing.T) {
 	}
 	for n := range 500 {
 		q := memberQuery{count: []int{0, 1, 10, 100, 1000}[r.IntN(5)], offset: r.IntN(2200), inclusive: r.IntN(2) == 0,
-			sortField: "last_changed", desc: r.IntN(2) == 0, status: statusCode(r.IntN(numStatusCodes))}
+			sortField: "last_changed", desc: r.IntN(2) == 0, status: statusCode(r.IntN(numStatusCodes)), withArchived: r.IntN(2) == 0}
 		if q.offset > 100 && r.IntN(2) == 0 {
 			q.offset %= 100
 		}

@@ -63,10 +63,9 @@ func (src *Source) call(ctx context.Context, endpoint string, serve func() (stat
 		return err
 	}
 	s := src.sim
-	s.mu.Lock()
-	s.stats.Requests++
-	s.mu.Unlock()
-	out := outcome{members: -1}
+	kind := kindOf(http.MethodGet, endpoint)
+	s.countRequest(kind)
+	out := outcome{kind: kind, members: -1}
 	var size int64
 	release, status, err := src.front(endpoint, &out)
 	if err == nil {

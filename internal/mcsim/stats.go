@@ -3,6 +3,7 @@ package mcsim
 import (
 	"maps"
 	"net/http"
+	"strings"
 )
 
 // Stats counts what the simulator served since New or the last ResetStats.
@@ -10,6 +11,12 @@ import (
 // connection limit, bytes saved by fields=).
 type Stats struct {
 	Requests int // API requests received (all paths, all outcomes)
+	// Requests by kind, whatever their outcome; the three add up to
+	// Requests. A count=1 request for total_items is a page request.
+	PageRequests   int // GET /lists/{id}/members: the members endpoint
+	MemberRequests int // GET /lists/{id}/members/{hash}: one member
+	OtherRequests  int // everything else: ping, lists, unknown paths, other methods
+	MemberNotFound int // one-member requests answered 404 (deleted, moved away or never there)
 	// ByStatus counts responses by status code. Dropped connections count
 	// under 0, clients that left during the latency under StatusClientClosed.
 	ByStatus      map[int]int
@@ -41,8 +48,53 @@ func (s *Mailchimp) ResetStats() {
 	s.stats = Stats{ByStatus: make(map[int]int)}
 }
 
+// requestKind is what a request asked for, for Stats.
+type requestKind int
+
+const (
+	kindOther requestKind = iota
+	kindPage
+	kindMember
+)
+
+// kindOf classifies a request by method and path: the path under /3.0 for
+// an HTTP request, the endpoint for a Source call.
+func kindOf(method, path string) requestKind {
+	if method != http.MethodGet {
+		return kindOther
+	}
+	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/"), "/")
+	if len(parts) < 3 || parts[0] != "lists" || parts[1] == "" || parts[2] != "members" {
+		return kindOther
+	}
+	switch {
+	case len(parts) == 3:
+		return kindPage
+	case len(parts) == 4 && parts[3] != "":
+		return kindMember
+	}
+	return kindOther
+}
+
+// countRequest counts a request as it arrives, so Requests and its kinds
+// always add up.
+func (s *Mailchimp) countRequest(kind requestKind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Requests++
+	switch kind {
+	case kindPage:
+		s.stats.PageRequests++
+	case kindMember:
+		s.stats.MemberRequests++
+	default:
+		s.stats.OtherRequests++
+	}
+}
+
 // outcome is what ServeHTTP learned about one request, for Stats.
 type outcome struct {
+	kind          requestKind
 	members       int // members written in a 200 members page; -1 for other requests
 	limitRejected bool
 	fault         bool
@@ -81,6 +133,9 @@ func (s *Mailchimp) count(status int, bytes int64, out *outcome) {
 	}
 	if out.fault {
 		st.Faults++
+	}
+	if out.kind == kindMember && status == http.StatusNotFound {
+		st.MemberNotFound++
 	}
 	if out.members >= 0 && status == http.StatusOK {
 		st.MemberPages++

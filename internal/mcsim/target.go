@@ -3,7 +3,6 @@ package mcsim
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -26,8 +25,10 @@ type TargetOptions struct {
 }
 
 // Target simulates the customer's API: POST a JSON array of records, each
-// with a string "id", and it upserts them by id (last write wins). It is the
-// idempotent sink the sync engine assumes. Create it with NewTarget.
+// with a string "id", and it upserts them by id (last write wins); DELETE
+// .../{id} removes the record with that id (204, or 404 when there is none).
+// It is the idempotent sink the sync engine assumes. Create it with
+// NewTarget.
 type Target struct {
 	opts TargetOptions
 
@@ -39,7 +40,7 @@ type Target struct {
 	// what those tests spent.
 	decoded    map[string]map[string]any
 	rng        *rand.Rand
-	failQueue  []int // statuses for the next POSTs
+	failQueue  []int // statuses for the next POSTs and DELETEs
 	failRate   float64
 	failStatus int
 	retryAfter time.Duration
@@ -51,11 +52,20 @@ type Target struct {
 // TargetStats counts what a Target received since NewTarget or ResetStats.
 type TargetStats struct {
 	Requests        int         // every request, all methods and outcomes
-	Batches         int         // POSTs whose records were stored
+	Batches         int         // POSTs whose records were stored (and batches Apply applied)
 	RecordsReceived int         // records stored, duplicates included
-	ByStatus        map[int]int // responses by status code
+	ByStatus        map[int]int // responses by status code, DELETEs included
 	MaxInFlight     int         // most requests in flight at once
 	IdempotencyKeys int         // distinct Idempotency-Key headers seen on POSTs
+	// Deletes counts deletes carried out: DELETE requests answered 204 or
+	// 404, and delete operations Apply applied. RecordsDeleted counts those
+	// that removed a record; the rest found none.
+	Deletes        int
+	RecordsDeleted int
+	// DeletesByStatus counts DELETE responses by status code, refused and
+	// injected failures included (nil until the first DELETE). ByStatus
+	// counts them too.
+	DeletesByStatus map[int]int
 }
 
 var _ http.Handler = (*Target)(nil)
@@ -81,10 +91,17 @@ func (t *Target) store(rec batchRecord) {
 	delete(t.decoded, rec.id)
 }
 
-// remove deletes a record; t.mu must be held.
-func (t *Target) remove(id string) {
+// remove deletes a record and says whether there was one; t.mu must be
+// held.
+func (t *Target) remove(id string) bool {
+	_, ok := t.records[id]
 	delete(t.records, id)
 	delete(t.decoded, id)
+	t.stats.Deletes++
+	if ok {
+		t.stats.RecordsDeleted++
+	}
+	return ok
 }
 
 // Records returns a copy of every stored record by id. Numbers come back as
@@ -135,7 +152,8 @@ func (t *Target) Len() int {
 	return len(t.records)
 }
 
-// FailNext makes the next n POSTs fail with status, storing nothing.
+// FailNext makes the next n POSTs or DELETEs fail with status, changing
+// nothing.
 func (t *Target) FailNext(status int, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -144,7 +162,7 @@ func (t *Target) FailNext(status int, n int) {
 	}
 }
 
-// SetFailRate makes each POST fail with status with probability rate
+// SetFailRate makes each POST or DELETE fail with status with probability rate
 // (seeded). A rate of 0 turns it off. FailNext takes precedence.
 func (t *Target) SetFailRate(rate float64, status int) {
 	t.mu.Lock()
@@ -166,6 +184,7 @@ func (t *Target) Stats() TargetStats {
 	defer t.mu.Unlock()
 	st := t.stats
 	st.ByStatus = maps.Clone(t.stats.ByStatus)
+	st.DeletesByStatus = maps.Clone(t.stats.DeletesByStatus)
 	return st
 }
 
@@ -178,9 +197,16 @@ func (t *Target) ResetStats() {
 	t.idemKeys = make(map[string]bool)
 }
 
-// ServeHTTP accepts batches on any path. HEAD and GET answer 200 when auth
-// passes, so `chimport check` can probe the target without writing.
+// ServeHTTP accepts batches (POST) on any path, and deletes of one record
+// (DELETE) on any path whose last segment is the record's id. HEAD and GET
+// answer 200 when auth passes, so `chimport check` can probe the target
+// without writing.
 func (t *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodDelete {
+		// Counted here, so that every DELETE answer, 401 included, is in
+		// DeletesByStatus.
+		w = &deleteCounter{ResponseWriter: w, t: t}
+	}
 	t.mu.Lock()
 	t.stats.Requests++
 	t.inFlight++
@@ -203,6 +229,9 @@ func (t *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			timer.Stop()
 			t.count(StatusClientClosed)
+			if d, ok := w.(*deleteCounter); ok {
+				d.note(StatusClientClosed)
+			}
 			return
 		}
 	}
@@ -211,19 +240,16 @@ func (t *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.reply(w, http.StatusOK, `{"status":"ok"}`)
 	case http.MethodPost:
 		t.servePost(w, r)
+	case http.MethodDelete:
+		t.serveDelete(w, r)
 	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
+		w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
 		t.reply(w, http.StatusMethodNotAllowed, `{"error":"method not allowed"}`)
 	}
 }
 
 func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
-	if status, retryAfter := t.injectedFailure(r.Header.Get("Idempotency-Key")); status != 0 {
-		if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
-			secs := max(1, int((retryAfter+time.Second-1)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-		}
-		t.reply(w, status, `{"error":"injected failure"}`)
+	if t.failed(w, r.Header.Get("Idempotency-Key")) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBatchBytes+1))
@@ -251,6 +277,21 @@ func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
 	t.reply(w, http.StatusOK, `{"received":`+strconv.Itoa(len(batch))+`}`)
 }
 
+// failed answers the request with an injected failure, if FailNext or
+// SetFailRate make it fail, and says whether it did.
+func (t *Target) failed(w http.ResponseWriter, idempotencyKey string) bool {
+	status, retryAfter := t.injectedFailure(idempotencyKey)
+	if status == 0 {
+		return false
+	}
+	if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+		secs := max(1, int((retryAfter+time.Second-1)/time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	t.reply(w, status, `{"error":"injected failure"}`)
+	return true
+}
+
 // injectedFailure notes the request's Idempotency-Key ("" for none) and
 // decides whether FailNext or SetFailRate fails it.
 func (t *Target) injectedFailure(k string) (status int, retryAfter time.Duration) {
@@ -269,118 +310,6 @@ func (t *Target) injectedFailure(k string) (status int, retryAfter time.Duration
 		return t.failStatus, t.retryAfter
 	}
 	return 0, 0
-}
-
-type batchRecord struct {
-	id  string
-	raw json.RawMessage
-}
-
-// parseBatch validates a whole batch before anything is stored, so a bad
-// record rejects the request and leaves the target as it was.
-func parseBatch(body []byte) ([]batchRecord, error) {
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, fmt.Errorf("body must be a JSON array of objects: %v", err)
-	}
-	if items == nil {
-		return nil, fmt.Errorf("body must be a JSON array of objects, got null")
-	}
-	out := make([]batchRecord, 0, len(items))
-	for i, raw := range items {
-		id, isObject := recordID(raw)
-		if !isObject {
-			return nil, fmt.Errorf("record %d is not a JSON object", i)
-		}
-		if id == "" {
-			return nil, fmt.Errorf("record %d has no string id", i)
-		}
-		out = append(out, batchRecord{id: id, raw: raw})
-	}
-	return out, nil
-}
-
-// recordID finds the string "id" at the top of raw, a JSON value already
-// known to be valid, and says whether raw is an object. The last "id" wins,
-// as it does when the object is decoded into a map; a missing, empty or
-// non-string id is "". It reads one pass over raw instead of decoding it
-// into a map: the target simulator shares the benchmark machine's cores
-// with the sync it measures, so its own cost is kept down.
-func recordID(raw []byte) (id string, isObject bool) {
-	i := skipJSONSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return "", false
-	}
-	i++
-	for {
-		i = skipJSONSpace(raw, i)
-		if i >= len(raw) || raw[i] == '}' {
-			return id, true
-		}
-		if raw[i] == ',' {
-			i = skipJSONSpace(raw, i+1)
-		}
-		keyEnd := skipJSONValue(raw, i)
-		key := raw[i:keyEnd]
-		i = skipJSONSpace(raw, keyEnd)
-		i = skipJSONSpace(raw, i+1) // the colon
-		valueEnd := skipJSONValue(raw, i)
-		if jsonStringIs(key, "id") {
-			id = ""
-			if raw[i] == '"' {
-				_ = json.Unmarshal(raw[i:valueEnd], &id)
-			}
-		}
-		i = valueEnd
-	}
-}
-
-func skipJSONSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipJSONValue returns the end of the valid JSON value starting at b[i].
-func skipJSONValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-			if depth == 0 {
-				return i + 1
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i // the end of the enclosing value
-			}
-			if depth--; depth == 0 {
-				return i + 1
-			}
-		case ',', ':', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i // the end of a number or literal
-			}
-		}
-	}
-	return i
-}
-
-// jsonStringIs reports whether the JSON string token tok decodes to s.
-func jsonStringIs(tok []byte, s string) bool {
-	if bytes.IndexByte(tok, '\\') < 0 {
-		return len(tok) == len(s)+2 && string(tok[1:len(tok)-1]) == s
-	}
-	var decoded string
-	return json.Unmarshal(tok, &decoded) == nil && decoded == s
 }
 
 // reply counts the response before writing it, so a client never sees an

@@ -12,8 +12,9 @@ import (
 // it applies a batch of operations as a POST of the same records would,
 // from the same store of records and with the same injected failures, but
 // without HTTP. Upserts replace the record with their id; a delete removes
-// the record with its id (the HTTP door has no deletes yet). A batch is
-// checked whole before anything is stored.
+// the record with its id, as DELETE .../{id} does over HTTP (counted in
+// Deletes and RecordsDeleted; a delete of an id with no record is no
+// error). A batch is checked whole before anything is stored.
 //
 // As with the Mailchimp simulator's Source there are no retries in between:
 // an injected failure fails the batch with the *target.Error the sink
@@ -29,8 +30,10 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 		t.count(status)
 		return &target.Error{Method: http.MethodPost, URL: "mcsim", Status: status, Body: `{"error":"injected failure"}`, Attempts: 1}
 	}
-	upserts := make([]batchRecord, 0, len(ops))
-	var deletes []string
+	// Checked whole first, then applied in order: an upsert and a delete of
+	// the same id in one batch end as the later of the two says.
+	applied := make([]appliedOp, 0, len(ops))
+	upserts := 0
 	for i, op := range ops {
 		switch op.Kind {
 		case target.OpUpsert:
@@ -40,23 +43,39 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 				return &target.Error{Method: http.MethodPost, URL: "mcsim", Status: http.StatusBadRequest,
 					Body: fmt.Sprintf("operation %d: %v", i, err), Attempts: 1}
 			}
-			upserts = append(upserts, recs...)
+			for _, rec := range recs {
+				applied = append(applied, appliedOp{upsert: rec})
+			}
+			upserts += len(recs)
 		case target.OpDelete:
-			deletes = append(deletes, op.ID)
+			if op.ID == "" {
+				t.count(http.StatusBadRequest)
+				return &target.Error{Method: http.MethodDelete, URL: "mcsim", Status: http.StatusBadRequest,
+					Body: fmt.Sprintf("operation %d: a delete needs a record id", i), Attempts: 1}
+			}
+			applied = append(applied, appliedOp{deleteID: op.ID, isDelete: true})
 		default:
 			return fmt.Errorf("mcsim: operation %d has no kind", i)
 		}
 	}
 	t.mu.Lock()
-	for _, rec := range upserts {
-		t.store(rec)
-	}
-	for _, id := range deletes {
-		t.remove(id)
+	for _, op := range applied {
+		if op.isDelete {
+			t.remove(op.deleteID)
+		} else {
+			t.store(op.upsert)
+		}
 	}
 	t.stats.Batches++
-	t.stats.RecordsReceived += len(upserts)
+	t.stats.RecordsReceived += upserts
 	t.stats.ByStatus[http.StatusOK]++
 	t.mu.Unlock()
 	return nil
+}
+
+// appliedOp is one checked operation of a batch.
+type appliedOp struct {
+	upsert   batchRecord
+	deleteID string
+	isDelete bool
 }

@@ -1,7 +1,9 @@
 package mcsim
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/target"
 )
 
 type targetServer struct {
@@ -97,7 +101,8 @@ func TestTargetAuthAndProbe(t *testing.T) {
 		{"HEAD", "", 401},
 		{"GET", "Bearer wrong", 401},
 		{"POST", "", 401},
-		{"DELETE", targetAuth, 405},
+		{"DELETE", "", 401},
+		{"PUT", targetAuth, 405},
 	}
 	for _, tc := range tests {
 		body := ""
@@ -202,5 +207,110 @@ func TestRecordIDMatchesMapDecode(t *testing.T) {
 		if gotID != wantID || gotObject != wantObject {
 			t.Errorf("recordID(%s) = %q, %v; want %q, %v", rec, gotID, gotObject, wantID, wantObject)
 		}
+	}
+}
+
+// sendTo is send on another path.
+func (ts *targetServer) sendTo(method, path, auth string) (int, http.Header, string) {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.srv.URL+path, nil)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := ts.srv.Client().Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestTargetDelete: DELETE .../{id} removes one record (204), or finds
+// none (404); the id is the last path segment, unescaped; auth and
+// injected failures apply as to POSTs, and TargetStats counts it all.
+func TestTargetDelete(t *testing.T) {
+	ts := newTargetServer(t, TargetOptions{Auth: targetAuth, Seed: 3})
+	ts.send("POST", targetAuth, `[{"id":"a"},{"id":"b/c"},{"id":"é d"},{"id":"e"}]`)
+	ts.target.ResetStats()
+
+	tests := []struct {
+		path, auth string
+		want       int
+	}{
+		{"/records/a", targetAuth, 204},
+		{"/records/a", targetAuth, 404}, // gone already
+		{"/api/v1/contacts/b%2Fc?soft=false", targetAuth, 204},
+		{"/%C3%A9%20d", targetAuth, 204},
+		{"/records/e", "", 401},
+		{"/records/e", "Bearer wrong", 401},
+		{"/records/", targetAuth, 400},
+	}
+	for _, tc := range tests {
+		status, _, body := ts.sendTo("DELETE", tc.path, tc.auth)
+		if status != tc.want {
+			t.Errorf("DELETE %s with auth %q: status %d, want %d (%s)", tc.path, tc.auth, status, tc.want, body)
+		}
+		if status == 204 && body != "" {
+			t.Errorf("DELETE %s: 204 with a body %q", tc.path, body)
+		}
+	}
+	if diff := cmp.Diff(map[string]map[string]any{"e": {"id": "e"}}, ts.target.Records()); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+
+	ts.target.FailNext(503, 1)
+	ts.target.SetRetryAfter(time.Second)
+	if status, h, _ := ts.sendTo("DELETE", "/records/e", targetAuth); status != 503 || h.Get("Retry-After") != "1" {
+		t.Errorf("injected failure: status %d, Retry-After %q", status, h.Get("Retry-After"))
+	}
+	ts.target.SetFailRate(1, 500)
+	if status, _, _ := ts.sendTo("DELETE", "/records/e", targetAuth); status != 500 {
+		t.Errorf("fail rate 1: status %d", status)
+	}
+	ts.target.SetFailRate(0, 500)
+	if ts.target.Len() != 1 {
+		t.Errorf("failed DELETEs removed a record")
+	}
+	want := TargetStats{Requests: 9, Deletes: 4, RecordsDeleted: 3, MaxInFlight: 1,
+		ByStatus:        map[int]int{204: 3, 404: 1, 401: 2, 400: 1, 503: 1, 500: 1},
+		DeletesByStatus: map[int]int{204: 3, 404: 1, 401: 2, 400: 1, 503: 1, 500: 1}}
+	if diff := cmp.Diff(want, ts.target.Stats()); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+	// POSTs are as before, and not counted as deletes.
+	if status, _, body := ts.send("POST", targetAuth, `[{"id":"a"}]`); status != 200 || body != `{"received":1}` {
+		t.Errorf("POST after DELETEs: %d %s", status, body)
+	}
+	if st := ts.target.Stats(); st.Deletes != 4 || st.DeletesByStatus[200] != 0 || st.Batches != 1 {
+		t.Errorf("a POST counted as a delete: %+v", st)
+	}
+}
+
+// TestApplyDeletesInOrder: the in-process door applies a batch's upserts
+// and deletes in order, counts deletes as DELETE requests are counted, and
+// refuses a delete without an id before anything is applied.
+func TestApplyDeletesInOrder(t *testing.T) {
+	tgt := NewTarget(TargetOptions{})
+	ctx := context.Background()
+	must(t, tgt.Apply(ctx, []target.Op{target.Upsert([]byte(`{"id":"a","v":1}`)), target.Upsert([]byte(`{"id":"b"}`))}))
+	must(t, tgt.Apply(ctx, []target.Op{
+		target.Delete("a"), target.Upsert([]byte(`{"id":"a","v":2}`)), // re-created: the later op wins
+		target.Upsert([]byte(`{"id":"c"}`)), target.Delete("c"), // written, then removed
+		target.Delete("b"), target.Delete("never"),
+	}))
+	if diff := cmp.Diff(map[string]map[string]any{"a": {"id": "a", "v": json.Number("2")}}, tgt.Records()); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if st := tgt.Stats(); st.Deletes != 4 || st.RecordsDeleted != 3 || st.RecordsReceived != 4 || st.Batches != 2 {
+		t.Errorf("stats %+v; want 4 deletes, 3 records deleted, 4 received, 2 batches", st)
+	}
+	err := tgt.Apply(ctx, []target.Op{target.Delete("a"), target.Delete("")})
+	var terr *target.Error
+	if !errors.As(err, &terr) || terr.Status != 400 || tgt.Len() != 1 {
+		t.Errorf("a delete without an id: %v, %d records left; want a 400 and nothing applied", err, tgt.Len())
 	}
 }
