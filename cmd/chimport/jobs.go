@@ -46,11 +46,20 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 	if err != nil {
 		return nil, nil, err
 	}
+	mp, err := mappingOf(conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	idKey, _ := mp.IDKey() // validation made sure deletes have one
 	sink, err := target.NewHTTP(target.HTTPConfig{
 		Connection: conn.Name,
 		URL:        conn.Target.URL,
 		Headers:    targetHeaders(conn),
 		Timeout:    conn.Target.Timeout.D(),
+		Deletes:    target.DeleteMode(conn.Target.Deletes),
+		IDKey:      idKey,
+		Tombstone:  conn.Target.Tombstone,
+		DeleteURL:  conn.Target.DeleteURL,
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
 		Retry:  retry.Policy{MaxDelay: target.MaxRetryAfter},
@@ -82,8 +91,10 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		Mapping:    mp,
 		BatchSize:  conn.Target.BatchSize,
 		Full:       full,
-		Mailchimp:  mc,
-		Sink:       sink,
+		// ReconcileEvery is defaulted by the config (24h).
+		ReconcileEvery: conn.ReconcileEvery.D(),
+		Mailchimp:      mc,
+		Sink:           sink,
 	}, nil
 }
 

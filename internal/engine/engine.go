@@ -264,6 +264,7 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.Connec
 		cp = nil
 	}
 	sum.Resumed = cp != nil
+	sum.Members = st.Roster.Members // until the run counts the roster again
 	return st, cp, nil
 }
 

@@ -58,6 +58,9 @@ type guardedSink struct {
 }
 
 func (g *guardedSink) Apply(ctx context.Context, ops []target.Op) error {
+	if !slices.ContainsFunc(ops, func(op target.Op) bool { return op.Kind == target.OpDelete }) {
+		return g.Target.Apply(ctx, ops)
+	}
 	live := map[string]bool{}
 	for _, m := range g.w.sim.Members(testList) {
 		if len(g.statuses) == 0 || slices.Contains(g.statuses, m.Status) {

@@ -314,7 +314,8 @@ func (r *reconcile) delete(ctx context.Context, gone []state.MemberID) (int64, e
 		}
 	}
 	d.close()
-	return left.Load(), <-done
+	err := <-done
+	return left.Load(), err
 }
 
 // learned is what the scan showed about the default view: whether the
