@@ -1081,7 +1081,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 	t.Run("task role", func(t *testing.T) {
 		trusts("task", "ecs-tasks.amazonaws.com")
 		sts := stmts("task")
-		tableActions := []string{"dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
+		tableActions := []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
 			"dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"}
 		allowed("task", sts, append(tableActions, "dynamodb:CreateTable", "sns:Publish", "s3:GetObject", "kms:Decrypt", "kms:GenerateDataKey")...)
 		for _, st := range find(sts, "dynamodb:GetItem") {

@@ -127,12 +127,13 @@ data "aws_iam_policy_document" "task" {
   # Exactly the calls internal/state's DynamoDB store makes (deploy_test.go
   # checks the list against the code): DescribeTable when it opens, GetItem /
   # PutItem / UpdateItem / Query during runs, Scan of the history table for
-  # `chimport status`, BatchWriteItem to delete resolved failures and trim
-  # old runs.
+  # `chimport status`, BatchWriteItem to delete resolved failures, trim old
+  # runs and write the roster, BatchGetItem to read the roster's buckets.
   statement {
     sid    = "StateTables"
     effect = "Allow"
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:BatchWriteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",

@@ -31,7 +31,14 @@
 //   - chimport-run-history: range key RunId (S), the zero-padded time the
 //     run was recorded, so a descending query lists runs newest first.
 //     Started, Finished, WindowStart, WindowEnd, Read, Delivered, Requests
-//     (N), Full (BOOL), Result, Error (S).
+//     (N), Full (BOOL), Result, Error (S). The connection's roster lives
+//     here too, under RunIds that start with "roster/" (see Rosters).
+//
+// The history item also holds what status shows of the roster:
+// RosterKept (BOOL), RosterMembers (N, the last exact count),
+// RosterCounted (N, the roster version it counted), RosterLastReconcile
+// (N), RosterLeft (N, added to by every removal) and RosterDefaultView
+// (N). Nothing larger: Connections scans every history item.
 //
 // Times are unix nanoseconds, UTC, in N attributes; the zero time and the
 // empty string are absent attributes. Every read is strongly consistent,
@@ -57,6 +64,88 @@
 // where the old importer stopped. Its first completed run then writes
 // Watermark, and mirrors it to LastImportTime. The original importer's
 // failures (no window) show as pending until the next completed run.
+//
+// # Rosters
+//
+// A roster can hold millions of 16-byte ids and an item at most 400 KB,
+// so a roster is many items, and a write must cost what the change
+// does, not what the roster does. Ids are packed 16 bytes each into B
+// (binary) attributes. Under the connection's ListId in the runs table:
+//
+//   - roster/d/<group>/<part>: a delta, one UpdateRoster's Add and Remove
+//     ids, split into parts of at most 18,000 ids (288 KB); Parts (N) is
+//     how many parts the group has, and a group is applied only once all
+//     are there, so a writer that fails part-way changes nothing. The
+//     group is the writer's clock in nanoseconds and its handle's random
+//     id, in hex, so groups sort by time; a handle never reuses or goes
+//     back on a time, so its own changes sort in the order it made them.
+//   - roster/b/<bucket>/<generation>: a bucket, the ids whose first Bits
+//     bits are <bucket>, sorted, in Ids (B). Bits grows (never shrinks)
+//     so that buckets hold at most 256 ids on average (4 KB; a 200,000
+//     roster has 1,024 buckets), up to 16,384 buckets. The generation is
+//     random per fold attempt, so no two folds ever write the same key.
+//   - roster/meta: Version (N), Bits, Size (distinct ids in the
+//     buckets), Generations (B, 8 bytes per bucket: the generation of its
+//     item, 0 for an empty bucket, which has none) and Folded (B, 16
+//     bytes per delta group: groups in the buckets whose items may not
+//     be deleted yet).
+//
+// UpdateRoster puts the delta (BatchWriteItem, 25 parts a call), then
+// updates the history item when that changes it: RosterKept, which a
+// handle writes once per connection, ADD RosterLeft, the reconcile, the
+// default view. A first sync's change of 1,000 new ids is one call.
+//
+// RosterSize folds; so does UpdateRoster once a handle has written 32 MB
+// or 2,048 deltas to a connection since it last folded it, so the
+// deltas a read applies stay bounded. A fold reads the meta item, then
+// every delta (one query), takes the complete groups not in Folded in
+// key order (adds, then removes, of each), reads the buckets they touch
+// (BatchGetItem), merges, and writes the changed buckets under a new
+// generation; when the roster outgrows its buckets it reads and rewrites
+// them all at the new Bits. Then it puts the meta item with the new
+// generations, Size, Version+1 and Folded = the groups it folded plus
+// the listed ones still there, on condition that Version is still the
+// one it read: two folders (two workers) race only there, and the loser
+// deletes what it wrote and starts over after a random pause, unless
+// the winner's meta already lists every group the loser found, which
+// it then returns. Only after its commit does a fold delete the buckets
+// it replaced and the deltas it folded (and leftover listed ones), as
+// far as it gets: a leftover bucket is never read, and a leftover delta
+// stays in Folded, ignored, until a later fold deletes it. RosterSize
+// then records Size on the history item, on condition that no later
+// fold's count is there (RosterCounted <= Version).
+//
+// Folded is what makes several writers safe without transactions. A
+// fold cannot trust "every delta after the last folded key": a writer
+// whose clock is behind, or whose put lands late, would write below that
+// key and be skipped for good. Instead a group is applied exactly once,
+// by the first commit whose query saw it complete; the meta read comes
+// before the query and the commit is conditional, so a group seen and
+// not listed was not folded into the buckets read. Groups therefore
+// apply in the order they became visible, and a change that finished
+// before another began is folded first or together with it; only changes
+// of two processes folded together are ordered by their clocks, which
+// matters only if two workers hold the same connection within the
+// clocks' skew (see the lease). Roster reads the meta item, the deltas
+// and every bucket, then the meta's Version again: unchanged, it all
+// belongs to one roster (else it reads again). A listed bucket that is
+// missing while Version stands still is reported as damage.
+//
+// Costs, measured on dynalite (roster_test.go): a first sync of 200,000
+// ids in 200 changes is 201 calls and its RosterSize 56; a later run of
+// 100 changes from a new process (two UpdateRoster and RosterSize) is 17
+// calls and some 430 KB.
+//
+// Why the runs table rather than a table of its own: the roster needs
+// nothing the runs table lacks (a string range key under the
+// connection's ListId), and a new table would need a URL parameter,
+// `chimport init` and a Terraform change before an upgraded worker could
+// even open the store. Runs and the trimming of old runs query only
+// RunIds below "roster/" (every run id starts with a digit), so they
+// never see a roster item. A release before rosters does not know that:
+// sharing the tables with one (a rolling upgrade, a downgrade), its trim
+// of a connection with a large roster would delete roster items; the
+// next fold or read then reports the damage rather than a short roster.
 //
 // Retention: a failure is deleted once a completed run resolves it, and
 // each log is trimmed to the newest state.KeepRuns runs and

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -77,6 +79,20 @@ type Store struct {
 
 	keepRuns, keepFailures int // retention per connection; see the package doc
 	trimEvery              int // appends between trims; changed only by tests
+
+	// The roster's writes (roster.go). now is the clock of delta keys, and
+	// of nothing that is recorded; tests set it. rosterMu guards the rest:
+	// lastGroup, the newest delta time this handle used; kept, the
+	// connections whose RosterKept this handle wrote; unfolded, what it
+	// wrote to each connection since it last folded it.
+	now             func() time.Time
+	foldAfterBytes  int64 // see the constant of that name; changed only by tests
+	foldAfterGroups int
+	noTidy          bool
+	rosterMu        sync.Mutex
+	lastGroup       uint64
+	kept            map[string]bool
+	unfolded        map[string]unfoldedWrites
 }
 
 var _ state.Store = (*Store)(nil)
@@ -102,6 +118,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		keepRuns:     state.KeepRuns,
 		keepFailures: state.KeepFailures,
 		trimEvery:    100,
+
+		now:             time.Now,
+		foldAfterBytes:  foldAfterBytes,
+		foldAfterGroups: foldAfterGroups,
+		kept:            map[string]bool{},
+		unfolded:        map[string]unfoldedWrites{},
 	}
 	for _, t := range cfg.tables() {
 		if _, err := s.describe(ctx, t); err != nil {
@@ -222,7 +244,8 @@ func (s *Store) Failures(ctx context.Context, name string) ([]state.Failure, err
 	return out, nil
 }
 
-// Runs implements state.Store: newest first is a descending query on the run id.
+// Runs implements state.Store: newest first is a descending query on the
+// run id, below the roster's items.
 func (s *Store) Runs(ctx context.Context, name string, limit int) ([]state.Run, error) {
 	if limit <= 0 || name == "" {
 		return nil, ctx.Err()
@@ -230,9 +253,9 @@ func (s *Store) Runs(ctx context.Context, name string, limit int) ([]state.Run, 
 	var out []state.Run
 	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
 		TableName:                 &s.cfg.RunsTable,
-		KeyConditionExpression:    aws.String("#id = :id"),
-		ExpressionAttributeNames:  map[string]string{"#id": attrListID},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(name)},
+		KeyConditionExpression:    aws.String("#id = :id AND #run < :roster"),
+		ExpressionAttributeNames:  map[string]string{"#id": attrListID, "#run": attrRunID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(name), ":roster": str(rosterPrefix)},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(int32(min(limit, 1000))),
 		ConsistentRead:            aws.Bool(true),

@@ -195,6 +195,7 @@ func decodeConnection(it map[string]types.AttributeValue) (state.ConnectionState
 		LastDelivered:  r.int(attrLastDelivered),
 		TotalDelivered: r.int(attrTotalDelivered),
 		Alerts:         r.timeMap(attrAlerts),
+		Roster:         decodeRosterState(r),
 	}
 	if !r.has(attrWatermark) && r.has(attrLastImportTime) {
 		// Written by the original importer, never by a completed run of

@@ -2,9 +2,7 @@ package dynamodb
 
 import (
 	"context"
-	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -28,66 +26,24 @@ func dueForTrim(updated map[string]types.AttributeValue, attr string, every int)
 }
 
 // trim deletes all but the newest keep items of connection name from table,
-// newest by range key.
-func trim(ctx context.Context, client *dynamodb.Client, table, rangeKey, name string, keep int) error {
-	keys, err := queryKeys(ctx, client, &dynamodb.QueryInput{
+// newest by range key. A non-nil below limits the log to the range keys
+// below it: the runs table holds the roster's items above its runs.
+func trim(ctx context.Context, client *dynamodb.Client, table, rangeKey, name string, below types.AttributeValue, keep int) error {
+	in := &dynamodb.QueryInput{
 		TableName:                 &table,
 		KeyConditionExpression:    aws.String("#id = :id"),
 		ExpressionAttributeNames:  map[string]string{"#id": attrListID, "#key": rangeKey},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(name)},
 		ProjectionExpression:      aws.String("#id, #key"),
 		ScanIndexForward:          aws.Bool(false),
-	})
+	}
+	if below != nil {
+		in.KeyConditionExpression = aws.String("#id = :id AND #key < :below")
+		in.ExpressionAttributeValues[":below"] = below
+	}
+	keys, err := queryKeys(ctx, client, in)
 	if err != nil || len(keys) <= keep {
 		return err
 	}
 	return deleteKeys(ctx, client, table, keys[keep:])
-}
-
-// queryKeys returns every item a query finds (a key-only projection, as
-// its callers ask).
-func queryKeys(ctx context.Context, client *dynamodb.Client, in *dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
-	var out []map[string]types.AttributeValue
-	pages := dynamodb.NewQueryPaginator(client, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Items...)
-	}
-	return out, nil
-}
-
-// deleteKeys deletes items in batches of 25 (BatchWriteItem's limit),
-// resending what DynamoDB leaves unprocessed under load, with backoff.
-func deleteKeys(ctx context.Context, client *dynamodb.Client, table string, keys []map[string]types.AttributeValue) error {
-	for len(keys) > 0 {
-		n := min(len(keys), 25)
-		var batch []types.WriteRequest
-		for _, k := range keys[:n] {
-			batch = append(batch, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
-		}
-		keys = keys[n:]
-		for attempt := 0; len(batch) > 0; attempt++ {
-			if attempt == 8 {
-				return fmt.Errorf("delete from %q: %d items still unprocessed after %d attempts", table, len(batch), attempt)
-			}
-			if attempt > 0 {
-				select {
-				case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			out, err := client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{table: batch},
-			})
-			if err != nil {
-				return err
-			}
-			batch = out.UnprocessedItems[table]
-		}
-	}
-	return nil
 }

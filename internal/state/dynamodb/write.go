@@ -293,7 +293,7 @@ func (s *Store) appendRun(ctx context.Context, name string, runItem item, update
 		return err
 	}
 	if dueForTrim(updated, attrRunsRecorded, s.trimEvery) {
-		return trim(ctx, s.client, s.cfg.RunsTable, attrRunID, name, s.keepRuns)
+		return trim(ctx, s.client, s.cfg.RunsTable, attrRunID, name, str(rosterPrefix), s.keepRuns)
 	}
 	return nil
 }
@@ -337,7 +337,7 @@ func (s *Store) AddFailure(ctx context.Context, f state.Failure) error {
 			return s.cfg.HistoryTable, err
 		}
 		if dueForTrim(updated, attrFailuresRecorded, s.trimEvery) {
-			return s.cfg.FailuresTable, trim(ctx, s.client, s.cfg.FailuresTable, attrFailureKey, f.Connection, s.keepFailures)
+			return s.cfg.FailuresTable, trim(ctx, s.client, s.cfg.FailuresTable, attrFailureKey, f.Connection, nil, s.keepFailures)
 		}
 		return "", nil
 	})
