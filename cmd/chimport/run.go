@@ -108,18 +108,28 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 
 // runJSON is one connection in `run --json` output.
 type runJSON struct {
-	Connection  string     `json:"connection"`
-	Result      string     `json:"result"` // ok, failed or cancelled
-	Completed   bool       `json:"completed"`
-	Full        bool       `json:"full"`
-	Resumed     bool       `json:"resumed"`
-	Read        int64      `json:"read"`
-	Delivered   int64      `json:"delivered"`
-	Requests    int64      `json:"requests"`
-	DurationSec float64    `json:"duration_seconds"`
-	WindowStart *time.Time `json:"window_start"` // null: from the beginning
-	Watermark   *time.Time `json:"watermark"`    // null: not completed
-	Error       string     `json:"error,omitempty"`
+	Connection string `json:"connection"`
+	Result     string `json:"result"` // ok, failed or cancelled
+	Completed  bool   `json:"completed"`
+	Full       bool   `json:"full"`
+	Resumed    bool   `json:"resumed"`
+	Read       int64  `json:"read"`
+	Delivered  int64  `json:"delivered"`
+	// Tombstoned counts the members that left the target in this run
+	// (tombstones or DELETEs it acknowledged, or, with deletes off, members
+	// dropped from the roster); Members is the roster's size at the end of
+	// the run, the members in the target.
+	Tombstoned int64 `json:"tombstoned"`
+	Members    int64 `json:"members"`
+	// Reconciled says the run compared the roster with Mailchimp, and
+	// ReconcileReason why: build, full, due, counts or learn.
+	Reconciled      bool       `json:"reconciled"`
+	ReconcileReason string     `json:"reconcile_reason,omitempty"`
+	Requests        int64      `json:"requests"`
+	DurationSec     float64    `json:"duration_seconds"`
+	WindowStart     *time.Time `json:"window_start"` // null: from the beginning
+	Watermark       *time.Time `json:"watermark"`    // null: not completed
+	Error           string     `json:"error,omitempty"`
 }
 
 func printRunJSON(w io.Writer, outcomes []outcome) error {
@@ -129,7 +139,9 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 		ok := s.Result == state.ResultOK
 		out[i] = runJSON{
 			Connection: s.Connection, Result: s.Result, Completed: ok, Full: s.Full, Resumed: s.Resumed,
-			Read: s.Read, Delivered: s.Delivered, Requests: s.MailchimpStats.Requests, DurationSec: s.Duration.Seconds(),
+			Read: s.Read, Delivered: s.Delivered, Tombstoned: s.Tombstoned, Members: s.Members,
+			Reconciled: s.Reconciled, ReconcileReason: s.ReconcileReason,
+			Requests: s.MailchimpStats.Requests, DurationSec: s.Duration.Seconds(),
 			WindowStart: timeOrNil(s.WindowStart),
 		}
 		if ok {
@@ -146,7 +158,7 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 
 func printRunTable(w io.Writer, outcomes []outcome) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tRESULT\tREAD\tDELIVERED\tREQUESTS\tDURATION\tWATERMARK")
+	fmt.Fprintln(tw, "CONNECTION\tRESULT\tREAD\tDELIVERED\tLEFT\tREQUESTS\tDURATION\tWATERMARK")
 	for _, o := range outcomes {
 		s := o.summary
 		result, watermark := "ok", formatTime(s.WindowEnd)
@@ -158,7 +170,7 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		case s.Resumed:
 			result = "ok (resumed)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.MailchimpStats.Requests, s.Duration.Round(time.Millisecond), watermark)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.Tombstoned, s.MailchimpStats.Requests, s.Duration.Round(time.Millisecond), watermark)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

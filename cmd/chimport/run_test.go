@@ -1,13 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/memory"
 )
 
 // runConfig is a config for the fixture's list with its state in dir.
@@ -48,7 +58,8 @@ func TestRunSyncsAndStatusReports(t *testing.T) {
 		t.Errorf("target holds %d records, want %d", got, all)
 	}
 
-	// A second run right away finds nothing new: at most 2 requests.
+	// A second run right away finds nothing new: at most 4 requests (2 for
+	// the window, 2 to learn whether members were deleted).
 	f.sim.ResetStats()
 	r = runCLI(t, ctx, vars, "run", "--config", cfg, "--json")
 	if r.code != exitOK {
@@ -58,11 +69,12 @@ func TestRunSyncsAndStatusReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &summaries); err != nil {
 		t.Fatalf("run --json output does not parse: %v\n%s", err, r.stdout)
 	}
-	if len(summaries) != 1 || summaries[0].Result != "ok" || !summaries[0].Completed || summaries[0].Watermark == nil || summaries[0].Delivered != 0 {
-		t.Errorf("second run summary = %+v, want result ok, completed with a watermark and nothing delivered", summaries)
+	if len(summaries) != 1 || summaries[0].Result != "ok" || !summaries[0].Completed || summaries[0].Watermark == nil || summaries[0].Delivered != 0 ||
+		summaries[0].Members != int64(all) || summaries[0].Tombstoned != 0 {
+		t.Errorf("second run summary = %+v, want result ok, completed with a watermark, nothing delivered, none left and %d members", summaries, all)
 	}
-	if got := f.sim.Stats().Requests; got > 2 {
-		t.Errorf("no-change run made %d Mailchimp requests, want at most 2", got)
+	if got := f.sim.Stats().Requests; got > 4 {
+		t.Errorf("no-change run made %d Mailchimp requests, want at most 4", got)
 	}
 
 	r = runCLI(t, ctx, vars, "status", "--config", cfg, "--json")
@@ -73,8 +85,9 @@ func TestRunSyncsAndStatusReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
-	if len(rows) != 1 || rows[0]["name"] != "newsletter" || rows[0]["lag_seconds"] == nil || rows[0]["last_success"] == nil || rows[0]["last_error"] != "" || rows[0]["next_run"] == nil {
-		t.Errorf("status rows = %v", rows)
+	if len(rows) != 1 || rows[0]["name"] != "newsletter" || rows[0]["lag_seconds"] == nil || rows[0]["last_success"] == nil || rows[0]["last_error"] != "" || rows[0]["next_run"] == nil ||
+		rows[0]["members"] != float64(all) || rows[0]["tombstones_total"] != 0.0 {
+		t.Errorf("status rows = %v, want %d members and no tombstones", rows, all)
 	}
 	r = runCLI(t, ctx, vars, "status", "--config", cfg)
 	if !strings.Contains(r.stdout, "newsletter") || !strings.Contains(r.stdout, "LAG") {
@@ -132,5 +145,209 @@ func TestDemo(t *testing.T) {
 	second := r.stdout[strings.Index(r.stdout, "2. Second run"):]
 	if !strings.Contains(second, "  21  ") {
 		t.Errorf("second run did not deliver exactly the 21 changes:\n%s", second)
+	}
+}
+
+// Members deleted for good in Mailchimp leave the target on the next run,
+// and both outputs say so: run --json counts them with the reconcile that
+// found them, status the members left and the tombstones sent.
+func TestRunReportsMembersThatLeft(t *testing.T) {
+	f := newFixture(t, 500)
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	cfg := f.runConfig(t, "")
+	ctx := context.Background()
+	if r := runCLI(t, ctx, vars, "run", "--config", cfg); r.code != exitOK {
+		t.Fatalf("first run: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	members := f.sim.Members("a1b2c3d4e5")
+	for _, m := range members[:3] {
+		must(t, f.sim.Delete("a1b2c3d4e5", m.ID))
+	}
+	// --full reconciles whenever it runs; a plain run may come in the same
+	// second as the first and have no window to close.
+	r := runCLI(t, ctx, vars, "run", "--config", cfg, "--json", "--full")
+	if r.code != exitOK {
+		t.Fatalf("second run: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	var runs []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil {
+		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	}
+	left := len(members) - 3
+	wantRun := map[string]any{"tombstoned": 3.0, "members": float64(left), "reconciled": true, "reconcile_reason": "full"}
+	if len(runs) != 1 {
+		t.Fatalf("run --json has %d rows, want 1:\n%s", len(runs), r.stdout)
+	}
+	for k, want := range wantRun {
+		if got := runs[0][k]; got != want {
+			t.Errorf("run --json %s = %v, want %v", k, got, want)
+		}
+	}
+
+	r = runCLI(t, ctx, vars, "status", "--config", cfg, "--json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if rows[0]["members"] != float64(left) || rows[0]["tombstones_total"] != 3.0 || rows[0]["last_reconcile"] == nil {
+		t.Errorf("status --json = %v, want %d members, 3 tombstones and a last reconcile", rows[0], left)
+	}
+}
+
+// Every call the engine makes to the store is timed, the roster's among
+// them, so the run's state_store_calls counts them all. The clock moves
+// 1 ms each time it is read: each call costs 1 ms.
+func TestTimedStoreTimesEveryEngineCall(t *testing.T) {
+	ctx := context.Background()
+	tick := time.Unix(0, 0)
+	ts := &timedStore{Store: memory.New(), now: func() time.Time {
+		tick = tick.Add(time.Millisecond)
+		return tick
+	}}
+	must(t, ts.UpdateRoster(ctx, "shop", state.RosterChange{Add: []state.MemberID{{1}, {2}}}))
+	ids, err := ts.Roster(ctx, "shop")
+	must(t, err)
+	n, err := ts.RosterSize(ctx, "shop")
+	must(t, err)
+	if len(ids) != 2 || n != 2 {
+		t.Errorf("through the timed store: roster %v, size %d; want 2 ids", ids, n)
+	}
+	if spent, calls := ts.Spent(); calls != 3 || spent != 3*time.Millisecond {
+		t.Errorf("Spent() = %v, %d; want 3ms over 3 calls", spent, calls)
+	}
+
+	// The same for every method of engine.Store, present and future: one
+	// the wrapper does not time would go through the embedded store
+	// uncounted.
+	_, before := ts.Spent()
+	seam := reflect.TypeFor[engine.Store]()
+	for i := range seam.NumMethod() {
+		m := seam.Method(i)
+		args := []reflect.Value{reflect.ValueOf(ctx)}
+		for j := 1; j < m.Type.NumIn(); j++ {
+			args = append(args, reflect.Zero(m.Type.In(j)))
+		}
+		reflect.ValueOf(ts).MethodByName(m.Name).Call(args) // errors for the zero arguments do not matter
+		_, calls := ts.Spent()
+		if calls != before+1 {
+			t.Errorf("timedStore does not time %s", m.Name)
+		}
+		before = calls
+	}
+}
+
+var (
+	statusNow  = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	reconciled = statusNow.Add(-30 * time.Minute)
+)
+
+// rosterStates is a store holding the three kinds of connection status
+// tells apart: "kept" keeps a roster (3 delivered, 1 left since), "older"
+// completed runs under a release without rosters, and "never" never ran.
+func rosterStates(t *testing.T) []connectionStatus {
+	t.Helper()
+	ctx := context.Background()
+	store := memory.New()
+	for _, name := range []string{"kept", "older"} {
+		started := statusNow.Add(-2 * time.Hour)
+		must(t, store.StartRun(ctx, name, started))
+		must(t, store.CompleteRun(ctx, state.Run{Connection: name, Started: started, Finished: started.Add(time.Minute),
+			WindowEnd: statusNow.Add(-time.Hour), Result: state.ResultOK, Read: 3, Delivered: 3}))
+	}
+	ids := []state.MemberID{{1}, {2}, {3}}
+	must(t, store.UpdateRoster(ctx, "kept", state.RosterChange{Add: ids, Reconciled: statusNow.Add(-2 * time.Hour)}))
+	must(t, store.UpdateRoster(ctx, "kept", state.RosterChange{Remove: ids[:1], Reconciled: reconciled}))
+	var rows []connectionStatus
+	for _, name := range []string{"kept", "older", "never"} {
+		s, err := statusOf(ctx, store, name, statusNow)
+		must(t, err)
+		rows = append(rows, s)
+	}
+	return rows
+}
+
+func TestStatusJSONShowsTheRoster(t *testing.T) {
+	var buf bytes.Buffer
+	must(t, printStatusJSON(&buf, rosterStates(t)))
+	var rows []map[string]any
+	must(t, json.Unmarshal(buf.Bytes(), &rows))
+	type roster struct {
+		Members, LastReconcile, TombstonesTotal any
+	}
+	var got []roster
+	for _, r := range rows {
+		for _, k := range []string{"members", "last_reconcile", "tombstones_total"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%s: status --json lacks %q", r["name"], k) // null, not absent
+			}
+		}
+		got = append(got, roster{r["members"], r["last_reconcile"], r["tombstones_total"]})
+	}
+	want := []roster{
+		{2.0, reconciled.Format(time.RFC3339), 1.0},
+		{nil, nil, 0.0}, // no roster yet: members unknown, not 0
+		{nil, nil, 0.0},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("members, last_reconcile, tombstones_total (-want +got):\n%s", diff)
+	}
+}
+
+func TestStatusTableShowsTheRoster(t *testing.T) {
+	rows := rosterStates(t)
+	next := statusNow.Add(time.Hour)
+	rows[0].NextRun, rows[1].NextRun = &next, &next
+	var buf bytes.Buffer
+	must(t, printStatusTable(&buf, rows))
+	want := `CONNECTION  WATERMARK             LAG           LAST SUCCESS          NEXT RUN              MEMBERS  LEFT  LAST RECONCILE        FAILED PAGES  LAST ERROR
+kept        2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  2        1     2026-03-04T11:30:00Z  0             -
+older       2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  -*       0     never                 0             -
+never       never                 never synced  never                 with the first run    -        0     never                 0             -
+
+* no roster yet (state from an older release): the next run of older builds it with one scan of member ids.
+`
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("status table (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunOutputShowsWhatLeft(t *testing.T) {
+	end := time.Date(2026, 3, 4, 11, 59, 0, 0, time.UTC)
+	outcomes := []outcome{
+		{summary: engine.Summary{Connection: "shop", Result: state.ResultOK, Completed: true, Read: 120, Delivered: 118,
+			Tombstoned: 3, Members: 4997, Reconciled: true, ReconcileReason: "counts",
+			WindowEnd: end, Duration: 1500 * time.Millisecond, MailchimpStats: mailchimp.Stats{Requests: 9}}},
+		{summary: engine.Summary{Connection: "news", Result: state.ResultOK, Completed: true, Members: 250,
+			WindowEnd: end, Duration: 200 * time.Millisecond, MailchimpStats: mailchimp.Stats{Requests: 2}}},
+	}
+	var buf bytes.Buffer
+	must(t, printRunJSON(&buf, outcomes))
+	var rows []map[string]any
+	must(t, json.Unmarshal(buf.Bytes(), &rows))
+	type mirror struct {
+		Tombstoned, Members, Reconciled, Reason any
+		HasReason                               bool
+	}
+	var got []mirror
+	for _, r := range rows {
+		reason, has := r["reconcile_reason"]
+		got = append(got, mirror{r["tombstoned"], r["members"], r["reconciled"], reason, has})
+	}
+	want := []mirror{
+		{3.0, 4997.0, true, "counts", true},
+		{0.0, 250.0, false, nil, false}, // no reconcile: no reason at all
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tombstoned, members, reconciled, reconcile_reason (-want +got):\n%s", diff)
+	}
+
+	buf.Reset()
+	must(t, printRunTable(&buf, outcomes))
+	wantTable := `CONNECTION  RESULT  READ  DELIVERED  LEFT  REQUESTS  DURATION  WATERMARK
+shop        ok      120   118        3     9         1.5s      2026-03-04T11:59:00Z
+news        ok      0     0          0     2         200ms     2026-03-04T11:59:00Z
+`
+	if diff := cmp.Diff(wantTable, buf.String()); diff != "" {
+		t.Errorf("run table (-want +got):\n%s", diff)
 	}
 }

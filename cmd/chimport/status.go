@@ -27,7 +27,10 @@ func newStatusCmd(e env, global *globalOptions) *cobra.Command {
 		Short: "Show how fresh every connection is",
 		Long: `status prints, per configured connection, the watermark (everything Mailchimp
 changed before it has been delivered), the lag (now minus the watermark), the last
-success, the last error and the failed pages waiting for the next run to repair them.`,
+success, the last error and the failed pages waiting for the next run to repair them;
+then the members in the target, the members that left it over the connection's life
+(deleted for good, changed address or out of the status filter) and when a run last
+reconciled the target with Mailchimp.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd.Context(), e, global)
@@ -52,6 +55,17 @@ type connectionStatus struct {
 	PendingFailures int        `json:"pending_failures"`
 	NextRun         *time.Time `json:"next_run"`  // when `chimport serve` runs it next
 	Resumable       bool       `json:"resumable"` // a checkpoint lets the next run continue
+	// Members is the roster's size, the members in the target; null while
+	// the connection keeps no roster (never ran, or state from a release
+	// without rosters), which its next run builds.
+	Members         *int64     `json:"members"`
+	LastReconcile   *time.Time `json:"last_reconcile"`   // null: never reconciled
+	TombstonesTotal int64      `json:"tombstones_total"` // members that left the target, over the connection's life
+
+	// rosterToBuild: no roster, though members were delivered (state from
+	// a release without rosters, or a watermark taken over from the Python
+	// importer); the next run builds it with a scan of member ids.
+	rosterToBuild bool
 }
 
 func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOptions) error {
@@ -76,11 +90,15 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 		out = append(out, s)
 	}
 	if opts.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printStatusJSON(e.stdout, out)
 	}
 	return printStatusTable(e.stdout, out)
+}
+
+func printStatusJSON(w io.Writer, rows []connectionStatus) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
 }
 
 func statusOf(ctx context.Context, store state.Store, name string, now time.Time) (connectionStatus, error) {
@@ -96,6 +114,13 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 		Name: name, Watermark: timeOrNil(st.Watermark), LastSuccess: timeOrNil(st.LastSuccess),
 		LastAttempt: timeOrNil(st.LastAttempt), LastError: st.LastError,
 		PendingFailures: len(failures), Resumable: st.Checkpoint != nil,
+		LastReconcile: timeOrNil(st.Roster.LastReconcile), TombstonesTotal: st.Roster.Left,
+	}
+	if st.Roster.Kept {
+		members := st.Roster.Members
+		s.Members = &members
+	} else {
+		s.rosterToBuild = !st.Watermark.IsZero() || st.Checkpoint != nil || st.TotalDelivered > 0 || !st.LastSuccess.IsZero()
 	}
 	if !st.Watermark.IsZero() {
 		lag := now.Sub(st.Watermark).Seconds()
@@ -106,7 +131,8 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 
 func printStatusTable(w io.Writer, rows []connectionStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tNEXT RUN\tFAILED PAGES\tLAST ERROR")
+	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tNEXT RUN\tMEMBERS\tLEFT\tLAST RECONCILE\tFAILED PAGES\tLAST ERROR")
+	var unbuilt []string
 	for _, r := range rows {
 		lag := "never synced"
 		if r.LagSeconds != nil {
@@ -117,9 +143,27 @@ func printStatusTable(w io.Writer, rows []connectionStatus) error {
 		if r.NextRun != nil {
 			next = formatTime(*r.NextRun)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), next, r.PendingFailures, lastErr)
+		members := "-"
+		switch {
+		case r.Members != nil:
+			members = fmt.Sprint(*r.Members)
+		case r.rosterToBuild:
+			// A connection that never delivered says "never synced"
+			// already; this one needs a word on what its next run does.
+			members = "-*"
+			unbuilt = append(unbuilt, r.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), next,
+			members, r.TombstonesTotal, formatTimePtr(r.LastReconcile), r.PendingFailures, lastErr)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(unbuilt) > 0 {
+		_, err := fmt.Fprintf(w, "\n* no roster yet (state from an older release): the next run of %s builds it with one scan of member ids.\n", strings.Join(unbuilt, ", "))
+		return err
+	}
+	return nil
 }
 
 func formatTimePtr(t *time.Time) string {

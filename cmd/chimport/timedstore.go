@@ -60,3 +60,18 @@ func (s *timedStore) AddFailure(ctx context.Context, f state.Failure) error {
 	defer s.time(s.now())
 	return s.Store.AddFailure(ctx, f)
 }
+
+func (s *timedStore) UpdateRoster(ctx context.Context, name string, c state.RosterChange) error {
+	defer s.time(s.now())
+	return s.Store.UpdateRoster(ctx, name, c)
+}
+
+func (s *timedStore) Roster(ctx context.Context, name string) ([]state.MemberID, error) {
+	defer s.time(s.now())
+	return s.Store.Roster(ctx, name)
+}
+
+func (s *timedStore) RosterSize(ctx context.Context, name string) (int64, error) {
+	defer s.time(s.now())
+	return s.Store.RosterSize(ctx, name)
+}
