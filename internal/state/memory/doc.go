@@ -1,16 +1,18 @@
 // Package memory is an in-process state.Store for unit tests: every
-// connection's state, leases, alerts and logs live in maps behind one
-// mutex, and are gone when the Store is.
+// connection's state, leases, alerts, logs and roster (a set of member ids
+// per connection, sorted only when read) live in maps behind one mutex,
+// and are gone when the Store is.
 //
 //	store := memory.New()
 //
 // It keeps every promise of the state.Store interface and passes the same
 // suite as the SQLite and DynamoDB stores (storetest): the watermark never
 // moves backwards, checkpoints, fencing tokens, leases, the alerts'
-// compare-and-set, the run history and the failures log. Retention is the
-// documented one: the newest state.KeepRuns runs and the newest
-// state.KeepFailures pending failures per connection; a failure is dropped
-// once a completed run resolves it, as DynamoDB does.
+// compare-and-set, the run history, the failures log and the rosters
+// (whose Members count is always exact). Retention is the documented one:
+// the newest state.KeepRuns runs and the newest state.KeepFailures pending
+// failures per connection; a failure is dropped once a completed run
+// resolves it, as DynamoDB does.
 //
 // It refuses what the other stores refuse (an empty connection name, a
 // time outside the years 1678 to 2262 that unix nanoseconds hold, a lease

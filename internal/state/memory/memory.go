@@ -35,6 +35,8 @@ type record struct {
 
 	runs     []state.Run     // oldest first, at most keepRuns
 	failures []state.Failure // pending only, oldest first, at most keepFailures
+
+	roster map[state.MemberID]struct{} // state.Roster.Members is its size
 }
 
 // New returns an empty store.

@@ -11,12 +11,15 @@
 // is missing, but never its directory: a typo in the path fails instead
 // of starting over from an empty state somewhere new.
 //
-// The file holds four tables: connections (one row per connection; the
+// The file holds five tables: connections (one row per connection; the
 // checkpoint is a JSON column, in state.EncodeCheckpoint's encoding; the
-// lease is lease_owner, lease_token and lease_expires), runs, failures and
-// alerts (connection, kind, opened_at: a row per open alert). Times are
-// stored as unix nanoseconds, UTC, so they cover the years 1678 to 2262;
-// the zero time is stored as NULL.
+// lease is lease_owner, lease_token and lease_expires; the RosterState is
+// kept, members, last_reconcile, left_count and default_view), runs,
+// failures, alerts (connection, kind, opened_at: a row per open alert) and
+// roster (connection, id: a row per member id, the id its 16 bytes, in a
+// WITHOUT ROWID table whose key order is the order Roster returns). Times
+// are stored as unix nanoseconds, UTC, so they cover the years 1678 to
+// 2262; the zero time is stored as NULL.
 //
 // The file is in WAL mode with a busy timeout, so several processes can
 // share it. Every write method is one IMMEDIATE transaction (it takes the
@@ -24,13 +27,17 @@
 // is writing); every read is one statement, one snapshot. The watermark
 // moves by max() in a single UPDATE; a fenced write carries its lease
 // check in that UPDATE's WHERE clause, in the write's transaction, and a
-// write it refuses rolls back entirely.
+// write it refuses rolls back entirely. UpdateRoster's transaction adds
+// and removes ids a statement per 1,000, and moves members by exactly the
+// rows those statements changed, so members is the roster's size at every
+// commit.
 //
 // The schema version lives in PRAGMA user_version and migrations run in
 // order when the file is opened; a file written by a newer chimport is
 // refused (ErrSchemaTooNew) rather than misread. Version 2 added the lease
-// columns and the alerts table; a version 1 file is upgraded in place when
-// opened.
+// columns and the alerts table, version 3 the roster table and columns; an
+// older file is upgraded in place when opened, and its connections start
+// with no roster (Kept false).
 //
 // Retention: every append trims its log to the newest state.KeepRuns runs
 // and state.KeepFailures failures per connection. Resolved failures stay

@@ -70,6 +70,52 @@ func TestOpensPreviousReleaseFile(t *testing.T) {
 
 	checkFixtureLogs(t, s)
 	checkFixtureLease(t, s)
+	checkFixtureRoster(t, s)
+}
+
+// checkFixtureRoster: the previous release kept no rosters, so after the
+// upgrade no connection has one (Kept false: its next run builds it), and
+// the upgraded rows take roster writes.
+func checkFixtureRoster(t *testing.T, s state.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{"news", "other"} {
+		c, err := s.Connection(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(state.RosterState{}, c.Roster); d != "" {
+			t.Errorf("%s: RosterState after the upgrade (-want +got):\n%s", name, d)
+		}
+		ids, err := s.Roster(ctx, name)
+		if err != nil || len(ids) != 0 {
+			t.Errorf("%s: roster after the upgrade: %v, %v; want none", name, ids, err)
+		}
+		if n, err := s.RosterSize(ctx, name); err != nil || n != 0 {
+			t.Errorf("%s: RosterSize after the upgrade: %d, %v; want 0", name, n, err)
+		}
+	}
+
+	id, err := state.ParseMemberID("62dbd2e1a4c87c3b0cf7e4a5d3c1b2a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconciled := t0.Add(5 * time.Hour)
+	if err := s.UpdateRoster(ctx, "news", state.RosterChange{Add: []state.MemberID{id},
+		Reconciled: reconciled, DefaultView: state.DefaultViewWithoutArchived}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Connection(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := state.RosterState{Kept: true, Members: 1, LastReconcile: reconciled, DefaultView: state.DefaultViewWithoutArchived}
+	if d := cmp.Diff(want, c.Roster); d != "" {
+		t.Errorf("RosterState after a roster write (-want +got):\n%s", d)
+	}
+	if c.Watermark != t0.Add(time.Hour) || c.TotalDelivered != 24990 {
+		t.Errorf("a roster write changed the rest of the upgraded row: %+v", c)
+	}
 }
 
 // checkFixtureLogs reads the fixture's run history and pending failures;

@@ -84,6 +84,25 @@ CREATE TABLE alerts (
 	PRIMARY KEY (connection, kind)
 ) STRICT, WITHOUT ROWID;
 `,
+	// 3: rosters, the member ids that may be in each connection's target.
+	// A row per id, clustered by (connection, id), so a roster reads back
+	// in id order from one range of the table. members is kept equal to the
+	// connection's row count by every UpdateRoster; kept is 0 for every
+	// connection a release without rosters wrote, so its next run builds
+	// one.
+	`
+ALTER TABLE connections ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE connections ADD COLUMN members INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE connections ADD COLUMN last_reconcile INTEGER;
+ALTER TABLE connections ADD COLUMN left_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE connections ADD COLUMN default_view INTEGER NOT NULL DEFAULT 0; -- a state.DefaultView
+
+CREATE TABLE roster (
+	connection TEXT NOT NULL REFERENCES connections(name),
+	id         BLOB NOT NULL CHECK (length(id) = 16), -- a state.MemberID
+	PRIMARY KEY (connection, id)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // migrate brings the file up to len(migrations), one migration per

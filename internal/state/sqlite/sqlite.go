@@ -113,6 +113,7 @@ func (s *Store) Close() error {
 // statement and so from one snapshot.
 const connectionColumns = `name, watermark, first_attempt, last_attempt, last_success,
 	last_error, last_read, last_delivered, total_delivered, checkpoint,
+	kept, members, last_reconcile, left_count, default_view,
 	(SELECT json_group_object(kind, opened_at) FROM alerts WHERE alerts.connection = connections.name)`
 
 func scanConnection(row interface{ Scan(...any) error }) (state.ConnectionState, error) {
@@ -120,7 +121,9 @@ func scanConnection(row interface{ Scan(...any) error }) (state.ConnectionState,
 	var cp, alerts sql.NullString
 	err := row.Scan(&c.Connection, (*sqlTime)(&c.Watermark), (*sqlTime)(&c.FirstAttempt),
 		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError,
-		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp, &alerts)
+		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp,
+		&c.Roster.Kept, &c.Roster.Members, (*sqlTime)(&c.Roster.LastReconcile), &c.Roster.Left, &c.Roster.DefaultView,
+		&alerts)
 	if err != nil {
 		return state.ConnectionState{}, err
 	}

@@ -26,7 +26,7 @@ func TestSQLiteStore(t *testing.T) {
 
 var t0 = time.Date(2024, 3, 10, 9, 30, 15, 123456789, time.UTC)
 
-func openSQLite(t *testing.T, path string) *sqlite.Store {
+func openSQLite(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {

@@ -44,6 +44,16 @@ func Run(t *testing.T, open Open) {
 		{"LeaseTokensNeverRepeat", testLeaseTokensNeverRepeat},
 		{"FencedWritesChangeNothing", testFencedWrites},
 		{"AlertCompareAndSet", testAlerts},
+		{"RosterUnknownConnectionIsZero", testRosterUnknownConnection},
+		{"RosterEmptyChangeMarksKept", testRosterEmptyChangeMarksKept},
+		{"RosterAddRemoveIdempotent", testRosterAddRemove},
+		{"RosterSortedByBytes", testRosterSortedByBytes},
+		{"RosterReconciledAndDefaultView", testRosterReconciledAndDefaultView},
+		{"RosterInConnectionState", testRosterInConnectionState},
+		{"RosterPerConnection", testRosterPerConnection},
+		{"RosterLarge", testRosterLarge},
+		{"RosterRejectsBadInput", testRosterRejectsBadInput},
+		{"RosterCancelledContext", testRosterCancelledContext},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +70,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentClaimsOneWinner", testConcurrentClaims},
 		{"ConcurrentSetAlertOneFlip", testConcurrentAlerts},
 		{"TwoHandlesNeverMoveWatermarkBack", testTwoHandlesNeverMoveWatermarkBack},
+		{"TwoHandlesRosterUnion", testTwoHandlesRosterUnion},
 	}
 	for _, tt := range shared {
 		t.Run(tt.name, func(t *testing.T) {
