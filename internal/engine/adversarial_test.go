@@ -604,5 +604,7 @@ func busySecondsBound(n, perSecond, pageSize, overlap int) int {
 	stride := pageSize - overlap
 	ceil := func(a, b int) int { return (a + b - 1) / b }
 	pages := ceil(n, stride)
-	return pages + (pages-1)*ceil(perSecond, stride) + 1
+	// ... plus the two counts (default and archived view) a run takes to
+	// learn whether members left (mirror.go).
+	return pages + (pages-1)*ceil(perSecond, stride) + 1 + 2
 }

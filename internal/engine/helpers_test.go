@@ -141,7 +141,8 @@ func (w *world) job(t *testing.T) Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := target.NewHTTP(target.HTTPConfig{Connection: "test", URL: w.tgtURL, Retry: policy})
+	sink, err := target.NewHTTP(target.HTTPConfig{Connection: "test", URL: w.tgtURL, Retry: policy,
+		Deletes: target.DeletesTombstone, IDKey: "id", Tombstone: map[string]any{"status": "deleted"}})
 	if err != nil {
 		t.Fatal(err)
 	}
