@@ -92,7 +92,7 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 		if isTerminal(e.stdout) {
 			bars = newProgressBars(ctx, e.stdout)
 		}
-		outcomes := syncAll(ctx, eng, []config.Connection{conn}, false, 1, global.logger, nil, bars.attacher())
+		outcomes := syncAll(ctx, eng, []config.Connection{conn}, runMode{}, 1, global.logger, nil, bars.attacher())
 		bars.wait()
 		if err := printRunTable(e.stdout, outcomes); err != nil {
 			return err

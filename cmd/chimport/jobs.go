@@ -71,10 +71,15 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 	return mc, sink, nil
 }
 
+// runMode is what `run` may ask of every run beyond the usual: read the
+// whole audience again (--full), or reconcile the roster whatever the
+// counts say (--reconcile).
+type runMode struct{ full, reconcile bool }
+
 // newJob turns a configured connection into one engine run. Each job gets
 // its own Mailchimp client (so its request count is the run's) but shares
 // the process-wide limiter.
-func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, full bool) (engine.Job, error) {
+func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, mode runMode) (engine.Job, error) {
 	mp, err := mappingOf(conn)
 	if err != nil {
 		return engine.Job{}, err
@@ -90,7 +95,8 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		Statuses:   conn.Mailchimp.Statuses,
 		Mapping:    mp,
 		BatchSize:  conn.Target.BatchSize,
-		Full:       full,
+		Full:       mode.full,
+		Reconcile:  mode.reconcile,
 		// ReconcileEvery is defaulted by the config (24h).
 		ReconcileEvery: conn.ReconcileEvery.D(),
 		Mailchimp:      mc,
@@ -126,7 +132,7 @@ type outcome struct {
 // syncAll runs every connection once, up to parallel at a time, and
 // returns the outcomes in the order of conns. progress, if set, is given
 // each job before it starts so it can attach a progress callback.
-func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, full bool, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
+func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
 	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	// Alerts are stamped by the engine's clock, the one its runs read.
 	var clk clock.Clock = clock.Real{}
@@ -138,7 +144,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 	g.SetLimit(parallel)
 	for i, conn := range conns {
 		g.Go(func() error {
-			job, err := newJob(conn, limiter, logger, full)
+			job, err := newJob(conn, limiter, logger, mode)
 			if err != nil {
 				out[i] = outcome{summary: engine.Summary{Connection: conn.Name, Result: state.ResultFailed}, err: err}
 				alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())

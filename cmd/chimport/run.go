@@ -21,6 +21,7 @@ import (
 type runOptions struct {
 	connections []string
 	full        bool
+	reconcile   bool
 	json        bool
 	parallel    int
 }
@@ -31,7 +32,9 @@ func newRunCmd(e env, global *globalOptions) *cobra.Command {
 		Use:   "run",
 		Short: "Sync every configured connection (or the named ones) once",
 		Long: `run syncs each connection once, connections in parallel: it reads the members that
-changed since the watermark, delivers them to the target and moves the watermark.
+changed since the watermark, delivers them to the target, removes from the target the
+members that left the audience (deleted for good, moved to a new address, out of the
+status filter) and moves the watermark.
 It prints a summary per connection and exits 0 only if every connection completed.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +50,8 @@ It prints a summary per connection and exits 0 only if every connection complete
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.connections, "connection", nil, "run only this connection (repeatable)")
-	f.BoolVar(&opts.full, "full", false, "ignore the watermark and read every member again")
+	f.BoolVar(&opts.full, "full", false, "ignore the watermark and read every member again (and reconcile)")
+	f.BoolVar(&opts.reconcile, "reconcile", false, "reconcile the roster with Mailchimp after the window, whatever the counts say")
 	f.BoolVar(&opts.json, "json", false, "print the summary as JSON")
 	f.IntVar(&opts.parallel, "parallel", 64, "connections synced at once")
 	return cmd
@@ -75,7 +79,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if !opts.json && isTerminal(e.stdout) {
 		bars = newProgressBars(ctx, e.stdout)
 	}
-	outcomes := syncAll(ctx, eng, conns, opts.full, opts.parallel, global.logger, notify, bars.attacher())
+	outcomes := syncAll(ctx, eng, conns, runMode{full: opts.full, reconcile: opts.reconcile}, opts.parallel, global.logger, notify, bars.attacher())
 	bars.wait()
 	failed := 0
 	for _, o := range outcomes {

@@ -163,7 +163,7 @@ func connectionRunner(cfg *config.Config, eng *engine.Engine, logger *slog.Logge
 	}
 	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	return func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error) {
-		job, err := newJob(conns[name], limiter, logger, false)
+		job, err := newJob(conns[name], limiter, logger, runMode{})
 		if err != nil {
 			return engine.Summary{Connection: name, Result: state.ResultFailed}, err
 		}
