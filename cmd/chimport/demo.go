@@ -32,8 +32,10 @@ func newDemoCmd(e env, global *globalOptions) *cobra.Command {
 		Short: "Run a full and an incremental sync against built-in simulators; needs no config or network",
 		Long: `demo starts a Mailchimp simulator and a target simulator on free loopback ports,
 syncs 25,000 members into a temporary SQLite state file, changes some members in
-Mailchimp, syncs again (only the changes move), and checks that the target agrees
-with Mailchimp member by member.`,
+Mailchimp (edits, sign-ups, unsubscribes, an archival, two members deleted for good and
+two address changes), syncs again (only the changes move, and the members who left
+leave the target as tombstones), and checks that the target agrees with Mailchimp
+member by member and holds no record of a member who is gone.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.members < 1 {
@@ -110,7 +112,7 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 	}
 	clk.Advance(5 * time.Second)
 	fmt.Fprintf(e.stdout, "Meanwhile in Mailchimp: %s.\n\n", changed)
-	if err := sync("2. Second run: only what changed moves."); err != nil {
+	if err := sync("2. Second run: only what changed moves, and the members who left leave the target."); err != nil {
 		return err
 	}
 
@@ -118,7 +120,8 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 }
 
 // mutateDemo changes members the ways a real audience changes: edits,
-// sign-ups, unsubscribes and an archival.
+// sign-ups, unsubscribes, an archival, deletions for good and address
+// changes (a new id, so the old one must leave the target).
 func mutateDemo(sim *mcsim.Mailchimp, listID string) (string, error) {
 	members := sim.Members(listID)
 	var live []string
@@ -148,34 +151,63 @@ func mutateDemo(sim *mcsim.Mailchimp, listID string) (string, error) {
 		errs = append(errs, sim.Unsubscribe(listID, live[i]))
 	}
 	errs = append(errs, sim.Archive(listID, live[15]))
-	return "12 members edited, 5 signed up, 3 unsubscribed, 1 archived (21 changes)", errors.Join(errs...)
+	for i := 16; i < 18; i++ {
+		errs = append(errs, sim.Delete(listID, live[i]))
+	}
+	for i := 18; i < 20; i++ {
+		_, err := sim.ChangeAddress(listID, live[i], fmt.Sprintf("moved.%d@example.org", i))
+		errs = append(errs, err)
+	}
+	return "12 members edited, 5 signed up, 3 unsubscribed, 1 archived, 2 deleted for good, 2 changed address (25 changes)", errors.Join(errs...)
 }
 
-// checkAgreement compares the target with Mailchimp member by member.
+// checkAgreement compares the target with Mailchimp member by member,
+// and checks that it holds no record of a member who is gone other than
+// a tombstone.
 func checkAgreement(e env, sim *mcsim.Mailchimp, listID string, target *mcsim.Target, conn config.Connection) error {
 	mp, err := mappingOf(conn)
 	if err != nil {
 		return err
 	}
-	checked, bad, err := mcsim.Agreement(sim, listID, target, func(member map[string]any) (map[string]any, error) {
-		body, err := mp.Append(nil, member)
-		if err != nil {
-			return nil, err
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		var rec map[string]any
-		return rec, dec.Decode(&rec)
+	idKey, _ := mp.IDKey()
+	rep, err := mcsim.Mirror(sim, listID, target, mcsim.MirrorOptions{
+		Record: func(member map[string]any) (map[string]any, error) {
+			body, err := mp.Append(nil, member)
+			if err != nil {
+				return nil, err
+			}
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			var rec map[string]any
+			return rec, dec.Decode(&rec)
+		},
+		Statuses:  conn.Mailchimp.Statuses,
+		Tombstone: conn.Target.Tombstone,
+		IDKey:     idKey,
 	})
 	if err != nil {
 		return err
 	}
-	if len(bad) > 0 {
-		fmt.Fprintf(e.stdout, "3. Target and Mailchimp DISAGREE on %d of %d members, e.g. %s.\n", len(bad), checked, bad[0].ID)
+	switch {
+	case len(rep.Wrong) > 0:
+		fmt.Fprintf(e.stdout, "3. Target and Mailchimp DISAGREE on %d of %d members, e.g. %s.\n", len(rep.Wrong), rep.Live, rep.Wrong[0].ID)
+		return errFailed
+	case rep.Stale > 0:
+		fmt.Fprintf(e.stdout, "3. The target still holds %d records of members who are gone, e.g. %s.\n", rep.Stale, rep.StaleRecords[0].ID)
 		return errFailed
 	}
-	fmt.Fprintf(e.stdout, "3. Target and Mailchimp agree: all %d members (archived included) match their records in the target.\n", checked)
+	fmt.Fprintf(e.stdout, "3. Target and Mailchimp agree: all %d members (archived included) match their records in the target,\n"+
+		"   and of the members who are gone it holds only %d tombstones (%s).\n", rep.Live, rep.Tombstones, tombstoneText(conn))
 	return nil
+}
+
+// tombstoneText shows what a tombstone record holds besides the id.
+func tombstoneText(conn config.Connection) string {
+	b, err := json.Marshal(map[string]any(conn.Target.Tombstone))
+	if err != nil {
+		return "tombstone records"
+	}
+	return string(b)
 }
 
 // serveLoopback serves h on a free loopback port.

@@ -169,7 +169,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 // and does not tear the bars.
 func logRun(logger *slog.Logger, s engine.Summary, err error, bars bool) {
 	attrs := []any{"connection", s.Connection, "read", s.Read, "delivered", s.Delivered,
-		"requests", s.MailchimpStats.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
+		"tombstoned", s.Tombstoned, "members", s.Members, "requests", s.MailchimpStats.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
 	if err != nil {
 		logger.Error("run failed", append(attrs, "error", err)...)
 		return

@@ -141,10 +141,15 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	// Only the 21 changes move in the second run.
+	// Only the changes move in the second run: 21 members changed in
+	// place and 2 under new addresses are delivered, and the 2 deleted for
+	// good and the 2 old addresses leave the target.
 	second := r.stdout[strings.Index(r.stdout, "2. Second run"):]
-	if !strings.Contains(second, "  21  ") {
-		t.Errorf("second run did not deliver exactly the 21 changes:\n%s", second)
+	if !regexp.MustCompile(`(?m)^demo +ok +\d+ +23 +4 `).MatchString(second) {
+		t.Errorf("second run did not deliver exactly the 23 changes and remove the 4 members who left:\n%s", second)
+	}
+	if !strings.Contains(r.stdout, "holds only 4 tombstones") {
+		t.Errorf("demo's final check does not account for the 4 members who left:\n%s", r.stdout)
 	}
 }
 
