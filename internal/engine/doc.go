@@ -16,14 +16,15 @@
 // in seams.go:
 //
 //   - Store: read the connection, record the attempt, checkpoints, failed
-//     pages and how the run ended. Every state.Store is one; the engine
-//     links no store driver.
+//     pages and how the run ended, and the connection's roster. Every
+//     state.Store is one; the engine links no store driver.
 //   - MemberSource: page the members of a view and window, get one member
 //     by subscriber hash, and count the requests. *mailchimp.Client is one;
 //     the simulator's in-process source (mcsim.Source) is another, which
 //     the unit tests of the paging proof use.
 //   - Sink: apply a batch of target operations, upserts of records and
-//     deletes of record ids. *target.HTTP is one. Runs only upsert today.
+//     deletes of record ids. *target.HTTP is one; how a delete reaches the
+//     target (a tombstone, a DELETE, nothing) is its configuration.
 //
 // # Paging
 //
@@ -43,4 +44,18 @@
 // for overlapping pages and the chain proves each page shares a member
 // with the previous one; see viewPager. Members that left the window are
 // caught by the next run, because their new last_changed lies after T.
+//
+// # The mirror
+//
+// Members deleted for good, moved to a new address (a new id) or out of
+// the status filter vanish from Mailchimp without a trace, so a window of
+// changes never shows them. The roster does: the member ids the target may
+// hold, written before each batch is sent (delivery.go). Each run counts
+// every view beside its window's first requests; once the window is
+// delivered, a roster larger than the counts, a due reconcile_every, a
+// full re-sync or a connection without a roster yet make the run
+// reconcile (mirror.go): it scans every member id, confirms with a GET
+// each roster id the scan did not see, and deletes the gone ones from the
+// target (reconcile.go). A reconcile never deletes a member that exists:
+// only the GET's 404, or a status outside the filter, makes a member gone.
 package engine

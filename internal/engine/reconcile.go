@@ -214,12 +214,12 @@ func compareIDs(a, b state.MemberID) int { return bytes.Compare(a[:], b[:]) }
 func (r *reconcile) unseen() []state.MemberID {
 	var out []state.MemberID
 	for w := range (len(r.roster) + 63) / 64 {
-		var any uint64
+		var seen uint64
 		for _, s := range r.seen {
-			any |= s[w]
+			seen |= s[w]
 		}
 		for b := range 64 {
-			if i := w*64 + b; i < len(r.roster) && any&(1<<b) == 0 {
+			if i := w*64 + b; i < len(r.roster) && seen&(1<<b) == 0 {
 				out = append(out, r.roster[i])
 			}
 		}
