@@ -126,7 +126,7 @@ type runJSON struct {
 	Tombstoned int64 `json:"tombstoned"`
 	Members    int64 `json:"members"`
 	// Reconciled says the run compared the roster with Mailchimp, and
-	// ReconcileReason why: build, full, due, counts or learn.
+	// ReconcileReason why: build, full, asked, due, counts or learn (see engine.Summary).
 	Reconciled      bool       `json:"reconciled"`
 	ReconcileReason string     `json:"reconcile_reason,omitempty"`
 	Requests        int64      `json:"requests"`

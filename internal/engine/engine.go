@@ -124,7 +124,9 @@ type Summary struct {
 	Read        int64     // members received from Mailchimp (page overlaps included)
 	Delivered   int64     // records acknowledged by the target
 	// Members is the size of the connection's roster at the end of the
-	// run: the members the target holds.
+	// run: the members the target holds (the roster may count a few the
+	// target never received: an id enters it just before its batch is
+	// sent).
 	Members int64
 	// Reconciled says the run reconciled the roster with Mailchimp, and
 	// ReconcileReason why: "build" (the connection had no roster yet),
@@ -248,7 +250,7 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.Connec
 	if err := e.Store.StartRun(ctx, job.Connection, sum.Started); err != nil {
 		return st, nil, err
 	}
-	if !st.Roster.Kept && freshConnection(st) {
+	if !rosterComplete(st) && freshConnection(st) {
 		// Nothing was ever delivered, so the roster starts empty and
 		// exact: as good as reconciled now.
 		if err := e.Store.UpdateRoster(ctx, job.Connection, state.RosterChange{Reconciled: sum.Started}); err != nil {

@@ -50,10 +50,14 @@ func (a *attempt) count(ctx context.Context, v view, viewsDone <-chan struct{}) 
 		select {
 		case <-a.keyProven:
 		case <-viewsDone:
-			c.fail(fmt.Errorf("counting the %s view: no page was read", v.name))
-			return
+			select {
+			case <-a.keyProven: // both were ready: the key is good
+			default:
+				c.fail(fmt.Errorf("counting the %s view: no page of the window was read, so the key is not known to be good", v.name))
+				return
+			}
 		case <-ctx.Done():
-			c.fail(context.Cause(ctx))
+			c.fail(fmt.Errorf("counting the %s view: %w", v.name, context.Cause(ctx)))
 			return
 		}
 	}
@@ -81,7 +85,7 @@ func (a *attempt) provenKey() { a.keyProvenOnce.Do(func() { close(a.keyProven) }
 // "" when only the counts can tell.
 func forcedReason(job Job, st state.ConnectionState, now time.Time) string {
 	switch {
-	case !st.Roster.Kept:
+	case !rosterComplete(st):
 		return reasonBuild
 	case job.Full:
 		return reasonFull
@@ -141,6 +145,16 @@ const (
 	reasonCounts = "counts" // the roster holds more ids than Mailchimp has members
 	reasonLearn  = "learn"  // learn whether the default view holds archived members
 )
+
+// rosterComplete reports whether the connection's roster holds every id
+// the target may hold. A roster is complete from the first run of a fresh
+// connection, or from the first reconcile that built it; both record
+// LastReconcile. A roster written to without either (the deliveries of an
+// upgraded connection whose building scan then failed) is kept but not
+// complete: the next run builds it again.
+func rosterComplete(st state.ConnectionState) bool {
+	return st.Roster.Kept && !st.Roster.LastReconcile.IsZero()
+}
 
 // freshConnection reports whether st belongs to a connection that never
 // delivered anything: its roster starts empty and complete.

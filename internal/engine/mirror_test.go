@@ -8,12 +8,14 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/target"
@@ -283,4 +285,93 @@ func TestReconcileUnderChurn(t *testing.T) {
 		}
 		t.Logf("under churn: %d left; after: %d left; %d deletes in all", churned.Tombstoned, calm.Tombstoned, len(sink.deleted))
 	})
+}
+
+// scanFailingSource fails every page of a reconcile's id scan, as an
+// outage that starts right after the window would.
+type scanFailingSource struct{ MemberSource }
+
+func (s scanFailingSource) Members(ctx context.Context, listID string, q mailchimp.MembersQuery) (*mailchimp.MembersPage, error) {
+	if slices.Equal(q.Fields, []string{"members.id"}) {
+		return nil, errors.New("injected: the scan's page failed")
+	}
+	return s.MemberSource.Members(ctx, listID, q)
+}
+
+// TestMirrorFailedBuildBuildsAgain: an upgraded connection's first run
+// delivers a change (which writes the roster) and then fails to scan. The
+// roster is not complete, so the next run builds it again, and a member
+// deleted after that still leaves the target.
+func TestMirrorFailedBuildBuildsAgain(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 1200, seed: 36, inProcess: true})
+	ctx := context.Background()
+	w.pass()
+	watermark := w.clk.Now().Truncate(time.Second)
+	must(t, w.store.CompleteRun(ctx, state.Run{Connection: "test", Started: watermark, Finished: watermark, WindowEnd: watermark, Result: state.ResultOK}))
+	ids := memberIDs(w)
+	w.pass()
+	must(t, w.sim.Change(testList, ids[0], func(m *mcsim.Member) { m.MergeFields["FNAME"] = "Changed" }))
+	w.pass()
+	job := w.job(t)
+	job.Mailchimp = scanFailingSource{job.Mailchimp}
+	if sum, err := w.engine.Run(ctx, job); err == nil || sum.Delivered != 1 {
+		t.Fatalf("run with a failing scan: %+v, %v; want the change delivered and the run failed", sum, err)
+	}
+	w.pass()
+	sum, err := w.run(t, ctx, false)
+	if err != nil || sum.ReconcileReason != reasonBuild {
+		t.Fatalf("run after the failed build: reason %q, err %v; want a build again", sum.ReconcileReason, err)
+	}
+	if want := int64(len(w.sim.Members(testList))); sum.Members != want {
+		t.Errorf("roster holds %d members after the build; the audience has %d", sum.Members, want)
+	}
+	must(t, w.sim.Delete(testList, ids[5]))
+	w.pass()
+	if sum, err := w.run(t, ctx, false); err != nil || sum.Tombstoned != 1 {
+		t.Fatalf("a delete after the build: %d left, err %v; want 1", sum.Tombstoned, err)
+	}
+}
+
+// takeoverSource lets another worker claim the connection when the
+// reconcile asks about its first candidate.
+type takeoverSource struct {
+	MemberSource
+	once  sync.Once
+	claim func()
+}
+
+func (s *takeoverSource) Member(ctx context.Context, listID, hash string, fields []string) (mailchimp.Member, error) {
+	s.once.Do(s.claim)
+	return s.MemberSource.Member(ctx, listID, hash, fields)
+}
+
+// TestMirrorDeletesAreFenced: a worker that loses its lease during a
+// reconcile sends no delete: the member may have come back since, and
+// the new owner delivered it.
+func TestMirrorDeletesAreFenced(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 600, seed: 37, inProcess: true})
+	ctx := context.Background()
+	lease, err := w.store.ClaimLease(ctx, "test", "a", w.clk.Now(), time.Minute)
+	must(t, err)
+	job := w.job(t)
+	job.LeaseToken = lease.Token
+	if _, err := w.engine.Run(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	w.pass()
+	must(t, w.sim.Delete(testList, memberIDs(w)[3]))
+	w.pass()
+	sink := &guardedSink{Target: w.target, t: t, w: w}
+	job = w.job(t)
+	job.LeaseToken, job.Sink = lease.Token, sink
+	job.Mailchimp = &takeoverSource{MemberSource: job.Mailchimp, claim: func() {
+		must(t, w.store.ReleaseLease(ctx, lease))
+		if _, err := w.store.ClaimLease(ctx, "test", "b", w.clk.Now(), time.Minute); err != nil {
+			t.Error(err)
+		}
+	}}
+	_, err = w.engine.Run(ctx, job)
+	if !errors.Is(err, state.ErrFenced) || len(sink.deleted) != 0 {
+		t.Fatalf("reconcile after losing the lease: err %v, %d deletes sent; want ErrFenced and none", err, len(sink.deleted))
+	}
 }

@@ -36,11 +36,11 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 	// next run then starts where this one's window ended.
 	if cp := a.checkpoint(); cp != nil {
 		if err := e.Store.SaveCheckpoint(ctx, job.Connection, *cp); err != nil {
-			return err
+			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
 		}
 	}
-	r := &reconcile{engine: e, job: job, sum: sum, reason: reason,
-		slots: make(chan struct{}, e.PageConcurrency), views: viewsFor(job.Statuses)}
+	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: a.checkpoint(),
+		slots: make(chan struct{}, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
 
@@ -69,62 +69,73 @@ type reconcile struct {
 	// attempt's do.
 	slots chan struct{}
 
+	// checkpoint is the delivered window, saved before the reconcile; it
+	// is written again, fenced by the lease, before each batch of deletes.
+	checkpoint *state.Checkpoint
+
+	// Memory: 16 bytes a member for the roster, and a few bits for the
+	// rest, so a reconcile of a million members holds about 17 MB.
 	roster []state.MemberID // sorted, read before the scan
 	seen   [][]uint64       // per view, a bit per roster index
-	extra  []state.MemberID // build only: scanned ids the roster lacks
-	mu     sync.Mutex       // guards seen and extra
+	gone   []uint64         // a bit per roster index: confirmed gone
+	build  bool             // add the scanned ids the roster lacks
+	extra  []state.MemberID // building: scanned ids not yet added, at most addChunk
+	added  int              // building: ids added to the roster so far
+	mu     sync.Mutex       // guards seen, extra and added
 }
 
 func (r *reconcile) run(ctx context.Context) error {
 	e, job := r.engine, r.job
-	build := r.reason == reasonBuild
 	roster, err := e.Store.Roster(ctx, job.Connection)
 	if err != nil {
-		return fmt.Errorf("reading the roster: %w", err)
+		return fmt.Errorf("reconcile: reading the roster: %w", err)
 	}
 	r.roster = roster
+	words := (len(roster) + 63) / 64
 	r.seen = make([][]uint64, len(r.views))
 	for i := range r.seen {
-		r.seen[i] = make([]uint64, (len(roster)+63)/64)
+		r.seen[i] = make([]uint64, words)
 	}
-	if err := r.scan(ctx, build); err != nil {
+	r.gone = make([]uint64, words)
+	if err := r.scan(ctx); err != nil {
 		return fmt.Errorf("reconcile: scanning member ids: %w", err)
 	}
-	candidates := r.unseen()
-	gone, err := r.confirm(ctx, candidates)
+	candidates, err := r.confirm(ctx)
 	if err != nil {
-		return fmt.Errorf("reconcile: confirming %d members the scan did not see: %w", len(candidates), err)
+		return fmt.Errorf("reconcile: confirming the %d members the scan did not see: %w", candidates, err)
 	}
-	if build {
-		if err := r.addExtra(ctx); err != nil {
-			return err
-		}
+	if err := r.flushExtra(ctx, 1); err != nil {
+		return err
 	}
-	left, err := r.delete(ctx, gone)
+	gone := 0
+	for _, w := range r.gone {
+		gone += bits.OnesCount64(w)
+	}
+	left, err := r.delete(ctx)
 	r.sum.Tombstoned += left
 	if err != nil {
-		return fmt.Errorf("reconcile: deleting %d members that left: %w", len(gone), err)
+		return fmt.Errorf("reconcile: deleting the %d members that left: %w", gone, err)
 	}
 	learned := r.learned()
 	if err := e.Store.UpdateRoster(ctx, job.Connection, state.RosterChange{Reconciled: e.Clock.Now(), DefaultView: learned}); err != nil {
-		return err
+		return fmt.Errorf("reconcile: recording it in the roster: %w", err)
 	}
 	size, err := e.Store.RosterSize(ctx, job.Connection)
 	if err != nil {
-		return fmt.Errorf("counting the roster: %w", err)
+		return fmt.Errorf("reconcile: counting the roster: %w", err)
 	}
 	r.sum.Members, r.sum.Reconciled, r.sum.ReconcileReason = size, true, r.reason
 	e.Logger.Info("reconciled the roster with Mailchimp", "connection", job.Connection, "reason", r.reason,
-		"roster", len(r.roster), "added", len(r.extra), "candidates", len(candidates), "left", left, "members", size,
+		"roster", len(r.roster), "added", r.added, "candidates", candidates, "left", left, "members", size,
 		"default_view", learned.String())
 	return nil
 }
 
 // scan pages every member id of every view, the views side by side.
-func (r *reconcile) scan(ctx context.Context, build bool) error {
+func (r *reconcile) scan(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for i, v := range r.views {
-		g.Go(func() error { return r.scanView(ctx, i, v, build) })
+		g.Go(func() error { return r.scanView(ctx, i, v) })
 	}
 	return g.Wait()
 }
@@ -132,7 +143,7 @@ func (r *reconcile) scan(ctx context.Context, build bool) error {
 // scanView pages one view's ids: the first page gives the total, the rest
 // go out together, and pages past the total follow while they come back
 // full (members who joined during the scan).
-func (r *reconcile) scanView(ctx context.Context, vi int, v view, build bool) error {
+func (r *reconcile) scanView(ctx context.Context, vi int, v view) error {
 	size := r.engine.PageSize
 	q := mailchimp.MembersQuery{Count: size, Fields: []string{"members.id"}, Status: v.status}
 	fetch := func(ctx context.Context, offset int) (int, int, error) {
@@ -142,19 +153,15 @@ func (r *reconcile) scanView(ctx context.Context, vi int, v view, build bool) er
 		if err != nil {
 			return 0, 0, err
 		}
-		return len(page.Members), page.TotalItems, r.mark(vi, page, build)
+		return len(page.Members), page.TotalItems, r.mark(ctx, vi, page)
 	}
 	n, total, err := fetch(ctx, 0)
 	if err != nil {
 		return err
 	}
-	if build {
-		r.mu.Lock()
-		r.extra = slices.Grow(r.extra, total)
-		r.mu.Unlock()
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	last := 0 // the offset of the last page the total calls for
+	g.SetLimit(cap(r.slots)) // no more goroutines than requests can be in flight
+	last := 0                // the offset of the last page the total calls for
 	if total > size {
 		last = (total - 1) / size * size
 	}
@@ -189,116 +196,128 @@ func (r *reconcile) members(ctx context.Context, q mailchimp.MembersQuery) (*mai
 	return r.job.Mailchimp.Members(ctx, r.job.ListID, q)
 }
 
-// mark records the page's ids as seen in view vi; building, it keeps the
-// ids the roster lacks.
-func (r *reconcile) mark(vi int, page *mailchimp.MembersPage, build bool) error {
+// mark records the page's ids as seen in view vi. Building, it collects
+// the ids the roster lacks and adds them a chunk at a time: they are
+// members Mailchimp has, which an earlier release delivered.
+func (r *reconcile) mark(ctx context.Context, vi int, page *mailchimp.MembersPage) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, m := range page.Members {
 		id, err := state.ParseMemberID(m.ID())
 		if err != nil {
+			r.mu.Unlock()
 			return fmt.Errorf("mailchimp sent a member whose id is not an MD5: %w", err)
 		}
 		if i, ok := slices.BinarySearchFunc(r.roster, id, compareIDs); ok {
 			r.seen[vi][i/64] |= 1 << (i % 64)
-		} else if build {
+		} else if r.build {
 			r.extra = append(r.extra, id)
 		}
+	}
+	r.mu.Unlock()
+	return r.flushExtra(ctx, addChunk)
+}
+
+// flushExtra adds the collected ids to the roster once there are at least
+// min of them.
+func (r *reconcile) flushExtra(ctx context.Context, min int) error {
+	r.mu.Lock()
+	if len(r.extra) < min || len(r.extra) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	chunk := r.extra
+	r.extra = make([]state.MemberID, 0, addChunk)
+	r.added += len(chunk)
+	r.mu.Unlock()
+	if err := r.engine.Store.UpdateRoster(ctx, r.job.Connection, state.RosterChange{Add: chunk}); err != nil {
+		return fmt.Errorf("reconcile: adding the members found to the roster: %w", err)
 	}
 	return nil
 }
 
 func compareIDs(a, b state.MemberID) int { return bytes.Compare(a[:], b[:]) }
 
-// unseen lists the roster ids that no view's scan saw.
-func (r *reconcile) unseen() []state.MemberID {
-	var out []state.MemberID
-	for w := range (len(r.roster) + 63) / 64 {
-		var seen uint64
-		for _, s := range r.seen {
-			seen |= s[w]
-		}
-		for b := range 64 {
-			if i := w*64 + b; i < len(r.roster) && seen&(1<<b) == 0 {
-				out = append(out, r.roster[i])
-			}
-		}
-	}
-	return out
-}
-
-// confirm asks Mailchimp about each candidate, and returns those that are
-// gone: deleted for good (404) or, with a status filter, outside it.
-func (r *reconcile) confirm(ctx context.Context, candidates []state.MemberID) ([]state.MemberID, error) {
-	gone := make([]bool, len(candidates))
+// confirm asks Mailchimp about each roster id no view's scan saw, and
+// marks gone those deleted for good (404) or, with a status filter,
+// outside it. It returns how many it asked about.
+func (r *reconcile) confirm(ctx context.Context) (int, error) {
+	var candidates int
 	var notFound atomic.Int64
+	var mu sync.Mutex // guards r.gone
 	g, gctx := errgroup.WithContext(ctx)
-	for i, id := range candidates {
+	g.SetLimit(cap(r.slots))
+	for i := range r.roster {
+		if r.wasSeen(i) {
+			continue
+		}
+		candidates++
+		id := r.roster[i]
 		g.Go(func() error {
-			select {
-			case r.slots <- struct{}{}:
-			case <-gctx.Done():
-				return context.Cause(gctx)
-			}
-			defer func() { <-r.slots }()
-			m, err := r.job.Mailchimp.Member(gctx, r.job.ListID, id.String(), []string{"id", "status"})
-			switch {
-			case errors.Is(err, mailchimp.ErrMemberNotFound):
-				gone[i] = true
+			gone, err := r.isGone(gctx, id)
+			if errors.Is(err, mailchimp.ErrMemberNotFound) {
+				gone, err = true, nil
 				notFound.Add(1)
-			case err != nil:
-				return err
-			case len(r.job.Statuses) > 0:
-				status, _ := m["status"].(string)
-				gone[i] = !slices.Contains(r.job.Statuses, status)
 			}
-			return nil
+			if gone {
+				mu.Lock()
+				r.gone[i/64] |= 1 << (i % 64)
+				mu.Unlock()
+			}
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return candidates, err
 	}
-	if notFound.Load() > 0 {
+	if n := notFound.Load(); n > 0 {
 		// A list deleted meanwhile answers 404 for every member too.
-		if _, err := r.members(ctx, mailchimp.MembersQuery{Count: 1, Fields: []string{"total_items"}, Status: r.views[0].status}); err != nil {
-			return nil, fmt.Errorf("%d members answered 404, and the audience itself no longer answers: %w", notFound.Load(), err)
+		_, err := r.members(ctx, mailchimp.MembersQuery{Count: 1, Fields: []string{"total_items"}, Status: r.views[0].status})
+		switch {
+		case mailchimp.IsKind(err, mailchimp.KindNotFound):
+			return candidates, fmt.Errorf("%d members answered 404, and so does the audience itself: nothing was deleted: %w", n, err)
+		case err != nil:
+			return candidates, fmt.Errorf("%d members answered 404; checking that the audience still exists before deleting them failed: %w", n, err)
 		}
 	}
-	var out []state.MemberID
-	for i, id := range candidates {
-		if gone[i] {
-			out = append(out, id)
+	return candidates, nil
+}
+
+func (r *reconcile) wasSeen(i int) bool {
+	for _, s := range r.seen {
+		if s[i/64]&(1<<(i%64)) != 0 {
+			return true
 		}
 	}
-	return out, nil
+	return false
+}
+
+// isGone asks Mailchimp for one member; a 404 comes back as
+// mailchimp.ErrMemberNotFound.
+func (r *reconcile) isGone(ctx context.Context, id state.MemberID) (bool, error) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, context.Cause(ctx)
+	}
+	defer func() { <-r.slots }()
+	m, err := r.job.Mailchimp.Member(ctx, r.job.ListID, id.String(), []string{"id", "status"})
+	if err != nil || len(r.job.Statuses) == 0 {
+		return false, err
+	}
+	status, _ := m["status"].(string)
+	return !slices.Contains(r.job.Statuses, status), nil
 }
 
 // addChunk bounds one roster write of a build: a store that keeps items
 // of limited size (DynamoDB's 400 KB) splits less.
 const addChunk = 10000
 
-// addExtra adds the ids a build scan found and the roster lacked: members
-// delivered by earlier releases, which the target holds.
-func (r *reconcile) addExtra(ctx context.Context) error {
-	slices.SortFunc(r.extra, compareIDs)
-	r.extra = slices.Compact(r.extra)
-	for chunk := range slices.Chunk(r.extra, addChunk) {
-		if err := r.engine.Store.UpdateRoster(ctx, r.job.Connection, state.RosterChange{Add: chunk}); err != nil {
-			return fmt.Errorf("reconcile: adding the members found to the roster: %w", err)
-		}
-	}
-	return nil
-}
-
 // delete sends the gone members' deletes through the same batches,
 // retries and roster writes as every record, and returns how many the
 // target acknowledged.
-func (r *reconcile) delete(ctx context.Context, gone []state.MemberID) (int64, error) {
-	if len(gone) == 0 {
-		return 0, nil
-	}
+func (r *reconcile) delete(ctx context.Context) (int64, error) {
 	var left atomic.Int64
-	d := newDelivery(r.job.Sink, r.job.BatchSize, r.engine.DeliveryConcurrency, r.engine.rosterWriter(r.job),
+	d := newDelivery(r.fencedSink(), r.job.BatchSize, r.engine.DeliveryConcurrency, r.engine.rosterWriter(r.job),
 		func(b *batch) { left.Add(int64(len(b.deletes))) })
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -308,15 +327,46 @@ func (r *reconcile) delete(ctx context.Context, gone []state.MemberID) (int64, e
 		cancel(err)
 		done <- err
 	}()
-	for _, id := range gone {
-		if err := d.send(ctx, change{op: target.Delete(id.String()), member: id}); err != nil {
-			break // deliver reports why
+send:
+	for w, bits := range r.gone {
+		for b := range 64 {
+			if bits&(1<<b) == 0 {
+				continue
+			}
+			id := r.roster[w*64+b]
+			if err := d.send(ctx, change{op: target.Delete(id.String()), member: id}); err != nil {
+				break send // deliver reports why
+			}
 		}
 	}
 	d.close()
 	err := <-done
 	return left.Load(), err
 }
+
+// fencedSink is the job's sink, behind a check that this run still holds
+// its lease before each batch of deletes: a worker that lost the
+// connection must not delete a member that came back meanwhile (it
+// resubscribed, or its address changed back) and that the new owner
+// delivered. The check is a fenced write of the delivered window's
+// checkpoint, which the store refuses once another worker has claimed the
+// connection. A run without a lease (chimport run) has nothing to check.
+func (r *reconcile) fencedSink() Sink {
+	if r.job.LeaseToken == 0 || r.checkpoint == nil {
+		return r.job.Sink
+	}
+	return sinkFunc(func(ctx context.Context, ops []target.Op) error {
+		if err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *r.checkpoint); err != nil {
+			return fmt.Errorf("checking the lease before deleting: %w", err)
+		}
+		return r.job.Sink.Apply(ctx, ops)
+	})
+}
+
+// sinkFunc is a Sink in one function.
+type sinkFunc func(ctx context.Context, ops []target.Op) error
+
+func (f sinkFunc) Apply(ctx context.Context, ops []target.Op) error { return f(ctx, ops) }
 
 // learned is what the scan showed about the default view: whether the
 // archived members the archived view returned were also in the default

@@ -71,11 +71,13 @@ func (v DefaultView) String() string {
 // RosterState is what a store keeps about a connection's roster besides
 // its ids; it is part of ConnectionState.
 type RosterState struct {
-	// Kept is true once the connection has a roster: every id it
-	// delivered since is in it. False for a connection that never ran, and
-	// for state written by a release without rosters (or a watermark taken
-	// over from the Python importer), whose next run builds the roster
-	// with one scan of member ids.
+	// Kept is true once anything was written to the connection's roster.
+	// False for a connection that never ran, and for state written by a
+	// release without rosters (or a watermark taken over from the Python
+	// importer). The roster is complete, holding every id the target may
+	// hold, once LastReconcile is set too: the engine records it on a
+	// fresh connection's first run and when a scan has built the roster
+	// of an older one; until then the next run builds it.
 	Kept bool
 	// Members is the roster's size: the members in the target. Exact after
 	// RosterSize; UpdateRoster may leave it behind until then in a store
