@@ -116,7 +116,7 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 		PendingFailures: len(failures), Resumable: st.Checkpoint != nil,
 		LastReconcile: timeOrNil(st.Roster.LastReconcile), TombstonesTotal: st.Roster.Left,
 	}
-	if st.Roster.Kept {
+	if st.Roster.Complete() {
 		members := st.Roster.Members
 		s.Members = &members
 	} else {

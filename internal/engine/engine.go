@@ -250,7 +250,7 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.Connec
 	if err := e.Store.StartRun(ctx, job.Connection, sum.Started); err != nil {
 		return st, nil, err
 	}
-	if !rosterComplete(st) && freshConnection(st) {
+	if !st.Roster.Complete() && freshConnection(st) {
 		// Nothing was ever delivered, so the roster starts empty and
 		// exact: as good as reconciled now.
 		if err := e.Store.UpdateRoster(ctx, job.Connection, state.RosterChange{Reconciled: sum.Started}); err != nil {

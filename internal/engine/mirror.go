@@ -85,7 +85,7 @@ func (a *attempt) provenKey() { a.keyProvenOnce.Do(func() { close(a.keyProven) }
 // "" when only the counts can tell.
 func forcedReason(job Job, st state.ConnectionState, now time.Time) string {
 	switch {
-	case !rosterComplete(st):
+	case !st.Roster.Complete():
 		return reasonBuild
 	case job.Full:
 		return reasonFull
@@ -145,16 +145,6 @@ const (
 	reasonCounts = "counts" // the roster holds more ids than Mailchimp has members
 	reasonLearn  = "learn"  // learn whether the default view holds archived members
 )
-
-// rosterComplete reports whether the connection's roster holds every id
-// the target may hold. A roster is complete from the first run of a fresh
-// connection, or from the first reconcile that built it; both record
-// LastReconcile. A roster written to without either (the deliveries of an
-// upgraded connection whose building scan then failed) is kept but not
-// complete: the next run builds it again.
-func rosterComplete(st state.ConnectionState) bool {
-	return st.Roster.Kept && !st.Roster.LastReconcile.IsZero()
-}
 
 // freshConnection reports whether st belongs to a connection that never
 // delivered anything: its roster starts empty and complete.

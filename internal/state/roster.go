@@ -93,6 +93,12 @@ type RosterState struct {
 	DefaultView DefaultView
 }
 
+// Complete reports whether the roster holds every id the target may hold:
+// it is kept and a reconcile (or a fresh connection's first run) has
+// recorded LastReconcile. Until then its size says little, and the next
+// run builds it.
+func (r RosterState) Complete() bool { return r.Kept && !r.LastReconcile.IsZero() }
+
 // RosterChange is one write to a connection's roster. Adding an id that is
 // there, or removing one that is not, changes nothing: a change may be
 // applied twice (a retry after a timeout) with the same result.

@@ -69,7 +69,7 @@ func (w *Worker) observe(name string, st state.ConnectionState, now time.Time) {
 	lag, known := freshnessOf(st).Lag(now)
 	w.cfg.Metrics.SetLag(name, lag, known)
 	w.cfg.Metrics.SetLastSuccess(name, st.LastSuccess)
-	w.cfg.Metrics.SetRosterMembers(name, st.Roster.Members, st.Roster.Kept)
+	w.cfg.Metrics.SetRosterMembers(name, st.Roster.Members, st.Roster.Complete())
 }
 
 // states is every connection's state by name, in one read. A connection

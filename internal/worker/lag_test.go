@@ -114,7 +114,7 @@ func TestLagBeatFollowsTheRoster(t *testing.T) {
 	w := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "shop")
 	ids := memberIDs(0, 3)
 	var got []float64
-	for _, c := range []state.RosterChange{{Add: ids}, {Remove: ids[:1]}} {
+	for _, c := range []state.RosterChange{{Add: ids, Reconciled: start}, {Remove: ids[:1]}} {
 		must(t, store.UpdateRoster(ctx, "shop", c)) // another worker's run
 		w.checkLag(ctx)
 		v, ok := gauge(t, w.Metrics(), "chimport_roster_members", "shop")

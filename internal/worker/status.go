@@ -28,7 +28,7 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 			t := st.LastSuccess
 			row.LastSuccess = &t
 		}
-		if st.Roster.Kept {
+		if st.Roster.Complete() {
 			members := st.Roster.Members
 			row.Members = &members
 		}

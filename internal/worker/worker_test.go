@@ -178,7 +178,7 @@ func TestServeSetsEveryGaugeBeforeTheFirstRun(t *testing.T) {
 	// never attempted. Only stuck and fresh are due.
 	must(t, store.StartRun(ctx, "synced", start.Add(-30*time.Minute)))
 	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-30 * time.Minute), Finished: start.Add(-10 * time.Minute), WindowEnd: start.Add(-2 * time.Hour), Result: state.ResultOK}))
-	must(t, store.UpdateRoster(ctx, "synced", state.RosterChange{Add: memberIDs(0, 4)}))
+	must(t, store.UpdateRoster(ctx, "synced", state.RosterChange{Add: memberIDs(0, 4), Reconciled: start}))
 	must(t, store.StartRun(ctx, "stuck", start.Add(-5*time.Hour)))
 
 	eng := &fakeEngine{store: store, clk: clk}
