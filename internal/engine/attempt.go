@@ -29,7 +29,7 @@ type attempt struct {
 	// beside the default view's instead of competing with them in the
 	// client's limiter, and the engine never asks for more at once than
 	// Mailchimp allows, whatever the source.
-	requests chan struct{}
+	requests slots
 
 	read, delivered atomic.Int64
 	// abort stops the attempt with a cause (a lost lease).
@@ -63,7 +63,7 @@ func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint) *attemp
 		engine: e, job: job, sum: sum, totals: map[string]int64{},
 		counts:        viewCounts{counts: map[string]int{}},
 		keyProven:     make(chan struct{}),
-		requests:      make(chan struct{}, e.PageConcurrency),
+		requests:      make(slots, e.PageConcurrency),
 		checkpointDue: make(chan struct{}, 1),
 		logger:        e.Logger.With("connection", job.Connection),
 	}
@@ -176,14 +176,29 @@ func (a *attempt) outcome(ctx context.Context, viewErrs []error) error {
 // members makes one Mailchimp request, holding one of the attempt's
 // request slots while it is under way.
 func (a *attempt) members(ctx context.Context, q mailchimp.MembersQuery) (*mailchimp.MembersPage, error) {
-	select {
-	case a.requests <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if err := a.requests.take(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-a.requests }()
+	defer a.requests.give()
 	return a.job.Mailchimp.Members(ctx, a.job.ListID, q)
 }
+
+// slots bound the Mailchimp requests in flight: one is taken for the
+// length of each request.
+type slots chan struct{}
+
+// take waits for a free slot, or for ctx to end.
+func (s slots) take(ctx context.Context) error {
+	select {
+	case s <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// give frees a slot taken.
+func (s slots) give() { <-s }
 
 // query is the members query for a view's pass over [since, before).
 func (a *attempt) query(v view, since, before time.Time) mailchimp.MembersQuery {

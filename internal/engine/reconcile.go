@@ -40,7 +40,7 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 		}
 	}
 	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: a.checkpoint(),
-		slots: make(chan struct{}, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
+		slots: make(slots, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
 
@@ -67,7 +67,7 @@ type reconcile struct {
 	views  []view
 	// slots bound the reconcile's Mailchimp requests in flight, as the
 	// attempt's do.
-	slots chan struct{}
+	slots slots
 
 	// checkpoint is the delivered window, saved before the reconcile; it
 	// is written again, fenced by the lease, before each batch of deletes.
@@ -187,12 +187,10 @@ func (r *reconcile) scanView(ctx context.Context, vi int, v view) error {
 
 // members makes one request, holding one of the reconcile's slots.
 func (r *reconcile) members(ctx context.Context, q mailchimp.MembersQuery) (*mailchimp.MembersPage, error) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if err := r.slots.take(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-r.slots }()
+	defer r.slots.give()
 	return r.job.Mailchimp.Members(ctx, r.job.ListID, q)
 }
 
@@ -294,12 +292,10 @@ func (r *reconcile) wasSeen(i int) bool {
 // isGone asks Mailchimp for one member; a 404 comes back as
 // mailchimp.ErrMemberNotFound.
 func (r *reconcile) isGone(ctx context.Context, id state.MemberID) (bool, error) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false, context.Cause(ctx)
+	if err := r.slots.take(ctx); err != nil {
+		return false, err
 	}
-	defer func() { <-r.slots }()
+	defer r.slots.give()
 	m, err := r.job.Mailchimp.Member(ctx, r.job.ListID, id.String(), []string{"id", "status"})
 	if err != nil || len(r.job.Statuses) == 0 {
 		return false, err
