@@ -58,7 +58,7 @@ type attempt struct {
 	checkpointDue chan struct{}
 }
 
-func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint) *attempt {
+func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint, roster *runRoster) *attempt {
 	a := &attempt{
 		engine: e, job: job, sum: sum, totals: map[string]int64{},
 		counts:        viewCounts{counts: map[string]int{}},
@@ -67,7 +67,7 @@ func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint) *attemp
 		checkpointDue: make(chan struct{}, 1),
 		logger:        e.Logger.With("connection", job.Connection),
 	}
-	a.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, e.rosterWriter(job), func(b *batch) {
+	a.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, roster.write, func(b *batch) {
 		a.delivered.Add(int64(len(b.ops)))
 		a.reportProgress()
 	})

@@ -196,7 +196,8 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		return sum, err
 	}
 
-	st, cp, err := e.begin(ctx, job, &sum)
+	roster := &runRoster{store: e.Store, name: job.Connection}
+	st, cp, err := e.begin(ctx, job, &sum, roster)
 	if err != nil {
 		return finish(err)
 	}
@@ -214,7 +215,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 			countRequests()
 			return finish(e.complete(ctx, job, &sum))
 		}
-		a := e.newAttempt(job, &sum, cp)
+		a := e.newAttempt(job, &sum, cp, roster)
 		a.keyKnownGood = !st.LastSuccess.IsZero()
 		a.countViews = forced == ""
 		err = a.execute(ctx)
@@ -228,7 +229,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		sum.Read += a.read.Load()
 		sum.Delivered += a.delivered.Load()
 		if err == nil {
-			err = e.mirror(ctx, job, st, &sum, a)
+			err = e.mirror(ctx, job, st, &sum, a, roster)
 		}
 		countRequests()
 		if err != nil {
@@ -242,7 +243,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 // begin reads the connection's state and records the attempt. The window
 // starts at the watermark (at the beginning for a full run); a checkpoint
 // of a run that failed in the same window is returned to resume from.
-func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.ConnectionState, *state.Checkpoint, error) {
+func (e *Engine) begin(ctx context.Context, job Job, sum *Summary, roster *runRoster) (state.ConnectionState, *state.Checkpoint, error) {
 	st, err := e.Store.Connection(ctx, job.Connection)
 	if err != nil {
 		return st, nil, err
@@ -252,10 +253,9 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary) (state.Connec
 	}
 	if !st.Roster.Complete() && freshConnection(st) {
 		// Nothing was ever delivered, so the roster starts empty and
-		// exact: as good as reconciled now.
-		if err := e.Store.UpdateRoster(ctx, job.Connection, state.RosterChange{Reconciled: sum.Started}); err != nil {
-			return st, nil, err
-		}
+		// exact: as good as reconciled now. The run's first roster write
+		// records it.
+		roster.fresh = sum.Started
 		st.Roster.Kept, st.Roster.LastReconcile = true, sum.Started
 	}
 	if !job.Full {

@@ -25,11 +25,46 @@ import (
 // nothing suggests it is needed sooner.
 const DefaultReconcileEvery = 24 * time.Hour
 
-// rosterWriter is how a run's deliveries write the connection's roster.
-func (e *Engine) rosterWriter(job Job) rosterWriter {
-	return func(ctx context.Context, c state.RosterChange) error {
-		return e.Store.UpdateRoster(ctx, job.Connection, c)
+// runRoster writes one run's changes to the connection's roster. On a
+// fresh connection's first run it also records, with the run's first
+// write, that the roster is complete (it starts empty, and every id the
+// run sends enters it): one store call fewer per connection than a write
+// of its own, which matters with thousands of small connections.
+type runRoster struct {
+	store Store
+	name  string
+	mu    sync.Mutex
+	fresh time.Time // the fresh connection's mark, until written
+}
+
+func (r *runRoster) write(ctx context.Context, c state.RosterChange) error {
+	r.mu.Lock()
+	fresh := r.fresh
+	r.mu.Unlock()
+	if !fresh.IsZero() && c.Reconciled.IsZero() {
+		c.Reconciled = fresh
 	}
+	if err := r.store.UpdateRoster(ctx, r.name, c); err != nil {
+		return err
+	}
+	if !fresh.IsZero() {
+		r.mu.Lock()
+		r.fresh = time.Time{}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// settle writes the fresh connection's mark if no change carried it: a
+// run that sent nothing.
+func (r *runRoster) settle(ctx context.Context) error {
+	r.mu.Lock()
+	pending := !r.fresh.IsZero()
+	r.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	return r.write(ctx, state.RosterChange{})
 }
 
 // viewCounts are Mailchimp's counts of a connection's members, one per

@@ -19,7 +19,10 @@ import (
 
 // mirror runs once a run's window has been delivered: it counts the
 // roster, decides whether the run reconciles, and reconciles.
-func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, sum *Summary, a *attempt) error {
+func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, sum *Summary, a *attempt, roster *runRoster) error {
+	if err := roster.settle(ctx); err != nil {
+		return fmt.Errorf("recording the new connection's roster: %w", err)
+	}
 	size, err := e.Store.RosterSize(ctx, job.Connection)
 	if err != nil {
 		return fmt.Errorf("counting the roster: %w", err)
@@ -39,7 +42,7 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
 		}
 	}
-	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: a.checkpoint(),
+	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: a.checkpoint(), writer: roster,
 		slots: make(slots, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
@@ -72,6 +75,7 @@ type reconcile struct {
 	// checkpoint is the delivered window, saved before the reconcile; it
 	// is written again, fenced by the lease, before each batch of deletes.
 	checkpoint *state.Checkpoint
+	writer     *runRoster // how the deletes' roster writes go
 
 	// Memory: 16 bytes a member for the roster, and a few bits for the
 	// rest, so a reconcile of a million members holds about 17 MB.
@@ -313,7 +317,7 @@ const addChunk = 10000
 // target acknowledged.
 func (r *reconcile) delete(ctx context.Context) (int64, error) {
 	var left atomic.Int64
-	d := newDelivery(r.fencedSink(), r.job.BatchSize, r.engine.DeliveryConcurrency, r.engine.rosterWriter(r.job),
+	d := newDelivery(r.fencedSink(), r.job.BatchSize, r.engine.DeliveryConcurrency, r.writer.write,
 		func(b *batch) { left.Add(int64(len(b.deletes))) })
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
