@@ -209,9 +209,14 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	for try := 0; ; try++ {
 		sum.WindowEnd = windowEnd(now, job.Settle)
 		if !sum.WindowEnd.After(sum.WindowStart) {
-			// Runs more often than settle: nothing can be closed yet.
+			// Runs more often than settle: nothing can be closed yet. A
+			// reconcile asked for (or due) still runs.
 			sum.WindowEnd = sum.WindowStart
 			sum.Completed = true
+			if err := e.mirror(ctx, job, st, &sum, nil, roster); err != nil {
+				countRequests()
+				return finish(e.fail(ctx, job, &sum, nil, err))
+			}
 			countRequests()
 			return finish(e.complete(ctx, job, &sum))
 		}
@@ -298,14 +303,16 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, a *attempt, ru
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var errs []error
-	if cp := a.checkpoint(); cp != nil {
-		errs = append(errs, e.Store.SaveCheckpoint(wctx, job.Connection, *cp))
-	}
-	for _, pe := range a.failedPages {
-		errs = append(errs, e.Store.AddFailure(wctx, state.Failure{
-			Connection: job.Connection, WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd,
-			View: pe.view, Offset: pe.offset, Error: pe.err.Error(), At: e.Clock.Now(),
-		}))
+	if a != nil { // nil: a run with no window to page, whose reconcile failed
+		if cp := a.checkpoint(); cp != nil {
+			errs = append(errs, e.Store.SaveCheckpoint(wctx, job.Connection, *cp))
+		}
+		for _, pe := range a.failedPages {
+			errs = append(errs, e.Store.AddFailure(wctx, state.Failure{
+				Connection: job.Connection, WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd,
+				View: pe.view, Offset: pe.offset, Error: pe.err.Error(), At: e.Clock.Now(),
+			}))
+		}
 	}
 	errs = append(errs, e.Store.FailRun(wctx, state.Run{
 		Connection: job.Connection, Token: job.LeaseToken, Started: sum.Started, Finished: e.Clock.Now(),

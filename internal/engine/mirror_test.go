@@ -375,3 +375,22 @@ func TestMirrorDeletesAreFenced(t *testing.T) {
 		t.Fatalf("reconcile after losing the lease: err %v, %d deletes sent; want ErrFenced and none", err, len(sink.deleted))
 	}
 }
+
+// TestMirrorReconcileAskedWithinSettle: a reconcile asked for runs even
+// when the run has no window to page (it follows the last within a
+// second), and a no-change run there still costs nothing.
+func TestMirrorReconcileAskedWithinSettle(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 300, seed: 38, inProcess: true})
+	ctx := context.Background()
+	if _, err := w.run(t, ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	must(t, w.sim.Delete(testList, memberIDs(w)[0]))
+	job := w.job(t)
+	job.Reconcile = true
+	sum, err := w.engine.Run(ctx, job)
+	if err != nil || !sum.Reconciled || sum.Tombstoned != 1 {
+		t.Fatalf("run --reconcile in the same second: reconciled %v, %d left, err %v; want a reconcile and 1 left", sum.Reconciled, sum.Tombstoned, err)
+	}
+	w.checkMirror(t)
+}

@@ -19,6 +19,9 @@ import (
 
 // mirror runs once a run's window has been delivered: it counts the
 // roster, decides whether the run reconciles, and reconciles.
+// a is the attempt that delivered the window, for its counts and
+// checkpoint; nil when the run had no window to page (it runs more often
+// than settle), and then only a forced reconcile runs.
 func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, sum *Summary, a *attempt, roster *runRoster) error {
 	if err := roster.settle(ctx); err != nil {
 		return fmt.Errorf("recording the new connection's roster: %w", err)
@@ -29,7 +32,7 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 	}
 	sum.Members = size
 	reason := forcedReason(job, st, sum.Started)
-	if reason == "" {
+	if reason == "" && a != nil {
 		reason = e.countsReason(job, st, &a.counts, size)
 	}
 	if reason == "" {
@@ -37,12 +40,16 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 	}
 	// Keep the delivered window, should the reconcile be cut short: the
 	// next run then starts where this one's window ended.
-	if cp := a.checkpoint(); cp != nil {
+	var cp *state.Checkpoint
+	if a != nil {
+		cp = a.checkpoint()
+	}
+	if cp != nil {
 		if err := e.Store.SaveCheckpoint(ctx, job.Connection, *cp); err != nil {
 			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
 		}
 	}
-	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: a.checkpoint(), writer: roster,
+	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writer: roster,
 		slots: make(slots, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
