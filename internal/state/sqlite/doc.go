@@ -11,31 +11,49 @@
 // is missing, but never its directory: a typo in the path fails instead
 // of starting over from an empty state somewhere new.
 //
-// The file holds five tables: connections (one row per connection; the
+// The file holds six tables: connections (one row per connection; the
 // checkpoint is a JSON column, in state.EncodeCheckpoint's encoding; the
 // lease is lease_owner, lease_token and lease_expires; the RosterState is
 // kept, members, last_reconcile, left_count and default_view), runs,
-// failures, alerts (connection, kind, opened_at: a row per open alert) and
+// failures, alerts (connection, kind, opened_at: a row per open alert),
 // roster (connection, id: a row per member id, the id its 16 bytes, in a
-// WITHOUT ROWID table whose key order is the order Roster returns). Times
+// WITHOUT ROWID table whose key order is the order Roster returns) and
+// roster_log (seq, connection, id: ids added but not yet folded into
+// roster, in a plain rowid table, so adding appends). Times
 // are stored as unix nanoseconds, UTC, so they cover the years 1678 to
 // 2262; the zero time is stored as NULL.
 //
 // The file is in WAL mode with a busy timeout, so several processes can
 // share it. Every write method is one IMMEDIATE transaction (it takes the
 // write lock up front, so it waits rather than fails when another process
-// is writing); every read is one statement, one snapshot. The watermark
+// is writing); every read is one statement, one snapshot (RosterSize and
+// Roster may first fold the roster log, a write: see below). The watermark
 // moves by max() in a single UPDATE; a fenced write carries its lease
 // check in that UPDATE's WHERE clause, in the write's transaction, and a
-// write it refuses rolls back entirely. UpdateRoster's transaction adds
-// and removes ids a statement per 1,000, and moves members by exactly the
-// rows those statements changed, so members is the roster's size at every
-// commit.
+// write it refuses rolls back entirely.
+//
+// Rosters are written as a log and folded. Member ids are random, so an
+// insert into roster lands on a random page of its B-tree, and 1,000 of
+// them cost tens of milliseconds once it holds a million; a sync adds
+// that many before every batch. UpdateRoster appends its adds to
+// roster_log instead, a statement per 1,000, which costs the same at any
+// roster size. A fold moves a connection's logged ids into roster sorted
+// by id (INSERT OR IGNORE ... ORDER BY id, so the inserts walk the B-tree
+// in order), adds the rows it inserted to members, and deletes them from
+// the log, all in one write transaction, so two handles (or processes)
+// folding and adding at once each see the log either before the fold or
+// after it. RosterSize and Roster fold first, and so does an UpdateRoster
+// with removes, before it deletes (so an id logged before its remove
+// cannot come back after it); members moves by exactly the rows the fold
+// and the deletes changed, so it is roster's row count at every commit,
+// and the roster's size once RosterSize has folded. Connection and
+// Connections report it as of the last fold, as state.RosterState allows.
 //
 // The schema version lives in PRAGMA user_version and migrations run in
 // order when the file is opened; a file written by a newer chimport is
 // refused (ErrSchemaTooNew) rather than misread. Version 2 added the lease
-// columns and the alerts table, version 3 the roster table and columns; an
+// columns and the alerts table, version 3 the roster table and columns,
+// version 4 the roster log; an
 // older file is upgraded in place when opened, and its connections start
 // with no roster (Kept false).
 //

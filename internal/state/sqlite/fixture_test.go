@@ -75,7 +75,8 @@ func TestOpensPreviousReleaseFile(t *testing.T) {
 
 // checkFixtureRoster: the previous release kept no rosters, so after the
 // upgrade no connection has one (Kept false: its next run builds it), and
-// the upgraded rows take roster writes.
+// the upgraded rows take roster writes, through the log that version 4
+// added.
 func checkFixtureRoster(t *testing.T, s state.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -104,6 +105,10 @@ func checkFixtureRoster(t *testing.T, s state.Store) {
 	if err := s.UpdateRoster(ctx, "news", state.RosterChange{Add: []state.MemberID{id},
 		Reconciled: reconciled, DefaultView: state.DefaultViewWithoutArchived}); err != nil {
 		t.Fatal(err)
+	}
+	// Members is exact after RosterSize: the add waits in the log until then.
+	if n, err := s.RosterSize(ctx, "news"); err != nil || n != 1 {
+		t.Errorf("RosterSize after a roster write: %d, %v; want 1", n, err)
 	}
 	c, err := s.Connection(ctx, "news")
 	if err != nil {

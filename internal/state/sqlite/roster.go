@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,11 +16,16 @@ import (
 const rosterChunk = 1000
 
 // UpdateRoster implements state.Store. It is one write transaction, as
-// every write is (see write): the adds, then the removes (so an id in both
-// ends up out), a statement per rosterChunk ids, then the connection's
-// row. Nothing else writes while it holds the write lock, so the rows its
-// statements changed (changes(), RowsAffected) are exactly how the
-// roster's size moved, and members stays exact without counting the table.
+// every write is (see write). The adds are appended to roster_log, a
+// statement per rosterChunk ids, and leave roster and members alone: a
+// change of adds only, what a sync writes before every batch, costs the
+// same at any roster size. A change with removes folds the log first
+// (its own adds among it, so an id in both ends up out, and an id logged
+// by an earlier change cannot come back after its remove), then deletes,
+// a statement per rosterChunk ids. Nothing else writes while it holds the
+// write lock, so the rows the fold and the deletes changed (changes(),
+// RowsAffected) are exactly how roster's size moved, and members stays
+// equal to roster's row count without counting the table.
 func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterChange) error {
 	const op = "update roster"
 	if _, err := state.Nanos(c.Reconciled); err != nil {
@@ -31,19 +35,24 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 		return opError(op, name, fmt.Errorf("unknown default view %d", c.DefaultView))
 	}
 	return s.write(ctx, op, name, func(tx *sql.Tx) error {
-		// An id that is already there is ignored, and one that is not
-		// there deletes nothing: neither counts in changes().
-		added, err := execChunks(ctx, tx, name, c.Add,
-			"INSERT OR IGNORE INTO roster (connection, id) SELECT ?, column1 FROM (VALUES ", "(?)", ")")
-		if err != nil {
+		if _, err := execChunks(ctx, tx, name, c.Add,
+			"INSERT INTO roster_log (connection, id) SELECT ?, column1 FROM (VALUES ", "(?)", ")"); err != nil {
 			return err
 		}
-		removed, err := execChunks(ctx, tx, name, c.Remove,
-			"DELETE FROM roster WHERE connection = ? AND id IN (", "?", ")")
-		if err != nil {
-			return err
+		var added, removed int64
+		if len(c.Remove) > 0 {
+			var err error
+			if added, err = fold(ctx, tx, name); err != nil {
+				return err
+			}
+			// An id that is not there deletes nothing, and does not count
+			// in changes().
+			if removed, err = execChunks(ctx, tx, name, c.Remove,
+				"DELETE FROM roster WHERE connection = ? AND id IN (", "?", ")"); err != nil {
+				return err
+			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE connections SET
+		_, err := tx.ExecContext(ctx, `UPDATE connections SET
 				kept = 1,
 				members = members + ?2,
 				left_count = left_count + ?3,
@@ -53,6 +62,28 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 			name, added-removed, len(c.Remove), sqlTime(c.Reconciled), int64(c.DefaultView))
 		return err
 	})
+}
+
+// fold moves the connection's logged ids into roster, in id order, so
+// the inserts walk the B-tree from one end to the other instead of
+// landing on a random page each, and deletes them from the log. An id
+// already in roster, or logged twice, is ignored and does not count in
+// changes(): it returns how many ids roster gained, by which the caller
+// moves members in the same transaction.
+func fold(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO roster (connection, id)
+		SELECT connection, id FROM roster_log WHERE connection = ? ORDER BY id`, name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_log WHERE connection = ?`, name); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // execChunks runs one statement per rosterChunk ids: head, then item once
@@ -83,9 +114,11 @@ func execChunks(ctx context.Context, tx *sql.Tx, name string, ids []state.Member
 	return total, nil
 }
 
-// Roster implements state.Store. The primary key orders the rows by id,
-// and BLOBs compare as memcmp does: ascending byte order, which the
-// query reads straight off the table in one statement, one snapshot.
+// Roster implements state.Store. RosterSize folds the log first; then
+// the primary key orders the rows by id, and BLOBs compare as memcmp
+// does: ascending byte order, which the query reads straight off the
+// table in one statement, one snapshot. Ids another handle logs after the
+// fold are not in it, as they would not be had they come a moment later.
 func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, error) {
 	fail := func(err error) ([]state.MemberID, error) {
 		return nil, fmt.Errorf("state: read roster for %q: %w", name, err)
@@ -119,16 +152,35 @@ func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, erro
 	return out, nil
 }
 
-// RosterSize implements state.Store. members is exact after every
-// UpdateRoster, so it is read, not counted.
+// RosterSize implements state.Store. members is roster's row count at
+// every commit, so with nothing logged it is read, not counted. With ids
+// logged, it folds them in one write transaction, which takes the write
+// lock (so a fold by another handle, or an add, waits for it or comes
+// after it), and returns members as that transaction left it. Whether
+// anything is logged is read first, outside it: asking for the size of a
+// connection the store does not know must not make it known (write would
+// add its row), and a fold that finds the log emptied by another handle
+// in between folds nothing.
 func (s *Store) RosterSize(ctx context.Context, name string) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT members FROM connections WHERE name = ?`, name).Scan(&n)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("state: read roster size for %q: %w", name, err)
+	const op = "read roster size"
+	var logged bool
+	var members sql.NullInt64 // NULL for a connection the store does not know: 0
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM roster_log WHERE connection = ?1),
+		(SELECT members FROM connections WHERE name = ?1)`, name).Scan(&logged, &members)
+	if err != nil {
+		return 0, opError(op, name, err)
 	}
-	return n, nil
+	if !logged {
+		return members.Int64, nil
+	}
+	var n int64
+	err = s.write(ctx, op, name, func(tx *sql.Tx) error {
+		folded, err := fold(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `UPDATE connections SET members = members + ?2
+			WHERE name = ?1 RETURNING members`, name, folded).Scan(&n)
+	})
+	return n, err
 }

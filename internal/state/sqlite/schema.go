@@ -103,6 +103,22 @@ CREATE TABLE roster (
 	PRIMARY KEY (connection, id)
 ) STRICT, WITHOUT ROWID;
 `,
+	// 4: the roster log, where adds wait to be folded into roster. An add
+	// into roster lands on a random page of its B-tree (ids are MD5s), so
+	// adds go here instead: a rowid table with no index, where every
+	// insert appends. A fold moves a connection's rows into roster in id
+	// order and deletes them (see fold); it scans the whole log, which
+	// holds only what no fold has taken yet, and an index by connection
+	// would cost every append, and every fold's delete, more than that
+	// scan. members counts roster alone, so it is unchanged: a file
+	// upgraded from 3 has an empty log.
+	`
+CREATE TABLE roster_log (
+	seq        INTEGER PRIMARY KEY, -- append order
+	connection TEXT NOT NULL REFERENCES connections(name),
+	id         BLOB NOT NULL CHECK (length(id) = 16) -- a state.MemberID
+) STRICT;
+`,
 }
 
 // migrate brings the file up to len(migrations), one migration per
