@@ -16,12 +16,12 @@
 // lease is lease_owner, lease_token and lease_expires; the RosterState is
 // kept, members, last_reconcile, left_count and default_view), runs,
 // failures, alerts (connection, kind, opened_at: a row per open alert),
-// roster (connection, id: a row per member id, the id its 16 bytes, in a
-// WITHOUT ROWID table whose key order is the order Roster returns) and
-// roster_log (seq, connection, id: ids added but not yet folded into
-// roster, in a plain rowid table, so adding appends). Times
-// are stored as unix nanoseconds, UTC, so they cover the years 1678 to
-// 2262; the zero time is stored as NULL.
+// roster_bucket (connection, bucket, ids: the roster packed, a row per
+// bucket of 4,096, each the sorted ids whose leading 12 bits are its
+// number, 16 bytes an id) and roster_log (seq, connection, id: ids added
+// but not yet folded into the buckets, in a plain rowid table, so adding
+// appends). Times are stored as unix nanoseconds, UTC, so they cover the
+// years 1678 to 2262; the zero time is stored as NULL.
 //
 // The file is in WAL mode with a busy timeout, so several processes can
 // share it. Every write method is one IMMEDIATE transaction (it takes the
@@ -32,30 +32,34 @@
 // check in that UPDATE's WHERE clause, in the write's transaction, and a
 // write it refuses rolls back entirely.
 //
-// Rosters are written as a log and folded. Member ids are random, so an
-// insert into roster lands on a random page of its B-tree, and 1,000 of
-// them cost tens of milliseconds once it holds a million; a sync adds
-// that many before every batch. UpdateRoster appends its adds to
-// roster_log instead, a statement per 1,000, which costs the same at any
-// roster size. A fold moves a connection's logged ids into roster sorted
-// by id (INSERT OR IGNORE ... ORDER BY id, so the inserts walk the B-tree
-// in order), adds the rows it inserted to members, and deletes them from
+// Rosters are written as a log and folded. Member ids are random, so a
+// table with a row per id takes every insert on a random page of its
+// B-tree: 1,000 of them cost tens of milliseconds once it holds a
+// million, and even sorted, folding a first sync's million took seconds.
+// UpdateRoster appends its adds to roster_log instead, a statement per
+// 1,000, which costs the same at any roster size. A fold reads the
+// connection's log in one value, groups the ids by bucket and sorts them
+// in Go, reads only the buckets they touch (all of them in one scan when
+// most are), merges, writes back the buckets that changed, and empties
 // the log, all in one write transaction, so two handles (or processes)
 // folding and adding at once each see the log either before the fold or
 // after it. RosterSize and Roster fold first, and so does an UpdateRoster
-// with removes, before it deletes (so an id logged before its remove
-// cannot come back after it); members moves by exactly the rows the fold
-// and the deletes changed, so it is roster's row count at every commit,
-// and the roster's size once RosterSize has folded. Connection and
-// Connections report it as of the last fold, as state.RosterState allows.
+// with removes, which takes its removes out of their buckets in the same
+// pass, after the adds (so an id logged before its remove cannot come
+// back after it), and deletes a bucket it empties. members moves by
+// exactly the ids the fold found new and the removes found there, so it
+// is the buckets' total at every commit, and the roster's size once
+// RosterSize has folded. Connection and Connections report it as of the
+// last fold, as state.RosterState allows. Roster reads the buckets in
+// bucket order and concatenates them: each is sorted, and its number is
+// its ids' prefix.
 //
 // The schema version lives in PRAGMA user_version and migrations run in
 // order when the file is opened; a file written by a newer chimport is
 // refused (ErrSchemaTooNew) rather than misread. Version 2 added the lease
-// columns and the alerts table, version 3 the roster table and columns,
-// version 4 the roster log; an
-// older file is upgraded in place when opened, and its connections start
-// with no roster (Kept false).
+// columns and the alerts table, version 3 the roster columns, buckets and
+// log; an older file is upgraded in place when opened, and its
+// connections start with no roster (Kept false).
 //
 // Retention: every append trims its log to the newest state.KeepRuns runs
 // and state.KeepFailures failures per connection. Resolved failures stay

@@ -75,8 +75,8 @@ func TestOpensPreviousReleaseFile(t *testing.T) {
 
 // checkFixtureRoster: the previous release kept no rosters, so after the
 // upgrade no connection has one (Kept false: its next run builds it), and
-// the upgraded rows take roster writes, through the log that version 4
-// added.
+// the upgraded rows take roster writes, through the log and buckets that
+// version 3 added.
 func checkFixtureRoster(t *testing.T, s state.Store) {
 	t.Helper()
 	ctx := context.Background()

@@ -3,12 +3,15 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/sqlite"
@@ -24,8 +27,9 @@ func randomIDs(r *rand.Rand, n int) []state.MemberID {
 }
 
 // logIDs writes ids to the connection's roster log a change of 1,000 at
-// a time, the way a sync does, and returns them.
-func logIDs(b *testing.B, s *sqlite.Store, name string, r *rand.Rand, n int) []state.MemberID {
+// a time, the way a sync does, and returns them. The adds wait in the
+// log, unfolded: the caller's RosterSize is what folds them.
+func logIDs(b testing.TB, s *sqlite.Store, path, name string, r *rand.Rand, n int) []state.MemberID {
 	b.Helper()
 	ids := randomIDs(r, n)
 	for part := range slices.Chunk(ids, 1000) {
@@ -33,14 +37,19 @@ func logIDs(b *testing.B, s *sqlite.Store, name string, r *rand.Rand, n int) []s
 			b.Fatal(err)
 		}
 	}
+	var logged int
+	rawQuery(b, path, fmt.Sprintf(`SELECT count(*) FROM roster_log WHERE connection = '%s'`, name), &logged)
+	if logged < n {
+		b.Fatalf("the log holds %d ids of %s after %d adds: something folded them", logged, name, n)
+	}
 	return ids
 }
 
 // fillRoster gives the connection a roster of size ids: logged, then
 // folded at once, as one big log.
-func fillRoster(b *testing.B, s *sqlite.Store, name string, r *rand.Rand, size int) {
+func fillRoster(b testing.TB, s *sqlite.Store, path, name string, r *rand.Rand, size int) {
 	b.Helper()
-	logIDs(b, s, name, r, size)
+	logIDs(b, s, path, name, r, size)
 	if n, err := s.RosterSize(context.Background(), name); err != nil || n != int64(size) {
 		b.Fatalf("RosterSize = %d, %v; want %d", n, err, size)
 	}
@@ -55,9 +64,10 @@ func BenchmarkUpdateRoster(b *testing.B) {
 	for _, size := range []int{0, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("roster=%d", size), func(b *testing.B) {
 			ctx := context.Background()
-			s := openSQLite(b, filepath.Join(b.TempDir(), "state.db"))
+			path := filepath.Join(b.TempDir(), "state.db")
+			s := openSQLite(b, path)
 			r := rand.New(rand.NewPCG(1, 2))
-			fillRoster(b, s, "news", r, size)
+			fillRoster(b, s, path, "news", r, size)
 			for b.Loop() {
 				b.StopTimer()
 				add := randomIDs(r, 1000)
@@ -73,16 +83,18 @@ func BenchmarkUpdateRoster(b *testing.B) {
 
 // BenchmarkRosterFold is the RosterSize that ends a sync: a first sync's
 // log of 1,000,000 ids folded into an empty roster, and 200,000 new ids
-// folded into a roster of 1,000,000. The ids are logged off the clock;
-// the first case folds into a new connection each time, the second takes
+// folded into a roster of 1,000,000. The ids are logged off the clock,
+// and logIDs checks that they wait in the log, so the RosterSize on the
+// clock is what folds them; the first case folds into a new connection each time, the second takes
 // its ids out again, off the clock, so the roster stays at its size.
 func BenchmarkRosterFold(b *testing.B) {
 	for _, bench := range []struct{ logged, size int }{{1_000_000, 0}, {200_000, 1_000_000}} {
 		b.Run(fmt.Sprintf("log=%d/roster=%d", bench.logged, bench.size), func(b *testing.B) {
 			ctx := context.Background()
-			s := openSQLite(b, filepath.Join(b.TempDir(), "state.db"))
+			path := filepath.Join(b.TempDir(), "state.db")
+			s := openSQLite(b, path)
 			r := rand.New(rand.NewPCG(1, 2))
-			fillRoster(b, s, "news", r, bench.size)
+			fillRoster(b, s, path, "news", r, bench.size)
 			i := 0
 			for b.Loop() {
 				b.StopTimer()
@@ -91,7 +103,7 @@ func BenchmarkRosterFold(b *testing.B) {
 					name = fmt.Sprint("news", i)
 					i++
 				}
-				ids := logIDs(b, s, name, r, bench.logged)
+				ids := logIDs(b, s, path, name, r, bench.logged)
 				b.StartTimer()
 				n, err := s.RosterSize(ctx, name)
 				if err != nil {
@@ -116,14 +128,68 @@ func BenchmarkRosterFold(b *testing.B) {
 	}
 }
 
+// BenchmarkFirstSyncRoster is a first sync's roster of 1,000,000: 1,000
+// pages of 1,000 new ids added as the sync goes (adds-s, all of them),
+// the RosterSize that ends it and folds the whole log into an empty
+// roster (fold-ms; goal under 1,000), and then a later run's change of
+// 100 adds and 100 removes on that roster (change-ms, the mean of 10;
+// goal a few). Each iteration is a new connection; run it with
+// -benchtime=1x.
+func BenchmarkFirstSyncRoster(b *testing.B) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "state.db")
+	s := openSQLite(b, path)
+	r := rand.New(rand.NewPCG(3, 4))
+	const pages, page, changes = 1000, 1000, 10
+	var adds, fold, change time.Duration
+	i := 0
+	for b.Loop() {
+		name := fmt.Sprint("news", i)
+		i++
+		b.StopTimer()
+		all := randomIDs(r, pages*page)
+		b.StartTimer()
+		start := time.Now()
+		for part := range slices.Chunk(all, page) {
+			if err := s.UpdateRoster(ctx, name, state.RosterChange{Add: part}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		folding := time.Now()
+		adds += folding.Sub(start)
+		n, err := s.RosterSize(ctx, name)
+		if err != nil || n != pages*page {
+			b.Fatalf("RosterSize = %d, %v; want %d", n, err, pages*page)
+		}
+		changing := time.Now()
+		fold += changing.Sub(folding)
+		for c := range changes {
+			remove := all[c*100 : (c+1)*100]
+			if err := s.UpdateRoster(ctx, name, state.RosterChange{Add: randomIDs(r, 100), Remove: remove}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		change += time.Since(changing)
+		b.StopTimer()
+		if n, err := s.RosterSize(ctx, name); err != nil || n != pages*page {
+			b.Fatalf("RosterSize after the changes = %d, %v; want %d", n, err, pages*page)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(adds.Seconds()/float64(b.N), "adds-s")
+	b.ReportMetric(float64(fold.Milliseconds())/float64(b.N), "fold-ms")
+	b.ReportMetric(float64(change.Microseconds())/1000/float64(b.N*changes), "change-ms")
+}
+
 // BenchmarkRoster reads a roster of 200,000 ids, what a reconcile of a
 // large audience starts from.
 func BenchmarkRoster(b *testing.B) {
 	ctx := context.Background()
-	s := openSQLite(b, filepath.Join(b.TempDir(), "state.db"))
+	path := filepath.Join(b.TempDir(), "state.db")
+	s := openSQLite(b, path)
 	r := rand.New(rand.NewPCG(1, 2))
 	const size = 200_000
-	fillRoster(b, s, "news", r, size) // folded: the loop reads, and folds nothing
+	fillRoster(b, s, path, "news", r, size) // folded: the loop reads, and folds nothing
 	for b.Loop() {
 		ids, err := s.Roster(ctx, "news")
 		if err != nil {
@@ -136,17 +202,65 @@ func BenchmarkRoster(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/size, "ns/id")
 }
 
-// TestSQLiteRosterMembersExact: the members column is the roster table's
-// row count after every write, with no RosterSize to fold anything (the
-// log holds what is not folded yet): adds of ids that are there, removes
-// of ids that are not, and duplicates within one change (across chunk
-// boundaries too) leave it exact.
+// bucketIDs counts the ids in the buckets of news, checking each bucket
+// as it goes: non-empty, its ids sorted, distinct and led by the bucket's
+// number.
+func bucketIDs(t testing.TB, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT bucket, ids FROM roster_bucket WHERE connection = 'news'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var bucket int
+		var ids []byte
+		if err := rows.Scan(&bucket, &ids); err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 || len(ids)%16 != 0 {
+			t.Fatalf("bucket %d holds %d bytes", bucket, len(ids))
+		}
+		for i := 0; i < len(ids); i += 16 {
+			if lead := int(binary.BigEndian.Uint16(ids[i:]) >> 4); lead != bucket {
+				t.Fatalf("bucket %d holds %x", bucket, ids[i:i+16])
+			}
+			if i > 0 && bytes.Compare(ids[i-16:i], ids[i:i+16]) >= 0 {
+				t.Fatalf("bucket %d: %x before %x", bucket, ids[i-16:i], ids[i:i+16])
+			}
+		}
+		n += int64(len(ids) / 16)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSQLiteRosterMembersExact: the members column is the number of ids
+// in the connection's buckets after every write, with no RosterSize to
+// fold anything (the log holds what is not folded yet): adds of ids that
+// are there, removes of ids that are not, and duplicates within one
+// change (across chunk boundaries too) leave it exact. Half the ids share
+// four buckets, so merges and removes meet in full buckets too, and the
+// roster ends as a set would.
 func TestSQLiteRosterMembersExact(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path)
 	r := rand.New(rand.NewPCG(5, 6))
 	pool := randomIDs(r, 3000)
+	for i := range pool[:1500] {
+		pool[i][0], pool[i][1] = 0, pool[i][1]&0x3f // buckets 0 to 3
+	}
+	want := map[state.MemberID]bool{}
+	var logged []state.MemberID
 	pick := func(n int) []state.MemberID {
 		out := make([]state.MemberID, n)
 		for i := range out {
@@ -162,15 +276,34 @@ func TestSQLiteRosterMembersExact(t *testing.T) {
 		if err := s.UpdateRoster(ctx, "news", c); err != nil {
 			t.Fatal(err)
 		}
+		logged = append(logged, c.Add...)
+		if len(c.Remove) > 0 {
+			for _, id := range logged {
+				want[id] = true
+			}
+			for _, id := range c.Remove {
+				delete(want, id)
+			}
+			logged = nil
+		}
 		got, err := s.Connection(ctx, "news")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rows int64
-		rawQuery(t, path, `SELECT count(*) FROM roster WHERE connection = 'news'`, &rows)
-		if got.Roster.Members != rows {
-			t.Fatalf("after change %d: members = %d, the table holds %d", i, got.Roster.Members, rows)
+		if rows := bucketIDs(t, path); got.Roster.Members != rows {
+			t.Fatalf("after change %d: members = %d, the buckets hold %d", i, got.Roster.Members, rows)
 		}
+	}
+	for _, id := range logged {
+		want[id] = true
+	}
+	ids, err := s.Roster(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIDs := slices.SortedFunc(maps.Keys(want), func(a, b state.MemberID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(ids, wantIDs) {
+		t.Errorf("Roster holds %d ids, want %d (or not these)", len(ids), len(wantIDs))
 	}
 }
 
@@ -198,7 +331,7 @@ func TestSQLiteRosterLog(t *testing.T) {
 		if logged := count("roster_log"); logged != 0 {
 			t.Errorf("after RosterSize the log holds %d ids, want none", logged)
 		}
-		if rows := count("roster"); rows != want {
+		if rows := bucketIDs(t, path); rows != want {
 			t.Errorf("after RosterSize the roster holds %d ids, want %d", rows, want)
 		}
 	}
@@ -211,7 +344,7 @@ func TestSQLiteRosterLog(t *testing.T) {
 	}
 	update(state.RosterChange{Add: ids[:2000]})
 	update(state.RosterChange{Add: ids[1000:2500]}) // 1,000 of them logged twice
-	if logged, rows := count("roster_log"), count("roster"); logged != 3500 || rows != 0 {
+	if logged, rows := count("roster_log"), bucketIDs(t, path); logged != 3500 || rows != 0 {
 		t.Errorf("after adds: log %d, roster %d; want 3500 and 0", logged, rows)
 	}
 	size(2500)

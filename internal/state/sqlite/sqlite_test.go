@@ -42,7 +42,7 @@ func openSQLite(t testing.TB, path string) *sqlite.Store {
 
 // rawQuery reads one value from the file through a connection of its own,
 // the way the sqlite3 shell or another process would see it.
-func rawQuery(t *testing.T, path, query string, dest any) {
+func rawQuery(t testing.TB, path, query string, dest any) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
