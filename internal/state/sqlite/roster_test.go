@@ -9,6 +9,8 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"testing"
 	"time"
@@ -133,8 +135,10 @@ func BenchmarkRosterFold(b *testing.B) {
 // the RosterSize that ends it and folds the whole log into an empty
 // roster (fold-ms; goal under 1,000), and then a later run's change of
 // 100 adds and 100 removes on that roster (change-ms, the mean of 10;
-// goal a few). Each iteration is a new connection; run it with
-// -benchtime=1x.
+// goal a few). It also reports what the fold allocated a logged id
+// (fold-B/id; goal at most 20) and the most its live heap grew
+// (fold-peak-MiB; goal the 15.3 MiB log slice plus about 2). Each
+// iteration is a new connection; run it with -benchtime=1x.
 func BenchmarkFirstSyncRoster(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "state.db")
@@ -142,6 +146,7 @@ func BenchmarkFirstSyncRoster(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const pages, page, changes = 1000, 1000, 10
 	var adds, fold, change time.Duration
+	var foldAlloc, foldPeak uint64
 	i := 0
 	for b.Loop() {
 		name := fmt.Sprint("news", i)
@@ -155,14 +160,22 @@ func BenchmarkFirstSyncRoster(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		b.StopTimer()
+		heap := watchHeap()
+		b.StartTimer()
 		folding := time.Now()
 		adds += folding.Sub(start)
 		n, err := s.RosterSize(ctx, name)
 		if err != nil || n != pages*page {
 			b.Fatalf("RosterSize = %d, %v; want %d", n, err, pages*page)
 		}
+		fold += time.Since(folding)
+		b.StopTimer()
+		allocated, peak := heap()
+		foldAlloc += allocated
+		foldPeak = max(foldPeak, peak)
+		b.StartTimer()
 		changing := time.Now()
-		fold += changing.Sub(folding)
 		for c := range changes {
 			remove := all[c*100 : (c+1)*100]
 			if err := s.UpdateRoster(ctx, name, state.RosterChange{Add: randomIDs(r, 100), Remove: remove}); err != nil {
@@ -179,6 +192,45 @@ func BenchmarkFirstSyncRoster(b *testing.B) {
 	b.ReportMetric(adds.Seconds()/float64(b.N), "adds-s")
 	b.ReportMetric(float64(fold.Milliseconds())/float64(b.N), "fold-ms")
 	b.ReportMetric(float64(change.Microseconds())/1000/float64(b.N*changes), "change-ms")
+	b.ReportMetric(float64(foldAlloc)/float64(b.N*pages*page), "fold-B/id")
+	b.ReportMetric(float64(foldPeak)/(1<<20), "fold-peak-MiB")
+}
+
+// watchHeap starts watching the Go heap, after a collection, and returns
+// a func that stops and reports what was allocated since, and the most
+// the heap's live objects grew above where they started: sampled every
+// 100µs, from runtime/metrics, which does not stop the world the way
+// runtime.ReadMemStats does.
+func watchHeap() func() (allocated, peak uint64) {
+	runtime.GC()
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(samples)
+	allocs0, live0 := samples[0].Value.Uint64(), samples[1].Value.Uint64()
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			if live := s[0].Value.Uint64(); live > live0 {
+				peak = max(peak, live-live0)
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(stop)
+		peak := <-done
+		metrics.Read(samples)
+		return samples[0].Value.Uint64() - allocs0, peak
+	}
 }
 
 // BenchmarkRoster reads a roster of 200,000 ids, what a reconcile of a
