@@ -40,9 +40,12 @@ type Alert struct {
 	// Error is the error text the run ended with, already free of secrets.
 	Error string
 	At    time.Time
-	// Lag is how far behind the connection is, for KindLag and KindRecovered.
-	Lag time.Duration
-	// Threshold is the lag policy's threshold, for KindLag and KindRecovered.
+	// Lag is how far behind the connection is at At, when LagKnown: always
+	// for KindLag and KindRecovered, and for KindPermanentError when the
+	// policy read the connection's freshness.
+	Lag      time.Duration
+	LagKnown bool
+	// Threshold is the lag policy's threshold, 0 if lag alerts are off.
 	Threshold time.Duration
 	// ErrorAt is when Error happened, if known. A lag alert quotes the last
 	// failed run, which may be older than the alert itself.
@@ -77,7 +80,7 @@ func (a Alert) Text() string {
 	if a.Status != 0 {
 		line("HTTP status", strings.TrimSpace(fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))))
 	}
-	if a.Lag > 0 {
+	if a.Lag > 0 || a.LagKnown {
 		lag := a.Lag.Round(time.Second).String()
 		if a.Threshold > 0 {
 			lag += " (threshold " + human.Duration(a.Threshold) + ")"

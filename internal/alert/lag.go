@@ -119,6 +119,12 @@ func (p LagPolicy) CheckConfirmed(ctx context.Context, store AlertStore, n Notif
 	if err != nil {
 		return err
 	}
+	return p.checkConfirmed(ctx, store, n, conn, f, read, now)
+}
+
+// checkConfirmed is CheckConfirmed on f, already read; read is for the
+// read after a flip.
+func (p LagPolicy) checkConfirmed(ctx context.Context, store AlertStore, n Notifier, conn string, f Freshness, read func(context.Context) (Freshness, error), now time.Time) error {
 	open := p.Lagging(f, now)
 	changed, err := store.SetAlert(ctx, conn, string(KindLag), open, now)
 	if err != nil {
@@ -138,11 +144,29 @@ func (p LagPolicy) CheckConfirmed(ctx context.Context, store AlertStore, n Notif
 	return notifyDetached(ctx, n, a)
 }
 
+// CheckStore is CheckConfirmed reading conn's freshness from store: the
+// lag step for a caller that holds no fresher state of its own, such as
+// `chimport run` once a connection's run has ended.
+func (p LagPolicy) CheckStore(ctx context.Context, store Store, n Notifier, conn string, now time.Time) error {
+	return p.CheckConfirmed(ctx, store, n, conn, func(ctx context.Context) (Freshness, error) {
+		st, err := store.Connection(ctx, conn)
+		return FreshnessOf(st), err
+	}, now)
+}
+
 // AfterRunConfirmed is AfterRun with the lag step of CheckConfirmed.
+// The freshness is read once for both steps: the permanent-error alert
+// quotes the lag too.
 func (p LagPolicy) AfterRunConfirmed(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, read func(context.Context) (Freshness, error), now time.Time) error {
+	f, err := read(ctx)
+	if err != nil {
+		// Without freshness the lag step cannot decide; a person must
+		// still hear of an error only they can fix.
+		return errors.Join(p.checkPermanent(ctx, store, n, conn, runErr, nil, now), err)
+	}
 	return errors.Join(
-		checkPermanent(ctx, store, n, conn, runErr, now),
-		p.CheckConfirmed(ctx, store, n, conn, read, now),
+		p.checkPermanent(ctx, store, n, conn, runErr, &f, now),
+		p.checkConfirmed(ctx, store, n, conn, f, read, now),
 	)
 }
 
@@ -158,12 +182,29 @@ func (p LagPolicy) AfterRunConfirmed(ctx context.Context, store AlertStore, n No
 // Transient errors and cancellations touch no incident by themselves.
 func (p LagPolicy) AfterRun(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, f Freshness, now time.Time) error {
 	return errors.Join(
-		checkPermanent(ctx, store, n, conn, runErr, now),
+		p.checkPermanent(ctx, store, n, conn, runErr, &f, now),
 		p.Check(ctx, store, n, conn, f, now),
 	)
 }
 
-func checkPermanent(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, now time.Time) error {
+// PermanentAlert is NeedsPerson with what the policy knows of the
+// connection: its lag at now and the threshold, when f (its freshness, nil
+// if unknown) has them, and when the error happened (now: the run that
+// failed has just ended).
+func (p LagPolicy) PermanentAlert(conn string, runErr error, f *Freshness, now time.Time) (Alert, bool) {
+	a, ok := NeedsPerson(conn, runErr, now)
+	if !ok {
+		return Alert{}, false
+	}
+	a.ErrorAt = now
+	if f != nil {
+		a.Lag, a.LagKnown = f.Lag(now)
+	}
+	a.Threshold = p.Threshold
+	return a, true
+}
+
+func (p LagPolicy) checkPermanent(ctx context.Context, store AlertStore, n Notifier, conn string, runErr error, f *Freshness, now time.Time) error {
 	var a Alert
 	if runErr == nil {
 		a = Alert{
@@ -176,10 +217,9 @@ func checkPermanent(ctx context.Context, store AlertStore, n Notifier, conn stri
 		}
 	} else {
 		var ok bool
-		if a, ok = NeedsPerson(conn, runErr, now); !ok {
+		if a, ok = p.PermanentAlert(conn, runErr, f, now); !ok {
 			return nil
 		}
-		a.ErrorAt = now
 	}
 	changed, err := store.SetAlert(ctx, conn, string(KindPermanentError), a.Kind == KindPermanentError, now)
 	if err != nil {
@@ -216,6 +256,7 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 		Connection: conn,
 		Subject:    fmt.Sprintf("chimport: %s is %s behind (threshold %s)", conn, human.Duration(lag), human.Duration(p.Threshold)),
 		Lag:        lag,
+		LagKnown:   true,
 		Threshold:  p.Threshold,
 		Error:      clip(f.LastError, maxErrorText),
 		ErrorAt:    f.LastErrorAt,
@@ -229,7 +270,7 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 	if f.LastError != "" {
 		a.Action = "Runs keep failing with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them."
 	} else {
-		a.Action = "No run has failed: check that chimport serve is running and that the connection's schedule (every or cron) runs it more often than the threshold."
+		a.Action = "No run has failed: check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."
 	}
 	return a
 }
@@ -243,6 +284,7 @@ func (p LagPolicy) recoveredAlert(conn string, f Freshness, now time.Time) Alert
 		Subject:    fmt.Sprintf("chimport: %s is fresh again (lag %s)", conn, human.Duration(lag)),
 		Problem:    fmt.Sprintf("The connection caught up: its lag is %s, within the %s threshold.", human.Duration(lag), human.Duration(p.Threshold)),
 		Lag:        lag,
+		LagKnown:   true,
 		Threshold:  p.Threshold,
 		At:         now,
 	}

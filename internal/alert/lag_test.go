@@ -82,6 +82,7 @@ func TestEvaluateAlerts(t *testing.T) {
 		Error:     lagging.LastError,
 		ErrorAt:   errAt,
 		Lag:       3*time.Hour + 12*time.Minute,
+		LagKnown:  true,
 		Threshold: 3 * time.Hour,
 		At:        at,
 	}
@@ -94,7 +95,7 @@ func TestEvaluateAlerts(t *testing.T) {
 	if want := "No run has completed since the first attempt at 2026-03-04 01:06 UTC."; a.Problem != want {
 		t.Errorf("never completed: Problem = %q, want %q", a.Problem, want)
 	}
-	if want := "No run has failed: check that chimport serve is running and that the connection's schedule (every or cron) runs it more often than the threshold."; a.Action != want {
+	if want := "No run has failed: check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."; a.Action != want {
 		t.Errorf("no error: Action = %q, want %q", a.Action, want)
 	}
 
@@ -104,6 +105,7 @@ func TestEvaluateAlerts(t *testing.T) {
 		Subject:   "chimport: shop is fresh again (lag 4m)",
 		Problem:   "The connection caught up: its lag is 4m, within the 3h threshold.",
 		Lag:       4 * time.Minute,
+		LagKnown:  true,
 		Threshold: 3 * time.Hour,
 		At:        at,
 	}

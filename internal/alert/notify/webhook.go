@@ -125,7 +125,7 @@ type webhookBody struct {
 func newWebhookBody(a alert.Alert) webhookBody {
 	b := webhookBody{Text: slackText(a), Connection: a.Connection, Kind: a.Kind, Resolves: a.Resolves, Subject: a.Subject, At: a.At.UTC()}
 	seconds := func(d time.Duration) *int64 { s := int64(d.Round(time.Second) / time.Second); return &s }
-	if a.Kind == alert.KindLag || (a.Kind == alert.KindRecovered && a.Resolves == alert.KindLag) || a.Lag > 0 {
+	if a.LagKnown || a.Kind == alert.KindLag || (a.Kind == alert.KindRecovered && a.Resolves == alert.KindLag) || a.Lag > 0 {
 		b.LagSeconds = seconds(a.Lag)
 	}
 	if a.Threshold > 0 {

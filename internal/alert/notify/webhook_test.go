@@ -100,6 +100,11 @@ func TestWebhookBody(t *testing.T) {
 		Problem: "Mailchimp rejected the API key.", Action: "Check mailchimp.api_key.", Error: "401 API Key Invalid", At: at}); err != nil {
 		t.Fatal(err)
 	}
+	// Alerts from before the policy quoted lag on permanent errors still
+	// have one shape: what is not known is null.
+	if err := w.Notify(context.Background(), alert.Alert{Kind: alert.KindPermanentError, Connection: "shop", Subject: "s", At: at}); err != nil {
+		t.Fatal(err)
+	}
 	if got := h.headers[0].Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type = %q", got)
 	}
@@ -134,6 +139,17 @@ func TestWebhookBody(t *testing.T) {
 		"last_error":        "401 API Key Invalid",
 		"last_error_at":     nil,
 		"action":            "Check mailchimp.api_key.",
+		"at":                "2026-03-04T05:06:07Z",
+	}, {
+		"text":              "*s*",
+		"connection":        "shop",
+		"kind":              "permanent_error",
+		"subject":           "s",
+		"lag_seconds":       nil,
+		"threshold_seconds": nil,
+		"last_error":        nil,
+		"last_error_at":     nil,
+		"action":            nil,
 		"at":                "2026-03-04T05:06:07Z",
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
