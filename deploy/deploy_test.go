@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -8,7 +9,9 @@ import (
 	"go/token"
 	"io"
 	"io/fs"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -17,8 +20,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -28,6 +33,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/dynamodb"
 )
@@ -322,7 +328,7 @@ func (m *tfModule) wantRef(t *testing.T, b *hclsyntax.Block, name, addr string) 
 func TestTerraformParses(t *testing.T) {
 	m := loadTerraform(t)
 	for _, f := range []string{"versions.tf", "variables.tf", "outputs.tf", "ecr.tf", "ecs.tf",
-		"scheduler.tf", "dynamodb.tf", "sns.tf", "iam.tf", "config.tf", "secrets.tf"} {
+		"scheduler.tf", "dynamodb.tf", "sns.tf", "iam.tf", "config.tf", "secrets.tf", "alarms.tf"} {
 		if _, ok := m.src[filepath.Join(terraformDir, f)]; !ok {
 			t.Errorf("%s is missing", filepath.Join(terraformDir, f))
 		}
@@ -1324,6 +1330,396 @@ func parseConfig(text string, env map[string]string) (*config.Config, error) {
 		return v, ok
 	}
 	return config.Parse([]byte(text), "example", lookup)
+}
+
+// ---------------------------------------------------------------------------
+// Dead man's switch (alarms.tf)
+// ---------------------------------------------------------------------------
+
+// evalLocals evaluates every local that depends only on variables (defaults,
+// then overrides) and Terraform's pure functions, the way a plan would.
+// Locals that need a resource or data source stay unknown.
+func (m *tfModule) evalLocals(t *testing.T, overrides map[string]cty.Value) map[string]cty.Value {
+	t.Helper()
+	vars := map[string]cty.Value{}
+	for name := range m.variables {
+		vars[name] = cty.DynamicVal
+	}
+	for name, v := range m.defaults {
+		vars[name] = v
+	}
+	for name, v := range overrides {
+		vars[name] = v
+	}
+	locals := map[string]cty.Value{}
+	for name := range m.locals {
+		locals[name] = cty.DynamicVal
+	}
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)},
+		Functions: map[string]function.Function{
+			"try":      tryfunc.TryFunc,
+			"regex":    stdlib.RegexFunc,
+			"tonumber": stdlib.MakeToFunc(cty.Number),
+			"ceil":     stdlib.CeilFunc,
+			"max":      stdlib.MaxFunc,
+		},
+	}
+	// Locals refer to each other: evaluate until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		ctx.Variables["local"] = cty.ObjectVal(locals)
+		for name, a := range m.locals {
+			if locals[name].IsWhollyKnown() {
+				continue
+			}
+			v, diags := a.Expr.Value(ctx)
+			if !diags.HasErrors() && v.IsWhollyKnown() {
+				locals[name] = v
+				changed = true
+			}
+		}
+	}
+	return locals
+}
+
+func numberInt(t *testing.T, v cty.Value, what string) int64 {
+	t.Helper()
+	if v.IsNull() || !v.IsWhollyKnown() || v.Type() != cty.Number {
+		t.Fatalf("%s = %#v, want a known number", what, v)
+	}
+	n, acc := v.AsBigFloat().Int64()
+	if acc != 0 {
+		t.Fatalf("%s = %s, want a whole number", what, v.AsBigFloat())
+	}
+	return n
+}
+
+// TestTerraformDeadMansSwitch checks the alarm that fires when no run has
+// completed: a metric filter on the task's log group, an alarm on its
+// metric that treats missing data as breaching, notifying the alert topic
+// on ALARM and OK, looking back 3 x the schedule period by default.
+func TestTerraformDeadMansSwitch(t *testing.T) {
+	m := loadTerraform(t)
+
+	mf := m.resource(t, "aws_cloudwatch_log_metric_filter.run_completed")
+	m.wantRef(t, mf, "log_group_name", "aws_cloudwatch_log_group.chimport")
+	td := m.resource(t, "aws_ecs_task_definition.chimport")
+	if !refersTo(td.Body.Attributes["container_definitions"].Expr, "aws_cloudwatch_log_group.chimport.name") {
+		t.Error("the task's awslogs-group must be aws_cloudwatch_log_group.chimport, the group the metric filter reads")
+	}
+	pattern := m.attrString(t, mf, "pattern")
+	if _, err := parseFilterPattern(pattern); err != nil {
+		t.Errorf("metric filter pattern %q: %v", pattern, err)
+	}
+	tr := one(t, mf, "metric_transformation")
+	if ns := m.attrString(t, tr, "namespace"); ns != "chimport" {
+		t.Errorf("metric namespace = %q, want chimport (var.name)", ns)
+	}
+	if n := m.attrString(t, tr, "name"); n != "RunsCompleted" {
+		t.Errorf("metric name = %q, want RunsCompleted", n)
+	}
+	if v := m.attrString(t, tr, "value"); v != "1" {
+		t.Errorf("metric value = %q, want 1 per completed run", v)
+	}
+	if tr.Body.Attributes["default_value"] != nil {
+		t.Error("metric_transformation: no default_value, so that a period without runs has no data (breaching)")
+	}
+
+	alarm := m.resource(t, "aws_cloudwatch_metric_alarm.no_run_completed")
+	m.wantRef(t, alarm, "namespace", "aws_cloudwatch_log_metric_filter.run_completed")
+	m.wantRef(t, alarm, "metric_name", "aws_cloudwatch_log_metric_filter.run_completed")
+	for attr, want := range map[string]string{
+		"treat_missing_data":  "breaching",
+		"comparison_operator": "LessThanThreshold",
+		"statistic":           "Sum",
+	} {
+		if got := m.attrString(t, alarm, attr); got != want {
+			t.Errorf("alarm %s = %q, want %q", attr, got, want)
+		}
+	}
+	if v, ok := m.eval(alarm.Body.Attributes["threshold"].Expr); !ok || !v.Equals(cty.NumberIntVal(1)).True() {
+		t.Errorf("alarm threshold = %s, want 1 (fewer than one completed run)", m.text(alarm.Body.Attributes["threshold"].Expr.Range()))
+	}
+	for _, attr := range []string{"alarm_actions", "ok_actions"} {
+		m.wantRef(t, alarm, attr, "aws_sns_topic.alerts")
+	}
+	m.wantRef(t, alarm, "actions_enabled", "var.schedule_enabled")
+	for _, attr := range []string{"period", "evaluation_periods", "datapoints_to_alarm"} {
+		if alarm.Body.Attributes[attr] == nil {
+			t.Errorf("alarm %s is missing", attr)
+		}
+	}
+	if m.text(alarm.Body.Attributes["evaluation_periods"].Expr.Range()) != m.text(alarm.Body.Attributes["datapoints_to_alarm"].Expr.Range()) {
+		t.Error("alarm: datapoints_to_alarm must equal evaluation_periods (every period empty)")
+	}
+	if m.outputs["no_run_alarm_name"] == nil {
+		t.Error(`output "no_run_alarm_name" is missing`)
+	}
+
+	// How long without a run alarms: 3 x the schedule period unless set.
+	window := func(t *testing.T, overrides map[string]cty.Value) (minutes, period, periods int64) {
+		l := m.evalLocals(t, overrides)
+		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"local": cty.ObjectVal(l)}}
+		get := func(attr string) int64 {
+			v, diags := alarm.Body.Attributes[attr].Expr.Value(ctx)
+			if diags.HasErrors() {
+				t.Fatalf("alarm %s: %s", attr, diags.Error())
+			}
+			return numberInt(t, v, "alarm "+attr)
+		}
+		return numberInt(t, l["no_run_alarm_minutes"], "local.no_run_alarm_minutes"), get("period"), get("evaluation_periods")
+	}
+	for _, c := range []struct {
+		name      string
+		overrides map[string]cty.Value
+		minutes   int64
+	}{
+		{"default rate(90 minutes)", nil, 270},
+		{"rate(2 hours)", map[string]cty.Value{"schedule": cty.StringVal("rate(2 hours)")}, 360},
+		{"rate(1 day)", map[string]cty.Value{"schedule": cty.StringVal("rate(1 day)")}, 3 * 1440},
+		{"set explicitly", map[string]cty.Value{"no_run_alarm_minutes": cty.NumberIntVal(60)}, 60},
+		{"cron() without a value", map[string]cty.Value{"schedule": cty.StringVal("cron(0 */3 * * ? *)")}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if d, ok := m.defaults["schedule"]; c.overrides == nil && (!ok || d.AsString() != "rate(90 minutes)") {
+				t.Fatalf("variable schedule default = %#v, want rate(90 minutes)", d)
+			}
+			minutes, period, periods := window(t, c.overrides)
+			if minutes != c.minutes {
+				t.Fatalf("no_run_alarm_minutes = %d, want %d", minutes, c.minutes)
+			}
+			if minutes == 0 {
+				return // the alarm's precondition asks for a value
+			}
+			if period%60 != 0 || period*periods < minutes*60 || period*periods >= minutes*60+period {
+				t.Errorf("period %d s x %d = %d s, want the least multiple of the period covering %d minutes", period, periods, period*periods, minutes)
+			}
+			// CloudWatch: at most 1 day of periods under an hour, 7 days otherwise.
+			if limit := map[bool]int64{true: 86400, false: 604800}[period < 3600]; period*periods > limit {
+				t.Errorf("period %d s x %d exceeds CloudWatch's %d s", period, periods, limit)
+			}
+		})
+	}
+	pre := nested(one(t, alarm, "lifecycle"), "precondition")
+	if len(pre) == 0 || !strings.Contains(m.text(pre[0].Body.Attributes["condition"].Expr.Range()), "local.no_run_alarm_minutes > 0") {
+		t.Error("alarm: a precondition must reject a cron() schedule without no_run_alarm_minutes")
+	}
+
+	// The topic lets this alarm (and only it) publish as CloudWatch, with or
+	// without alert_on_task_failure.
+	pol := m.resource(t, "aws_sns_topic_policy.alerts")
+	if pol.Body.Attributes["count"] != nil {
+		t.Error("aws_sns_topic_policy.alerts: the alarm needs the topic policy always (no count)")
+	}
+	var found bool
+	for _, st := range m.statements(t, "alerts_topic") {
+		if !slices.Contains(st.principals, "cloudwatch.amazonaws.com") {
+			continue
+		}
+		found = true
+		if st.gate != nil || !slices.Equal(st.actions, []string{"sns:Publish"}) || !refersTo(st.resources, "aws_sns_topic.alerts") {
+			t.Errorf("%s: CloudWatch needs an ungated sns:Publish on aws_sns_topic.alerts", st.rng)
+		}
+	}
+	if !found {
+		t.Error("data.aws_iam_policy_document.alerts_topic: no statement for cloudwatch.amazonaws.com")
+	}
+	doc := m.data["aws_iam_policy_document.alerts_topic"]
+	if !strings.Contains(m.text(doc.Body.Range()), ":alarm:${local.no_run_alarm_name}") {
+		t.Error("alerts_topic: the CloudWatch statement must be limited to the alarm's ARN (aws:SourceArn)")
+	}
+	if !strings.Contains(m.text(alarm.Body.Attributes["alarm_name"].Expr.Range()), "local.no_run_alarm_name") {
+		t.Error("alarm_name must be local.no_run_alarm_name, the name in the topic policy")
+	}
+}
+
+// TestRunCompletedLineMatchesFilter runs the real binary (`chimport run`,
+// JSON logs as on ECS) against the simulator with one connection that
+// completes and one that fails, and applies the metric filter's pattern to
+// every stderr line, as CloudWatch Logs does to each awslogs event: exactly
+// the completed connection's line counts.
+func TestRunCompletedLineMatchesFilter(t *testing.T) {
+	m := loadTerraform(t)
+	pattern := m.attrString(t, m.resource(t, "aws_cloudwatch_log_metric_filter.run_completed"), "pattern")
+	filter, err := parseFilterPattern(pattern)
+	if err != nil {
+		t.Fatalf("pattern %q: %v", pattern, err)
+	}
+
+	const key = "0123456789abcdef0123456789abcdef-us6"
+	mc := httptest.NewServer(mcsim.New(mcsim.Options{APIKey: key, ListID: "a1b2c3d4e5", Members: 20, Seed: 1}))
+	defer mc.Close()
+	target := httptest.NewServer(mcsim.NewTarget(mcsim.TargetOptions{Seed: 1}))
+	defer target.Close()
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chimport")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/chimport")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "chimport.yaml")
+	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`state: sqlite://%s
+defaults:
+  mailchimp: {api_key: %q, base_url: %q, settle: 0s}
+  target: {url: %q}
+connections:
+  - name: newsletter
+    mailchimp: {list_id: a1b2c3d4e5}
+  - name: missing-list
+    mailchimp: {list_id: ffffffffff}
+`, filepath.Join(dir, "state.db"), key, mc.URL+"/3.0", target.URL+"/records")), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// --log-format auto, as in the task definition: stderr is no terminal.
+	run := exec.Command(bin, "run", "--config", cfg)
+	var stderr strings.Builder
+	run.Stdout, run.Stderr = io.Discard, &stderr
+	err = run.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("chimport run: %v, want exit 1 (one connection failed)\n%s", err, stderr.String())
+	}
+
+	var matched []string
+	var failedSeen bool
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("stderr line is not JSON (--log-format auto without a terminal): %q", line)
+		}
+		if ev["msg"] == "run failed" {
+			failedSeen = true
+		}
+		if filter.match(line) {
+			matched = append(matched, fmt.Sprint(ev["connection"]))
+			if ev["level"] != "INFO" || ev["msg"] != "run completed" {
+				t.Errorf("the filter matched %q, not a run completed line", line)
+			}
+		}
+	}
+	if !failedSeen {
+		t.Errorf("no \"run failed\" line for the missing list:\n%s", stderr.String())
+	}
+	if !slices.Equal(matched, []string{"newsletter"}) {
+		t.Errorf("filter %q matched the lines of %v, want [newsletter] only:\n%s", pattern, matched, stderr.String())
+	}
+}
+
+// filterPattern is the part of CloudWatch Logs' JSON filter pattern syntax
+// that alarms.tf may use: { $.a.b = "v" && $.c != "w" }, string values
+// without wildcards. Anything else fails parseFilterPattern, so the test
+// never approves a pattern it cannot evaluate.
+type filterPattern []filterTerm
+
+type filterTerm struct {
+	path  []string
+	equal bool
+	value string
+}
+
+var filterTermRE = regexp.MustCompile(`^\(?\s*\$\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*(=|!=)\s*"([^"*\\]*)"\s*\)?$`)
+
+func parseFilterPattern(p string) (filterPattern, error) {
+	p = strings.TrimSpace(p)
+	if !strings.HasPrefix(p, "{") || !strings.HasSuffix(p, "}") {
+		return nil, errors.New("not a JSON pattern { ... }")
+	}
+	body := strings.TrimSpace(p[1 : len(p)-1])
+	if strings.Contains(body, "||") {
+		return nil, errors.New("|| is not supported by this test")
+	}
+	var out filterPattern
+	for _, term := range strings.Split(body, "&&") {
+		mt := filterTermRE.FindStringSubmatch(strings.TrimSpace(term))
+		if mt == nil {
+			return nil, fmt.Errorf("term %q: want $.field = \"value\" or !=", strings.TrimSpace(term))
+		}
+		out = append(out, filterTerm{path: strings.Split(mt[1], "."), equal: mt[2] == "=", value: mt[3]})
+	}
+	return out, nil
+}
+
+// match reports whether a log event matches: JSON, and every term holds (a
+// missing field matches neither = nor !=, as in CloudWatch).
+func (f filterPattern) match(event string) bool {
+	var v any
+	if err := json.Unmarshal([]byte(event), &v); err != nil {
+		return false
+	}
+	for _, term := range f {
+		var cur any = v
+		for _, k := range term.path {
+			cur = obj(cur)[k]
+		}
+		s, ok := cur.(string)
+		if !ok || (s == term.value) != term.equal {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFilterPattern(t *testing.T) {
+	f, err := parseFilterPattern(`{ ($.msg = "run completed") && $.level != "DEBUG" }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line, want := range map[string]bool{
+		`{"level":"INFO","msg":"run completed","connection":"a"}`: true,
+		`{"level":"DEBUG","msg":"run completed"}`:                 false,
+		`{"level":"ERROR","msg":"run failed","connection":"a"}`:   false,
+		`{"level":"INFO"}`:               false,
+		`level=INFO msg="run completed"`: false,
+	} {
+		if got := f.match(line); got != want {
+			t.Errorf("match(%s) = %v, want %v", line, got, want)
+		}
+	}
+	for _, bad := range []string{`$.msg = "x"`, `{ $.msg = "run*" }`, `{ $.a = "x" || $.b = "y" }`, `{ $.n > 1 }`} {
+		if _, err := parseFilterPattern(bad); err == nil {
+			t.Errorf("parseFilterPattern(%s): no error", bad)
+		}
+	}
+}
+
+// TestExampleConfigsSetLagThreshold: every example config under deploy/
+// alerts when a connection falls 3 hours behind (two missed 90-minute runs).
+func TestExampleConfigsSetLagThreshold(t *testing.T) {
+	env := map[string]string{"MAILCHIMP_API_KEY": "0123456789abcdef0123456789abcdef-us6", "TARGET_API_KEY": "Bearer x"}
+	configs := map[string]string{}
+	data, err := os.ReadFile(filepath.Join(terraformDir, "chimport.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs["terraform/chimport.example.yaml"] = strings.NewReplacer(
+		"__STATE_URL__", "dynamodb://?region=eu-west-1",
+		"__ALERT_TOPIC_ARN__", "arn:aws:sns:eu-west-1:111122223333:chimport-alerts",
+		"__AWS_REGION__", "eu-west-1",
+	).Replace(string(data))
+	for _, cm := range byKind(loadKubernetes(t), "ConfigMap") {
+		for k, v := range obj(dig(cm.m, "data")) {
+			if s, ok := v.(string); ok && strings.HasSuffix(k, ".yaml") {
+				configs[cm.file+": "+k] = s
+			}
+		}
+	}
+	if len(configs) < 2 {
+		t.Fatalf("found %d example configs, want the Terraform one and the ConfigMap's", len(configs))
+	}
+	for where, text := range configs {
+		cfg, err := parseConfig(text, env)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		if got := time.Duration(cfg.Alerts.LagThreshold); got != 3*time.Hour {
+			t.Errorf("%s: alerts.lag_threshold = %v, want 3h", where, got)
+		}
+	}
 }
 
 // ===========================================================================

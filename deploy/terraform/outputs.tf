@@ -91,3 +91,13 @@ output "run_task_network_configuration" {
   description = "The --network-configuration for a one-off `aws ecs run-task` (init, check, status; see README.md)."
   value       = "awsvpcConfiguration={subnets=[${join(",", var.subnet_ids)}],securityGroups=[${join(",", var.security_group_ids)}],assignPublicIp=${var.assign_public_ip ? "ENABLED" : "DISABLED"}}"
 }
+
+output "no_run_alarm_name" {
+  description = "CloudWatch alarm (dead man's switch) that notifies the alert topic when no run has completed for no_run_alarm_minutes."
+  value       = aws_cloudwatch_metric_alarm.no_run_completed.alarm_name
+}
+
+output "no_run_alarm_minutes" {
+  description = "Minutes without a completed run after which the dead man's switch fires."
+  value       = local.no_run_alarm_minutes
+}

@@ -1,6 +1,7 @@
 # Alerts. chimport publishes lag alerts and errors that need a person
 # (config: alerts: {sns_topic_arn: ...}); with alert_on_task_failure, tasks
-# that fail to start or crash are reported here too.
+# that fail to start or crash are reported here too, and the dead man's
+# switch (alarms.tf) reports when no run has completed for a while.
 
 locals {
   alert_topic_name = var.alert_topic_name != "" ? var.alert_topic_name : "${var.name}-alerts"
@@ -59,31 +60,57 @@ resource "aws_cloudwatch_event_target" "task_failed" {
 }
 
 resource "aws_sns_topic_policy" "alerts" {
-  count = var.alert_on_task_failure ? 1 : 0
-
   arn    = aws_sns_topic.alerts.arn
   policy = data.aws_iam_policy_document.alerts_topic.json
 }
 
-# Resource policy of the topic: only the task-failure rule above may publish
-# as a service. IAM principals of the account (the task role) publish through
-# their own identity policies.
+# The policy used to exist only with alert_on_task_failure; the alarm needs it
+# always.
+moved {
+  from = aws_sns_topic_policy.alerts[0]
+  to   = aws_sns_topic_policy.alerts
+}
+
+# Resource policy of the topic: only the dead man's switch alarm and the
+# task-failure rule above may publish as a service. IAM principals of the
+# account (the task role) publish through their own identity policies.
 data "aws_iam_policy_document" "alerts_topic" {
   statement {
-    sid       = "EventBridgeTaskFailures"
+    sid       = "CloudWatchNoRunAlarm"
     effect    = "Allow"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
 
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com"]
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
 
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:events:${var.aws_region}:${local.account_id}:rule/${var.name}-task-failed"]
+      values   = ["arn:${local.partition}:cloudwatch:${var.aws_region}:${local.account_id}:alarm:${local.no_run_alarm_name}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.alert_on_task_failure ? [1] : []
+    content {
+      sid       = "EventBridgeTaskFailures"
+      effect    = "Allow"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.alerts.arn]
+
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:events:${var.aws_region}:${local.account_id}:rule/${var.name}-task-failed"]
+      }
     }
   }
 }

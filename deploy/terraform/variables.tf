@@ -25,7 +25,7 @@ variable "tags" {
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key ARN for the secrets, the config bucket and the alert topic. Empty uses AWS managed keys (and leaves the topic unencrypted so EventBridge can publish to it). The key policy must let the roles created here, and events.amazonaws.com for the topic, use it."
+  description = "Optional customer managed KMS key ARN for the secrets, the config bucket and the alert topic. Empty uses AWS managed keys (and leaves the topic unencrypted so EventBridge and CloudWatch alarms can publish to it). The key policy must let the roles created here, and events.amazonaws.com and cloudwatch.amazonaws.com for the topic, use it."
   type        = string
   default     = ""
 }
@@ -241,6 +241,17 @@ variable "alert_on_task_failure" {
   description = "Also publish to the alert topic when a chimport task fails to start or exits with a code other than 0 or 1 (2 = bad config, 137 = out of memory, ...). Exit code 1 (a connection failed) is left to chimport's own lag alerts."
   type        = bool
   default     = true
+}
+
+variable "no_run_alarm_minutes" {
+  description = "Dead man's switch: alarm on the alert topic when no connection has completed a run for this many minutes. Null (the default): 3 x the period of a rate() schedule, 270 for rate(90 minutes); a cron() schedule needs a value."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.no_run_alarm_minutes == null ? true : var.no_run_alarm_minutes >= 10 && var.no_run_alarm_minutes <= 10080
+    error_message = "no_run_alarm_minutes must be between 10 and 10080 (7 days)."
+  }
 }
 
 # ---------------------------------------------------------------------------
