@@ -11,6 +11,7 @@ import (
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/retry"
+	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/target"
 )
 
@@ -23,10 +24,13 @@ func newCheckCmd(e env, global *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the config and check that every connection's Mailchimp list and target answer",
-		Long: `check validates the config file, then for each connection pings Mailchimp,
-confirms the list exists and reports its member count, and confirms the target
-answers as run will find it (a HEAD request with the configured headers, through
-the same client, which does not follow redirects; no data is sent).
+		Long: `check validates the config file and the state store as run will use it,
+creating nothing (for SQLite, the file's directory exists and is writable; for
+DynamoDB, the tables exist). A problem with either exits 2, as run would. Then
+for each connection it pings Mailchimp, confirms the list exists and reports its
+member count, and confirms the target answers as run will find it (a HEAD
+request with the configured headers, through the same client, which does not
+follow redirects; no data is sent).
 It prints one line per connection and exits 1 if any connection fails.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,6 +56,10 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	conns, err := cfg.Select(opts.connections)
 	if err != nil {
 		return usageError{err}
+	}
+	// The store comes first: run stops there too, before any connection.
+	if err := state.Check(ctx, cfg.State); err != nil {
+		return fmt.Errorf("state %s: %w", cfg.State, err) // as openStore words it
 	}
 	// One limiter for the whole process: connections sharing an API key
 	// share its 10 request slots.

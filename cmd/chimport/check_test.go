@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/mcsim"
 )
 
@@ -155,5 +158,127 @@ func TestCheckFailsATargetThatRedirects(t *testing.T) {
 	}
 	if n := followed.Load(); n != 0 {
 		t.Errorf("check followed the redirect: the destination got %d requests", n)
+	}
+}
+
+// stateConfig is a config for the fixture's list with the given state URL.
+func (f *fixture) stateConfig(t *testing.T, stateURL string) string {
+	t.Helper()
+	return writeFile(t, "chimport.yaml", fmt.Sprintf(`state: %q
+connections:
+  - name: conn0
+    mailchimp: {api_key: "${MAILCHIMP_API_KEY}", list_id: a1b2c3d4e5, base_url: %q}
+    target: {url: %q, headers: {Authorization: "${TARGET_API_KEY}"}}
+`, stateURL, f.baseURL, f.targetURL))
+}
+
+const usageHint = "Run 'chimport --help' for usage."
+
+// A state file that run cannot open fails check and init as it fails run:
+// exit 2, the same message, no usage hint, nothing probed or created.
+func TestCheckAndInitRefuseAStateFileRunRefuses(t *testing.T) {
+	notADir := writeFile(t, "plain.txt", "")
+	tests := []struct {
+		name, path, want string
+	}{
+		{"missing directory", filepath.Join(t.TempDir(), "missing", "state.db"), "does not exist"},
+		{"parent is a file", filepath.Join(notADir, "state.db"), "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, 10)
+			vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+			cfg := f.stateConfig(t, "sqlite://"+tt.path)
+			want := fmt.Sprintf("chimport: state sqlite://%s: state: open sqlite %q: ", tt.path, tt.path)
+
+			run := runCLI(t, context.Background(), vars, "run", "--config", cfg)
+			if run.code != exitUsage || !strings.HasPrefix(run.stderr, want) || !strings.Contains(run.stderr, tt.want) {
+				t.Fatalf("run: exit %d, stderr %q; want 2 and %q...%q", run.code, run.stderr, want, tt.want)
+			}
+			check := runCLI(t, context.Background(), vars, "check", "--config", cfg)
+			if check.code != exitUsage || check.stderr != run.stderr {
+				t.Errorf("check: exit %d, stderr %q; want 2 and run's message %q", check.code, check.stderr, run.stderr)
+			}
+			if check.stdout != "" || f.sim.Stats().Requests != 0 {
+				t.Errorf("check went on to the connections: stdout %q, %d Mailchimp requests", check.stdout, f.sim.Stats().Requests)
+			}
+			initRes := runCLI(t, context.Background(), vars, "init", "--config", cfg)
+			if initRes.code != exitUsage || !strings.Contains(initRes.stderr, tt.want) {
+				t.Errorf("init: exit %d, stderr %q; want 2 and %q", initRes.code, initRes.stderr, tt.want)
+			}
+			for _, r := range []result{run, check, initRes} {
+				if strings.Contains(r.stderr, usageHint) {
+					t.Errorf("a state problem got the usage hint: %q", r.stderr)
+				}
+			}
+			if _, err := os.Stat(tt.path); err == nil {
+				t.Errorf("%s was created", tt.path)
+			}
+		})
+	}
+}
+
+// check passes a state file that does not exist yet in a directory that
+// does, and leaves it for run (or init) to create.
+func TestCheckCreatesNoStateFile(t *testing.T) {
+	f := newFixture(t, 10)
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	path := filepath.Join(t.TempDir(), "state.db")
+	r := runCLI(t, context.Background(), vars, "check", "--config", f.stateConfig(t, "sqlite://"+path))
+	if r.code != exitOK {
+		t.Fatalf("check: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+		t.Errorf("check created %v", entries)
+	}
+}
+
+// DynamoDB tables that do not exist fail check as they fail run, with the
+// advice to run init; after init, check passes.
+func TestCheckDynamoDBTablesAsRunFindsThem(t *testing.T) {
+	awstest.Env(t, map[string]string{"DYNAMODB": awstest.DynamoDB(t)})
+	f := newFixture(t, 10)
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	cfg := f.dynamoConfig(t, "checkinit", "")
+	ctx := context.Background()
+
+	run := runCLI(t, ctx, vars, "run", "--config", cfg)
+	check := runCLI(t, ctx, vars, "check", "--config", cfg)
+	if check.code != exitUsage || check.stderr != run.stderr || !strings.Contains(check.stderr, `run "chimport init"`) {
+		t.Fatalf("check before init: exit %d, stderr %q; want 2 and run's message %q, which says to run chimport init", check.code, check.stderr, run.stderr)
+	}
+	if strings.Contains(check.stderr, usageHint) {
+		t.Errorf("check gave the usage hint: %q", check.stderr)
+	}
+	if r := runCLI(t, ctx, vars, "init", "--config", cfg); r.code != exitOK {
+		t.Fatalf("init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, ctx, vars, "check", "--config", cfg); r.code != exitOK {
+		t.Fatalf("check after init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// The usage hint goes with mistakes in the command line only.
+func TestUsageHintOnlyForUsageErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantHint bool
+	}{
+		{"bad flag", []string{"check", "--nope"}, true},
+		{"stray argument", []string{"init", "extra"}, true},
+		{"missing config file", []string{"init", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, false},
+		{"config error", []string{"check", "--config", writeFile(t, "chimport.yaml", "connections: [{name: x}]\n")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, context.Background(), nil, tt.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit code = %d, want %d; stderr %q", r.code, exitUsage, r.stderr)
+			}
+			if got := strings.Contains(r.stderr, usageHint); got != tt.wantHint {
+				t.Errorf("hint = %v, want %v; stderr %q", got, tt.wantHint, r.stderr)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/state"
 )
 
 // Exit codes are the same for every command, and decided here only.
@@ -26,20 +27,47 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// setupError marks a problem with what chimport was given to work with,
+// found before anything was attempted: a config file that cannot be read.
+// It exits 2 like a usage error, without the usage hint: --help cannot
+// fix it. (A config that says something wrong is a *config.Error; a state
+// store that cannot be used matches state.ErrUnusable. Both exit 2 the
+// same way.)
+type setupError struct{ err error }
+
+func (e setupError) Error() string { return e.err.Error() }
+func (e setupError) Unwrap() error { return e.err }
+
 // errFailed reports that a command ran but something it checked or synced
 // failed. Details were already printed, so main prints nothing more.
 var errFailed = errors.New("one or more connections failed")
 
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
-	var cfgErr *config.Error
 	var useErr usageError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &cfgErr), errors.As(err, &useErr):
+	case isSetupProblem(err), errors.As(err, &useErr):
 		return exitUsage
 	default:
 		return exitUnknown
 	}
+}
+
+// wantsUsageHint reports whether err is about how chimport was invoked, so
+// that pointing at --help helps. Config and state problems wrapped as
+// usage errors by a command are not.
+func wantsUsageHint(err error) bool {
+	var useErr usageError
+	return errors.As(err, &useErr) && !isSetupProblem(err)
+}
+
+// isSetupProblem reports whether err is about the config or the state
+// store rather than about a connection or an endpoint.
+func isSetupProblem(err error) bool {
+	var cfgErr *config.Error
+	var setupErr setupError
+	return errors.As(err, &cfgErr) || errors.As(err, &setupErr) ||
+		errors.Is(err, state.ErrUnusable) || errors.Is(err, state.ErrBadURL)
 }

@@ -30,6 +30,8 @@ any number of times.`,
 }
 
 func runInit(ctx context.Context, e env, cfg *config.Config) error {
+	// An error matches state.ErrUnusable, so it exits 2 as run's does for
+	// the same store.
 	report, err := state.Init(ctx, cfg.State)
 	if err != nil {
 		return fmt.Errorf("init %s: %w", cfg.State, err)

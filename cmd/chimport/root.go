@@ -48,8 +48,7 @@ func execute(ctx context.Context, args []string, e env) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !errors.Is(err, errFailed) {
-		var useErr usageError
-		if errors.As(err, &useErr) {
+		if wantsUsageHint(err) {
 			fmt.Fprintf(e.stderr, "chimport: %v\nRun 'chimport --help' for usage.\n", err)
 		} else {
 			fmt.Fprintf(e.stderr, "chimport: %v\n", err)
@@ -155,8 +154,9 @@ func loadConfig(ctx context.Context, e env, opts *globalOptions) (*config.Config
 	cfg, err := configsource.Load(ctx, location, e.lookupEnv)
 	var cfgErr *config.Error
 	if err != nil && !errors.As(err, &cfgErr) {
-		// A config that cannot be read is a config problem too: exit 2.
-		return nil, usageError{err}
+		// A config that cannot be read is a config problem too: exit 2,
+		// without the usage hint.
+		return nil, setupError{err}
 	}
 	return cfg, err
 }

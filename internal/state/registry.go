@@ -13,6 +13,13 @@ import (
 // the CLI can report it as a configuration mistake.
 var ErrBadURL = errors.New("state: bad store URL")
 
+// ErrUnusable is matched (errors.Is) by every error of Open, Init and Check
+// about the store itself: a directory that is missing, tables that do not
+// exist, a database that does not answer. The CLI reports them as a
+// configuration problem: nothing can be synced until they are fixed. Errors
+// of a cancelled context are not marked.
+var ErrUnusable = errors.New("state: store unusable")
+
 // InitReport says what Init found and what it made, in words for people:
 // "sqlite file /abs/path.db (schema version 1)", "DynamoDB table
 // mailchimp-failed-imports".
@@ -27,7 +34,8 @@ type InitReport struct {
 // any of them.
 //
 // Every function gets loc, the part of the URL after "scheme://", taken
-// literally; Open and Init only ever see a loc that Validate accepted.
+// literally; Open, Init and Check only ever see a loc that Validate
+// accepted.
 type Driver struct {
 	// Schemes are the URL schemes the store serves, in lower case. URLs
 	// match them in any case ("SQLite://x.db").
@@ -50,6 +58,11 @@ type Driver struct {
 	// what it created and what was already there. It must be idempotent:
 	// deploy scripts run `chimport init` every time.
 	Init func(ctx context.Context, loc string) (InitReport, error)
+	// Check reports whether Open would succeed, creating and changing
+	// nothing, for `chimport check`. Its errors read as Open's would for
+	// the same problem. A driver without one cannot be checked: Check
+	// then says so.
+	Check func(ctx context.Context, loc string) error
 }
 
 // registry maps URL schemes to drivers. Registration happens in init
@@ -76,7 +89,11 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.Open(ctx, loc)
+	st, err := d.Open(ctx, loc)
+	if err != nil {
+		return nil, unusable(ctx, err)
+	}
+	return st, nil
 }
 
 // Init creates the store named by a `state:` URL, if it does not exist
@@ -88,7 +105,22 @@ func Init(ctx context.Context, rawURL string) (InitReport, error) {
 	if err != nil {
 		return InitReport{}, err
 	}
-	return d.Init(ctx, loc)
+	report, err := d.Init(ctx, loc)
+	return report, unusable(ctx, err)
+}
+
+// Check reports whether the store named by a `state:` URL can be opened
+// as it is, without creating or changing anything: `chimport check` runs
+// it so that a store `run` would refuse fails the check instead.
+func Check(ctx context.Context, rawURL string) error {
+	d, loc, err := drivers.lookup(rawURL)
+	if err != nil {
+		return err
+	}
+	if d.Check == nil {
+		return fmt.Errorf("state: %s stores cannot be checked without opening them", d.Schemes[0])
+	}
+	return unusable(ctx, d.Check(ctx, loc))
 }
 
 // ValidateURL reports whether rawURL is a `state:` URL that Open
@@ -147,6 +179,20 @@ func (r *registry) register(d Driver) {
 		}
 		return strings.Compare(a.Schemes[0], b.Schemes[0])
 	})
+}
+
+// unusableError marks a driver's error with ErrUnusable and keeps its text.
+type unusableError struct{ err error }
+
+func (e unusableError) Error() string        { return e.err.Error() }
+func (e unusableError) Unwrap() error        { return e.err }
+func (e unusableError) Is(target error) bool { return target == ErrUnusable }
+
+func unusable(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	return unusableError{err}
 }
 
 // BadURLError is a `state:` URL that no registered store accepts. It

@@ -39,6 +39,18 @@ func init() {
 			}
 			return initTables(ctx, cfg)
 		},
+		// Open only describes the tables, so opening is the check.
+		Check: func(ctx context.Context, loc string) error {
+			cfg, err := parseQuery(loc)
+			if err != nil {
+				return err
+			}
+			s, err := Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return s.Close()
+		},
 	})
 }
 

@@ -28,7 +28,8 @@ func init() {
 			}
 			return s, nil
 		},
-		Init: initFile,
+		Init:  initFile,
+		Check: checkFile,
 	})
 }
 
