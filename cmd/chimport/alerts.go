@@ -7,6 +7,7 @@ import (
 
 	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/alert/notify"
+	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 )
 
@@ -45,5 +46,77 @@ func alertIfNeeded(ctx context.Context, n alert.Notifier, logger *slog.Logger, c
 	defer cancel()
 	if err := n.Notify(nctx, a); err != nil {
 		logger.Warn("sending an alert failed", "connection", connection, "error", err)
+	}
+}
+
+// lagPolicyOf is a connection's lag policy: its own lag_threshold, or the
+// alerts' one; 0 turns lag alerts off.
+func lagPolicyOf(cfg *config.Config, c config.Connection) alert.LagPolicy {
+	threshold := cfg.Alerts.LagThreshold.D()
+	if c.LagThreshold > 0 {
+		threshold = c.LagThreshold.D()
+	}
+	return alert.LagPolicy{Threshold: threshold}
+}
+
+// alertGrace bounds what `run` does to alert once a connection's run has
+// ended, even if the run was interrupted: the failure already happened.
+const alertGrace = 30 * time.Second
+
+// runAlerts is what `chimport run` tells a person once a connection's run
+// has ended. An error only a person can fix alerts at once, every run (no
+// process stays to remember it was sent). Lag follows the policy serve
+// applies, on the same incident record in the state store: one alert when
+// the lag passes the threshold, one recovery notice when the connection is
+// fresh again, and none twice however many runs and serve workers share
+// the store.
+type runAlerts struct {
+	store  alert.Store
+	notify alert.Notifier
+	lag    map[string]alert.LagPolicy
+	clock  clock.Clock
+	logger *slog.Logger
+}
+
+func newRunAlerts(cfg *config.Config, store alert.Store, n alert.Notifier, clk clock.Clock, logger *slog.Logger) *runAlerts {
+	lag := make(map[string]alert.LagPolicy, len(cfg.Connections))
+	for _, c := range cfg.Connections {
+		lag[c.Name] = lagPolicyOf(cfg, c)
+	}
+	return &runAlerts{store: store, notify: n, lag: lag, clock: clk, logger: logger}
+}
+
+// afterRun alerts on connection's run, which ended with runErr (nil on
+// success). The store is read after the run, so the lag is the one the
+// run left.
+func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertGrace)
+	defer cancel()
+	policy := r.lag[connection]
+	st, err := r.store.Connection(ctx, connection)
+	now := r.clock.Now()
+	var f *alert.Freshness
+	if err != nil {
+		r.logger.Warn("reading the connection's state for its alerts failed", "connection", connection, "error", err)
+	} else {
+		fresh := alert.FreshnessOf(st)
+		f = &fresh
+	}
+	if a, ok := policy.PermanentAlert(connection, runErr, f, now); ok {
+		if err := r.notify.Notify(ctx, a); err != nil {
+			r.logger.Warn("sending an alert failed", "connection", connection, "error", err)
+		}
+	}
+	if f == nil {
+		return
+	}
+	// The state just read says whether the incident is open: when the
+	// policy agrees, there is nothing to flip, and no write to make for
+	// each of thousands of healthy connections.
+	if _, open := st.Alerts[string(alert.KindLag)]; policy.Lagging(*f, now) == open {
+		return
+	}
+	if err := policy.CheckConfirmed(ctx, r.store, r.notify, connection, alert.ReadFreshness(r.store, connection, st), now); err != nil {
+		r.logger.Warn("lag alert failed", "connection", connection, "error", err)
 	}
 }

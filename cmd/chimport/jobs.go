@@ -28,6 +28,9 @@ type clientOptions struct {
 	// mailchimpRetry is the Mailchimp client's retry policy; zero fields
 	// take the defaults. check gives up sooner, since a person is waiting.
 	mailchimpRetry retry.Policy
+	// retryClock, if set, waits between the retries of both clients; nil
+	// is the wall clock.
+	retryClock clock.Clock
 }
 
 // newClients builds a connection's Mailchimp client and target sink. Every
@@ -40,7 +43,7 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 		BaseURL:    conn.Mailchimp.BaseURL,
 		Connection: conn.Name,
 		Limiter:    opts.limiter,
-		Retry:      opts.mailchimpRetry,
+		Retry:      withClock(opts.mailchimpRetry, opts.retryClock),
 		Logger:     opts.logger,
 	})
 	if err != nil {
@@ -62,7 +65,7 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 		DeleteURL:  conn.Target.DeleteURL,
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
-		Retry:  retry.Policy{MaxDelay: target.MaxRetryAfter},
+		Retry:  withClock(retry.Policy{MaxDelay: target.MaxRetryAfter}, opts.retryClock),
 		Logger: opts.logger,
 	})
 	if err != nil {
@@ -71,10 +74,23 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 	return mc, sink, nil
 }
 
+// withClock is p waiting on clk, unless clk is nil.
+func withClock(p retry.Policy, clk clock.Clock) retry.Policy {
+	if clk != nil {
+		p.Clock = clk
+	}
+	return p
+}
+
 // runMode is what `run` may ask of every run beyond the usual: read the
 // whole audience again (--full), or reconcile the roster whatever the
-// counts say (--reconcile).
-type runMode struct{ full, reconcile bool }
+// counts say (--reconcile). retryClock, if set, waits between the clients'
+// retries: run passes the process clock, so tests that inject one wait on
+// it too.
+type runMode struct {
+	full, reconcile bool
+	retryClock      clock.Clock
+}
 
 // newJob turns a configured connection into one engine run. Each job gets
 // its own Mailchimp client (so its request count is the run's) but shares
@@ -84,7 +100,7 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 	if err != nil {
 		return engine.Job{}, err
 	}
-	mc, sink, err := newClients(conn, clientOptions{limiter: limiter, logger: logger})
+	mc, sink, err := newClients(conn, clientOptions{limiter: limiter, logger: logger, retryClock: mode.retryClock})
 	if err != nil {
 		return engine.Job{}, err
 	}
@@ -130,14 +146,27 @@ type outcome struct {
 }
 
 // syncAll runs every connection once, up to parallel at a time, and
-// returns the outcomes in the order of conns. progress, if set, is given
-// each job before it starts so it can attach a progress callback.
+// returns the outcomes in the order of conns; an error only a person can
+// fix is sent to notify (if set) at once. progress, if set, is given each
+// job before it starts so it can attach a progress callback.
 func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	// Alerts are stamped by the engine's clock, the one its runs read.
 	var clk clock.Clock = clock.Real{}
 	if eng.Clock != nil {
 		clk = eng.Clock
+	}
+	after := func(ctx context.Context, name string, err error) {
+		alertIfNeeded(ctx, notify, logger, name, err, clk.Now())
+	}
+	return syncEach(ctx, eng, conns, mode, parallel, logger, after, progress)
+}
+
+// syncEach is syncAll calling after, if set, on each connection's own
+// goroutine once its run has ended, with the run's error (nil on success).
+func syncEach(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, after func(ctx context.Context, name string, err error), progress func(name string, job *engine.Job)) []outcome {
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	if after == nil {
+		after = func(context.Context, string, error) {}
 	}
 	out := make([]outcome, len(conns))
 	var g errgroup.Group
@@ -147,7 +176,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			job, err := newJob(conn, limiter, logger, mode)
 			if err != nil {
 				out[i] = outcome{summary: engine.Summary{Connection: conn.Name, Result: state.ResultFailed}, err: err}
-				alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())
+				after(ctx, conn.Name, err)
 				return nil
 			}
 			if progress != nil {
@@ -156,7 +185,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 			sum, err := eng.Run(ctx, job)
 			out[i] = outcome{summary: sum, err: err}
 			logRun(logger, sum, err, progress != nil)
-			alertIfNeeded(ctx, notify, logger, conn.Name, err, clk.Now())
+			after(ctx, conn.Name, err)
 			return nil
 		})
 	}

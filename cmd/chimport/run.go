@@ -68,18 +68,24 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	}
 	defer opened.Close()
 	store := &timedStore{Store: opened, now: e.clock.Now}
-	eng := &engine.Engine{Store: store, Logger: global.logger}
+	// The runs, their retries and the lag policy all read the process
+	// clock: watermarks and lag are measured on the same one.
+	eng := &engine.Engine{Store: store, Logger: global.logger, Clock: e.clock}
 	started := e.clock.Now()
 	notify, err := newNotifier(ctx, cfg, global.logger)
 	if err != nil {
 		return err
 	}
+	// Only the connections of this run are checked: a connection another
+	// schedule runs (--connection) is that schedule's to judge.
+	alerts := newRunAlerts(cfg, store, notify, e.clock, global.logger)
 
 	var bars *progressBars
 	if !opts.json && isTerminal(e.stdout) {
 		bars = newProgressBars(ctx, e.stdout)
 	}
-	outcomes := syncAll(ctx, eng, conns, runMode{full: opts.full, reconcile: opts.reconcile}, opts.parallel, global.logger, notify, bars.attacher())
+	mode := runMode{full: opts.full, reconcile: opts.reconcile, retryClock: e.clock}
+	outcomes := syncEach(ctx, eng, conns, mode, opts.parallel, global.logger, alerts.afterRun, bars.attacher())
 	bars.wait()
 	failed := 0
 	for _, o := range outcomes {
