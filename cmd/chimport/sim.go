@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,7 +36,9 @@ func newSimCmd(e env, global *globalOptions) *cobra.Command {
 		Short: "Serve a Mailchimp simulator and a target simulator on loopback, for trying chimport out",
 		Long: `sim serves a simulated Mailchimp Marketing API (ping, list and members endpoints)
 and a simulated target API that upserts the records it receives. It prints the base
-URLs, API key and list id to put in a config file, then serves until interrupted.
+URLs, API key and list id, and a config that passes chimport check as it is
+(with the --target-auth header), then serves until interrupted. The API key,
+unless given, is derived from --seed, so it is the same on every start.
 Port 0 picks a free port.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +51,7 @@ Port 0 picks a free port.`,
 	f.IntVar(&opts.members, "members", 10000, "members in the simulated list")
 	f.Int64Var(&opts.seed, "seed", 1, "seed for the generated members, churn and faults")
 	f.DurationVar(&opts.latency, "latency", 0, "delay added to every Mailchimp request")
-	f.StringVar(&opts.apiKey, "api-key", "", "API key the simulator accepts (default: a generated one, printed)")
+	f.StringVar(&opts.apiKey, "api-key", "", "API key the simulator accepts (default: one derived from --seed, printed)")
 	f.StringVar(&opts.listID, "list-id", "a1b2c3d4e5", "id of the simulated list")
 	f.StringVar(&opts.targetAuth, "target-auth", "", "Authorization header value the target simulator requires (default: none)")
 	f.Float64Var(&opts.churn, "churn", 0, "members changed per second while serving")
@@ -62,9 +66,12 @@ func runSim(ctx context.Context, e env, global *globalOptions, opts simOptions) 
 	if opts.churn < 0 {
 		return usageErrorf("--churn must be 0 or more, got %v", opts.churn)
 	}
+	keyNote := ""
 	if opts.apiKey == "" {
-		// A fresh key per start; math/rand/v2 seeds itself randomly.
-		opts.apiKey = mcsim.NewAPIKey(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+		// The same seed gives the same key, so a saved config keeps working
+		// across restarts.
+		opts.apiKey = simAPIKey(opts.seed)
+		keyNote = fmt.Sprintf(" (derived from --seed %d: the same on every start with that seed)", opts.seed)
 	}
 	sim := mcsim.New(mcsim.Options{
 		APIKey:    opts.apiKey,
@@ -90,20 +97,22 @@ func runSim(ctx context.Context, e env, global *globalOptions, opts simOptions) 
 	targetURL := "http://" + targetLn.Addr().String() + "/records"
 	fmt.Fprintf(e.stdout, `chimport sim is serving; press Ctrl-C to stop.
   mailchimp base_url: %s
-  api_key:            %s
+  api_key:            %s%s
   list_id:            %s (%d members)
   target url:         %s
-`, baseURL, opts.apiKey, opts.listID, opts.members, targetURL)
+`, baseURL, opts.apiKey, keyNote, opts.listID, opts.members, targetURL)
+	headers := ""
 	if opts.targetAuth != "" {
 		fmt.Fprintln(e.stdout, "  target requires:    the Authorization header given with --target-auth")
+		headers = ", headers: {Authorization: " + yamlString(opts.targetAuth) + "}"
 	}
 	fmt.Fprintf(e.stdout, `
-A config for it:
+A config for it (save it as chimport.yaml, then run chimport check):
   connections:
     - name: sim
-      mailchimp: {api_key: %q, list_id: %q, base_url: %q, settle: 0s}
-      target: {url: %q}
-`, opts.apiKey, opts.listID, baseURL, targetURL)
+      mailchimp: {api_key: %s, list_id: %s, base_url: %s, settle: 0s}
+      target: {url: %s%s}
+`, yamlString(opts.apiKey), yamlString(opts.listID), yamlString(baseURL), yamlString(targetURL), headers)
 
 	servers := []*http.Server{
 		{Handler: sim, ReadHeaderTimeout: 10 * time.Second},
@@ -131,6 +140,20 @@ A config for it:
 	}
 	global.logger.Info("simulator stopped")
 	return nil
+}
+
+// simAPIKey is the key sim accepts when --api-key is not given: derived
+// from the seed alone, on a stream of its own so it does not shift the
+// generated members.
+func simAPIKey(seed int64) string {
+	return mcsim.NewAPIKey(rand.New(rand.NewPCG(uint64(seed), 0x6b6579)))
+}
+
+// yamlString quotes s for the printed config so that pasting it gives s
+// back: a YAML double-quoted string (which reads Go's escapes), with "$"
+// doubled so that ${...} expansion leaves it alone.
+func yamlString(s string) string {
+	return strconv.Quote(strings.ReplaceAll(s, "$", "$$"))
 }
 
 // churn changes perSecond members a second until ctx ends. It ticks ten

@@ -80,3 +80,47 @@ func TestSimServesUntilCancelled(t *testing.T) {
 		t.Fatalf("sim exit code = %d, stderr %s", code, stderr.String())
 	}
 }
+
+// The config sim prints passes check as it is, target header included,
+// with a key that the seed alone decides.
+func TestSimPrintedConfigPassesCheck(t *testing.T) {
+	for _, auth := range []string{"Bearer demo", "Bearer ${not-a-variable} $x"} {
+		t.Run(auth, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- execute(ctx, []string{"sim", "--listen", "127.0.0.1:0", "--target-listen", "127.0.0.1:0",
+					"--members", "50", "--seed", "3", "--target-auth", auth}, env{stdout: &stdout, stderr: &stderr, lookupEnv: func(string) (string, bool) { return "", false }})
+			}()
+			var config string
+			waitUntil(t, "sim to print its config", 10*time.Second, func() bool {
+				_, after, ok := strings.Cut(stdout.String(), "A config for it")
+				_, config, _ = strings.Cut(after, "\n")
+				return ok && strings.Contains(config, "target:")
+			})
+			config = strings.ReplaceAll(config, "\n  ", "\n")[2:] // unindent
+			if want := "api_key:            " + simAPIKey(3) + " (derived from --seed 3"; !strings.Contains(stdout.String(), want) {
+				t.Errorf("sim output lacks %q:\n%s", want, stdout.String())
+			}
+
+			r := runCLI(t, context.Background(), nil, "check", "--config", writeFile(t, "chimport.yaml", config))
+			if r.code != exitOK {
+				t.Errorf("check of the printed config: exit %d\nconfig:\n%s\nstdout: %s\nstderr: %s", r.code, config, r.stdout, r.stderr)
+			}
+			cancel()
+			waitUntil(t, "sim to stop", 10*time.Second, func() bool { return len(done) == 1 })
+		})
+	}
+}
+
+func TestSimAPIKeyDependsOnTheSeedOnly(t *testing.T) {
+	keyRe := regexp.MustCompile(`^[0-9a-f]{32}-us1$`)
+	if a, b := simAPIKey(1), simAPIKey(1); a != b || !keyRe.MatchString(a) {
+		t.Errorf("simAPIKey(1) = %q, then %q; want one key of Mailchimp's form", a, b)
+	}
+	if simAPIKey(1) == simAPIKey(2) {
+		t.Errorf("seeds 1 and 2 give the same key %q", simAPIKey(1))
+	}
+}
