@@ -155,7 +155,8 @@ func workerConnections(cfg *config.Config) []worker.Connection {
 
 // connectionRunner runs one connection once for the worker: a job built the
 // way every command builds it, under the lease's fencing token. Jobs share
-// one limiter, so connections on one API key share its 10 slots.
+// one limiter, so connections on one API key share its 10 slots. It logs a
+// completed run; the worker logs a failed one.
 func connectionRunner(cfg *config.Config, eng *engine.Engine, logger *slog.Logger) func(context.Context, string, int64) (engine.Summary, error) {
 	conns := make(map[string]config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
@@ -169,7 +170,10 @@ func connectionRunner(cfg *config.Config, eng *engine.Engine, logger *slog.Logge
 		}
 		job.LeaseToken = leaseToken
 		sum, err := eng.Run(ctx, job)
-		logRun(logger, sum, err, false)
+		if err == nil {
+			// A failure is the worker's to log, once, with what to do.
+			logRun(logger, sum, nil, false)
+		}
 		return sum, err
 	}
 }

@@ -35,7 +35,7 @@ func TestChromium(t *testing.T) {
 	dir := t.TempDir()
 
 	shot := filepath.Join(dir, "status.png")
-	runChromium(t, bin, dir, "--window-size=1100,500", "--screenshot="+shot, srv.URL)
+	runChromium(t, bin, dir, "--window-size=1100,800", "--screenshot="+shot, srv.URL)
 	raw, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
@@ -44,10 +44,10 @@ func TestChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot is not a PNG: %v", err)
 	}
-	if b := img.Bounds(); b.Dx() != 1100 || b.Dy() != 500 {
-		t.Errorf("screenshot is %dx%d, want 1100x500", b.Dx(), b.Dy())
+	if b := img.Bounds(); b.Dx() != 1100 || b.Dy() != 800 {
+		t.Errorf("screenshot is %dx%d, want 1100x800", b.Dx(), b.Dy())
 	}
-	colors, lagging := colorStats(img)
+	colors, lagging, failing := colorStats(img)
 	if colors < 50 {
 		t.Errorf("screenshot has %d colours: a blank or unstyled page", colors)
 	}
@@ -55,6 +55,10 @@ func TestChromium(t *testing.T) {
 	// part of a table row: the highlight was actually painted.
 	if lagging < 5000 {
 		t.Errorf("only %d pixels of the lagging highlight", lagging)
+	}
+	// And the failing rows' (--fail-bg, #fdeceb), three rows of it.
+	if failing < 15000 {
+		t.Errorf("only %d pixels of the failing highlight", failing)
 	}
 	if *screenshotCopy != "" {
 		if err := os.WriteFile(*screenshotCopy, raw, 0o644); err != nil {
@@ -64,10 +68,13 @@ func TestChromium(t *testing.T) {
 
 	dom := runChromium(t, bin, dir, "--dump-dom", srv.URL)
 	for _, want := range []string{
-		`<tr class="lagging" data-connection="newsletter">`,
+		`<tr class="failing" data-connection="newsletter">`,
 		`<tr class="failing" data-connection="shop-eu">`,
+		`<tr class="failing" data-connection="crm">`,
+		`<tr class="lagging" data-connection="events">`,
 		`<tr class="never" data-connection="loyalty">`,
-		`3 connections, 1 lagging`,
+		`6 connections, 3 failing, 2 lagging`,
+		`<span class="hint">The next run retries; a lag alert is sent if the lag passes 3h.</span>`,
 		`never synced`,
 		`48,213`, // the members column survived the parser too
 		`not counted yet`,
@@ -78,8 +85,8 @@ func TestChromium(t *testing.T) {
 			t.Errorf("rendered DOM lacks %s", want)
 		}
 	}
-	if n := strings.Count(dom, "data-connection="); n != 3 {
-		t.Errorf("rendered DOM has %d rows, want 3", n)
+	if n := strings.Count(dom, "data-connection="); n != 6 {
+		t.Errorf("rendered DOM has %d rows, want 6", n)
 	}
 }
 
@@ -123,8 +130,8 @@ func runChromium(t *testing.T, bin, dir string, args ...string) string {
 }
 
 // colorStats counts the distinct colours of img and the pixels that are
-// the lagging highlight's background.
-func colorStats(img image.Image) (distinct, lagging int) {
+// the lagging and the failing highlights' backgrounds.
+func colorStats(img image.Image) (distinct, lagging, failing int) {
 	seen := map[[3]uint32]bool{}
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
@@ -135,9 +142,12 @@ func colorStats(img image.Image) (distinct, lagging int) {
 			if near(c, [3]uint32{0xff, 0xf3, 0xe0}) {
 				lagging++
 			}
+			if near(c, [3]uint32{0xfd, 0xec, 0xeb}) {
+				failing++
+			}
 		}
 	}
-	return len(seen), lagging
+	return len(seen), lagging, failing
 }
 
 func near(a, b [3]uint32) bool {

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/chimport/chimport/internal/advice"
 	"github.com/chimport/chimport/internal/human"
 )
 
@@ -36,8 +37,13 @@ type Row struct {
 	// NextRun is when the scheduler will next start a run; nil if it has
 	// none planned.
 	NextRun *time.Time
-	// LastError is the last failed run's error, "" after a success.
+	// LastError is the last failed run's error, "" after a success: the
+	// connection is failing until a run completes.
 	LastError string
+	// Hint is what LastError says to do (or that the next run retries), as
+	// the error ends with it; "" if it says nothing. The page shows it in
+	// full beside the error, which it shortens.
+	Hint string
 	// Lagging is the lag policy's verdict: the row is highlighted.
 	Lagging bool
 }
@@ -68,8 +74,8 @@ var (
 )
 
 // Handler serves the page: it calls rows on every request and renders them
-// as of now(). Lagging rows come first, otherwise rows keep the order rows
-// returned. It answers GET and HEAD; mount it on an exact path
+// as of now(). Failing rows come first, then lagging ones, otherwise rows
+// keep the order rows returned. It answers GET and HEAD; mount it on an exact path
 // (mux.Handle("GET /{$}", ...)), since it renders the same page for any.
 func Handler(rows func(ctx context.Context) ([]Row, error), now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,22 +111,41 @@ type pageData struct {
 	CSS     template.CSS
 	Refresh int
 	Summary string
-	Lagging int
-	Now     when
-	Rows    []rowView
+	// Attention is what needs a person, for the title and the summary's
+	// highlight: "1 failing, 2 lagging", "" when nothing does.
+	Attention        string
+	Failing, Lagging int
+	Now              when
+	Rows             []rowView
 }
 
 type rowView struct {
 	Name                 string
-	Class                string // "lagging", "never", "failing" or "ok": row highlight and badge colour
-	Icon                 string // beside Status, hidden from screen readers, which read Status
-	Status               string
+	Class                string // "failing", "lagging", "never" or "ok": the row's highlight
+	Badges               []badge
 	Lag                  string // "" if never synced
+	Lagging              bool   // the lag is past the threshold: the lag cell says so too
 	Members              string // "" if the connection keeps no roster yet
 	LastSuccess, NextRun when
 	Reconciled           when
-	Error, ErrorShort    string
+	// Error is the whole error, for the title; ErrorShort is its start
+	// without the hint, which Hint shows whole.
+	Error, ErrorShort, Hint string
 }
+
+// badge is one status marker: a failing row that also lags has two.
+type badge struct {
+	Class  string // badge colour
+	Icon   string // beside Status, hidden from screen readers, which read Status
+	Status string
+}
+
+var (
+	failingBadge = badge{"failing", "✕", "Failing"}
+	laggingBadge = badge{"lagging", "▲", "Lagging"}
+	neverBadge   = badge{"never", "○", "Not synced yet"}
+	okBadge      = badge{"ok", "✓", "OK"}
+)
 
 // when is a time as a cell shows it: absolute, and relative to now beneath.
 // ISO is "" when there is no time, and Text then says why.
@@ -128,32 +153,46 @@ type when struct{ ISO, Full, Text, Relative string }
 
 func newPageData(rows []Row, now time.Time) pageData {
 	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b Row) int {
-		switch {
-		case a.Lagging == b.Lagging:
-			return 0
-		case a.Lagging:
-			return -1
+	// What needs a person comes first: failing (a failing row that also
+	// lags first of those), then lagging.
+	urgency := func(r Row) int {
+		u := 0
+		if r.LastError != "" {
+			u += 2
 		}
-		return 1
-	})
+		if r.Lagging {
+			u++
+		}
+		return u
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int { return urgency(b) - urgency(a) })
 	d := pageData{
 		CSS:     template.CSS(styleCSS),
 		Refresh: refreshSeconds,
 		Now:     when{ISO: now.UTC().Format(time.RFC3339), Text: now.UTC().Format("15:04:05 UTC")},
 	}
 	for _, r := range rows {
-		v := rowView{Name: r.Name, Error: r.LastError, ErrorShort: truncate(r.LastError, errorChars)}
-		switch {
-		case r.Lagging:
-			v.Class, v.Icon, v.Status = "lagging", "▲", "Lagging"
+		v := rowView{Name: r.Name, Error: r.LastError, Hint: advice.Capitalize(r.Hint), Lagging: r.Lagging}
+		shown := r.LastError
+		if r.Hint != "" {
+			shown = strings.TrimSuffix(shown, " ("+r.Hint+")")
+		}
+		v.ErrorShort = truncate(shown, errorChars)
+		if r.LastError != "" {
+			v.Badges = append(v.Badges, failingBadge)
+			d.Failing++
+		}
+		if r.Lagging {
+			v.Badges = append(v.Badges, laggingBadge)
 			d.Lagging++
+		}
+		switch {
+		case len(v.Badges) > 0:
+			v.Class = v.Badges[0].Class
 		case r.Lag == nil:
-			v.Class, v.Icon, v.Status = "never", "○", "Not synced yet"
-		case r.LastError != "":
-			v.Class, v.Icon, v.Status = "failing", "!", "Last run failed"
+			v.Class, v.Badges = "never", []badge{neverBadge}
 		default:
-			v.Class, v.Icon, v.Status = "ok", "✓", "OK"
+			v.Class, v.Badges = "ok", []badge{okBadge}
 		}
 		if r.Lag != nil {
 			v.Lag = human.Duration(*r.Lag)
@@ -166,7 +205,15 @@ func newPageData(rows []Row, now time.Time) pageData {
 		v.NextRun = future(r.NextRun, now)
 		d.Rows = append(d.Rows, v)
 	}
-	d.Summary = fmt.Sprintf("%d %s, %d lagging", len(rows), plural(len(rows), "connection", "connections"), d.Lagging)
+	d.Summary = fmt.Sprintf("%d %s, %d failing, %d lagging", len(rows), plural(len(rows), "connection", "connections"), d.Failing, d.Lagging)
+	var attention []string
+	if d.Failing > 0 {
+		attention = append(attention, fmt.Sprintf("%d failing", d.Failing))
+	}
+	if d.Lagging > 0 {
+		attention = append(attention, fmt.Sprintf("%d lagging", d.Lagging))
+	}
+	d.Attention = strings.Join(attention, ", ")
 	return d
 }
 

@@ -19,16 +19,27 @@ func ptr[T any](v T) *T { return &v }
 // longError is a target's answer quoted at length, as a run's error is.
 var longError = `target "shop-eu": POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity: {"errors":[{"field":"email","message":"must be a valid address","index":17},{"field":"country","message":"unknown country code 'XX'","index":42}]}`
 
-// sampleRows are the three kinds of row the page must tell apart, given in
-// an order the page changes: the lagging one is last.
+// crmError is what a connection whose target was never reachable fails
+// with, run after run.
+const crmError = `target "crm": POST https://crm.example.com/api/contacts: no response: dial tcp 10.0.4.17:443: connect: connection refused (after 3 attempts); the target is unavailable; the next run will retry`
+
+// sampleRows are the kinds of row the page must tell apart, given in an
+// order the page changes: the failing and lagging ones come last.
 func sampleRows() []Row {
 	return []Row{
+		{Name: "blog", Lag: ptr(2 * time.Minute), LastSuccess: ptr(now.Add(-3 * time.Minute)), NextRun: ptr(now.Add(57 * time.Minute)),
+			Members: ptr(int64(912)), LastReconcile: ptr(now.Add(-time.Hour))},
 		{Name: "shop-eu", Lag: ptr(42 * time.Minute), LastSuccess: ptr(now.Add(-44 * time.Minute)), NextRun: ptr(now.Add(48 * time.Minute)), LastError: longError,
 			Members: ptr(int64(48213)), LastReconcile: ptr(now.Add(-3 * time.Hour))},
 		{Name: "loyalty", NextRun: ptr(now.Add(2 * time.Minute))},
 		{Name: "newsletter", Lag: ptr(3*time.Hour + 12*time.Minute), LastSuccess: ptr(now.Add(-3*time.Hour - 15*time.Minute)), NextRun: ptr(now.Add(4 * time.Minute)),
 			LastError: "mailchimp: GET /lists/a1b2c3/members: 503 Service Unavailable (gave up after 6 attempts)", Lagging: true,
-			Members: ptr(int64(1_250_000))},
+			Hint: "The next run retries; a lag alert is sent if the lag passes 3h.", Members: ptr(int64(1_250_000))},
+		{Name: "events", Lag: ptr(5*time.Hour + 2*time.Minute), LastSuccess: ptr(now.Add(-5*time.Hour - 4*time.Minute)), Lagging: true,
+			Members: ptr(int64(3_400)), LastReconcile: ptr(now.Add(-6 * time.Hour))},
+		// Never completed a run, and every attempt failed.
+		{Name: "crm", NextRun: ptr(now.Add(time.Minute)), LastError: crmError,
+			Hint: "The next run retries; a lag alert is sent if the lag passes 3h."},
 	}
 }
 
@@ -52,12 +63,23 @@ func TestPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="30">`,
-		`<title>(1 lagging) chimport status</title>`,
-		`<strong class="alert">3 connections, 1 lagging</strong>`,
+		`<title>(3 failing, 2 lagging) chimport status</title>`,
+		`<strong class="alert">6 connections, 3 failing, 2 lagging</strong>`,
 		// The lagging row: a class, and a marker in words, not colour alone.
-		`<tr class="lagging" data-connection="newsletter">`,
-		`<span class="badge lagging"><span aria-hidden="true">▲</span> Lagging</span>`,
-		`<td class="num lag">3h12m</td>`,
+		`<tr class="lagging" data-connection="events">`,
+		`<td class="status"><span class="badge lagging"><span aria-hidden="true">▲</span> Lagging</span></td>`,
+		`<td class="num lag over">5h2m</td>`,
+		// Failing and lagging: both markers, the lag marked too.
+		`<tr class="failing" data-connection="newsletter">`,
+		`<td class="status"><span class="badge failing"><span aria-hidden="true">✕</span> Failing</span><span class="badge lagging"><span aria-hidden="true">▲</span> Lagging</span></td>`,
+		`<td class="num lag over">3h12m</td>`,
+		// Never completed a run and failing: flagged, with what to do shown
+		// in the cell, not only the error's start.
+		`<tr class="failing" data-connection="crm">`,
+		`<td class="status"><span class="badge failing"><span aria-hidden="true">✕</span> Failing</span></td>`,
+		`<span class="hint">The next run retries; a lag alert is sent if the lag passes 3h.</span>`,
+		`<tr class="ok" data-connection="blog">`,
+		`<span class="badge ok"><span aria-hidden="true">✓</span> OK</span>`,
 		`<time datetime="2026-03-04T01:51:07Z" title="2026-03-04 01:51:07 UTC">01:51 UTC</time><span class="sub">3h15m ago</span>`,
 		`<time datetime="2026-03-04T05:10:07Z" title="2026-03-04 05:10:07 UTC">05:10 UTC</time><span class="sub">in 4m</span>`,
 		// Members in the target, and when they were last reconciled.
@@ -69,7 +91,7 @@ func TestPage(t *testing.T) {
 		`<span class="badge never"><span aria-hidden="true">○</span> Not synced yet</span>`,
 		`<td><span class="muted">never</span></td>`,
 		// A long error: cut in the cell, whole in the title.
-		`<span class="badge failing"><span aria-hidden="true">!</span> Last run failed</span>`,
+		`<tr class="failing" data-connection="shop-eu">`,
 		`title="target &#34;shop-eu&#34;: POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity: {&#34;errors&#34;:[{&#34;field&#34;:&#34;email&#34;,&#34;message&#34;:&#34;must be a valid address&#34;,&#34;index&#34;:17},{&#34;field&#34;:&#34;country&#34;,&#34;message&#34;:&#34;unknown country code &#39;XX&#39;&#34;,&#34;index&#34;:42}]}"`,
 		`>target &#34;shop-eu&#34;: POST https://api.example.com/v2/contacts/batch: 422 Unprocessable Entity:…</span>`,
 	} {
@@ -77,14 +99,15 @@ func TestPage(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	// Lagging first, the others in the order given.
+	// Failing first (failing and lagging before failing alone), then
+	// lagging, the others in the order given.
 	order := regexp.MustCompile(`data-connection="([^"]+)"`).FindAllStringSubmatch(body, -1)
 	var names []string
 	for _, m := range order {
 		names = append(names, m[1])
 	}
-	if got := strings.Join(names, ","); got != "newsletter,shop-eu,loyalty" {
-		t.Errorf("row order %s, want newsletter,shop-eu,loyalty", got)
+	if got, want := strings.Join(names, ","), "newsletter,shop-eu,crm,events,blog,loyalty"; got != want {
+		t.Errorf("row order %s, want %s", got, want)
 	}
 	if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, `src=`) {
 		t.Error("page loads something or runs script")
@@ -131,12 +154,30 @@ func TestPageHeaders(t *testing.T) {
 
 func TestPageEmptyAndSingular(t *testing.T) {
 	_, body := get(t, handler(), http.MethodGet)
-	if !strings.Contains(body, "0 connections, 0 lagging") || !strings.Contains(body, "No connections are configured.") {
+	if !strings.Contains(body, "0 connections, 0 failing, 0 lagging") || !strings.Contains(body, "No connections are configured.") {
 		t.Errorf("empty page:\n%s", body)
 	}
 	_, body = get(t, handler(Row{Name: "a", Lag: ptr(time.Second), LastSuccess: ptr(now)}), http.MethodGet)
-	if !strings.Contains(body, "<strong>1 connection, 0 lagging</strong>") || !strings.Contains(body, `<title>chimport status</title>`) {
+	if !strings.Contains(body, "<strong>1 connection, 0 failing, 0 lagging</strong>") || !strings.Contains(body, `<title>chimport status</title>`) {
 		t.Errorf("one connection: summary or title wrong")
+	}
+}
+
+// A failing connection counts in the title and summary even when it does
+// not lag yet, and its hint is cut from the error text it came from, so
+// the cell says it once, in full.
+func TestPageFailingWithoutLag(t *testing.T) {
+	hint := "Mailchimp rejected the API key. Check mailchimp.api_key for this connection."
+	err := `mailchimp connection "a": GET /lists/l1/members: 401 API Key Invalid (` + hint + `)`
+	_, body := get(t, handler(Row{Name: "a", LastError: err, Hint: hint}), http.MethodGet)
+	for _, want := range []string{
+		`<title>(1 failing) chimport status</title>`,
+		`<strong class="alert">1 connection, 1 failing, 0 lagging</strong>`,
+		`>mailchimp connection &#34;a&#34;: GET /lists/l1/members: 401 API Key Invalid</span><span class="hint">` + hint + `</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
 	}
 }
 

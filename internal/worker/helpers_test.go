@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,4 +230,52 @@ func scalar(t *testing.T, m *metrics.Metrics, name string) float64 {
 	}
 	t.Fatalf("/metrics has no %s", name)
 	return 0
+}
+
+// logCapture is a slog.Handler that keeps every record, with its
+// attributes as text (those of With included), for a test to count.
+type logCapture struct {
+	mu      sync.Mutex
+	records []logRecord
+	with    []slog.Attr
+	parent  *logCapture
+}
+
+type logRecord struct {
+	Level   slog.Level
+	Message string
+	attrs   map[string]string
+}
+
+func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{Level: r.Level, Message: r.Message, attrs: map[string]string{}}
+	for _, a := range h.with {
+		rec.attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	root := h
+	for root.parent != nil {
+		root = root.parent
+	}
+	root.mu.Lock()
+	defer root.mu.Unlock()
+	root.records = append(root.records, rec)
+	return nil
+}
+
+func (h *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &logCapture{with: append(slices.Clone(h.with), attrs...), parent: h}
+}
+
+func (h *logCapture) WithGroup(string) slog.Handler { return h }
+
+func (h *logCapture) all() []logRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.records)
 }

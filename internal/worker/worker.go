@@ -59,8 +59,8 @@ type Config struct {
 	LeaseTTL    time.Duration
 	MaxParallel int
 	Jitter      func(name string, every time.Duration) time.Duration
-	// Logger receives warnings (a store or notifier that failed). Nil
-	// discards.
+	// Logger receives each failed run (error, once, with what to do) and
+	// warnings (a store or notifier that failed). Nil discards.
 	Logger *slog.Logger
 }
 
@@ -77,6 +77,7 @@ type Worker struct {
 	// stops with it, so a hung notifier cannot hold up the shutdown.
 	stopping context.Context
 	stop     context.CancelFunc
+	hints    hints
 }
 
 // New checks cfg and returns a Worker. Invalid schedules are reported with
@@ -137,7 +138,10 @@ func (w *Worker) Serve(ctx context.Context) error {
 // Metrics is where the worker counts runs and sets the gauges.
 func (w *Worker) Metrics() *metrics.Metrics { return w.cfg.Metrics }
 
-// runConnection is one scheduled run under lease, then its bookkeeping.
+// runConnection is one scheduled run under lease, then its bookkeeping. It
+// logs a failed run itself and returns nil for it, so the scheduler does not
+// log it a second time; only a run the scheduler stopped, or that was
+// fenced, comes back as an error, for the scheduler to explain.
 func (w *Worker) runConnection(ctx context.Context, name string, lease schedule.Lease) error {
 	sum, runErr := w.cfg.Run(ctx, name, lease.Token)
 	// Bookkeeping is bounded by the worker's own stop, not only by the
@@ -146,7 +150,31 @@ func (w *Worker) runConnection(ctx context.Context, name string, lease schedule.
 	defer cancel()
 	defer context.AfterFunc(w.stopping, cancel)()
 	w.afterRun(bctx, name, sum, runErr)
-	return runErr
+	if runErr == nil {
+		return nil
+	}
+	if ctx.Err() != nil || errors.Is(runErr, state.ErrFenced) || errors.Is(runErr, schedule.ErrFenced) {
+		// The scheduler stopped the run (its lease was lost, or the
+		// shutdown's grace period ended), or another worker owns the
+		// connection now: the scheduler's own line says why.
+		return runErr
+	}
+	w.logFailure(name, sum, runErr)
+	// Logged: the scheduler would log the same failure again.
+	return nil
+}
+
+// logFailure is the one log record of a failed run: what failed and what
+// to do about it, which the status page shows too.
+func (w *Worker) logFailure(name string, sum engine.Summary, runErr error) {
+	conn, ok := w.byName[name]
+	if !ok {
+		conn = Connection{Connection: schedule.Connection{Name: name}}
+	}
+	action := hintOf(conn, runErr, w.cfg.Clock.Now())
+	w.hints.set(name, runErr.Error(), action)
+	w.log.Error("run failed", "connection", name, "error", runErr, "action", action,
+		"read", sum.Read, "delivered", sum.Delivered, "tombstoned", sum.Tombstoned, "duration", sum.Duration.Round(time.Millisecond).String())
 }
 
 // afterRun counts a finished run, then, unless it was fenced, sets the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,9 +31,9 @@ func TestAfterRunAlertsOncePerIncident(t *testing.T) {
 	eng.script("shop", keyRejected)
 	for range 3 {
 		clk.Advance(time.Hour)
-		if err := w.runConnection(ctx, "shop", fakeLease()); !errors.Is(err, keyRejected) {
-			t.Fatalf("runConnection = %v, want the run's error", err)
-		}
+		// The worker logged the failure: the scheduler gets nil, so it
+		// does not log it again.
+		must(t, w.runConnection(ctx, "shop", fakeLease()))
 	}
 	eng.script("shop", nil)
 	clk.Advance(time.Hour)
@@ -73,9 +75,7 @@ func TestAfterRunCountsTombstonesAndMembers(t *testing.T) {
 		eng.script("shop", runErr)
 		eng.scriptRoster("shop", c)
 		clk.Advance(time.Hour)
-		if err := w.runConnection(ctx, "shop", fakeLease()); !errors.Is(err, runErr) {
-			t.Fatalf("runConnection = %v, want %v", err, runErr)
-		}
+		must(t, w.runConnection(ctx, "shop", fakeLease()))
 		tomb, ok := gauge(t, w.Metrics(), "chimport_members_tombstoned_total", "shop")
 		if !ok {
 			t.Fatal("no chimport_members_tombstoned_total series for shop")
@@ -237,7 +237,7 @@ func TestStatusRows(t *testing.T) {
 	ctx := context.Background()
 	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
 	eng := &fakeEngine{store: store, clk: clk}
-	w := newTestWorker(t, store, clk, rec, eng, "synced", "never")
+	w := newTestWorker(t, store, clk, rec, eng, "synced", "never", "failing", "rejected", "elsewhere")
 	must(t, store.StartRun(ctx, "synced", start.Add(-5*time.Hour)))
 	must(t, store.CompleteRun(ctx, state.Run{Connection: "synced", Started: start.Add(-5 * time.Hour), Finished: start.Add(-4 * time.Hour), WindowEnd: start.Add(-4 * time.Hour), Result: state.ResultOK}))
 	reconciled := start.Add(-4*time.Hour - 10*time.Minute)
@@ -245,10 +245,103 @@ func TestStatusRows(t *testing.T) {
 	rows, err := w.StatusRows(ctx)
 	must(t, err)
 	lag, success := 4*time.Hour, start.Add(-4*time.Hour)
-	if len(rows) != 2 || rows[0].Name != "synced" || !rows[0].Lagging || *rows[0].Lag != lag || !rows[0].LastSuccess.Equal(success) ||
+	if len(rows) != 5 || rows[0].Name != "synced" || !rows[0].Lagging || *rows[0].Lag != lag || !rows[0].LastSuccess.Equal(success) ||
 		rows[0].Members == nil || *rows[0].Members != 3 || rows[0].LastReconcile == nil || !rows[0].LastReconcile.Equal(reconciled) ||
 		rows[1].Name != "never" || rows[1].Lagging || rows[1].Lag != nil || rows[1].LastSuccess != nil || rows[1].Members != nil || rows[1].LastReconcile != nil {
 		t.Errorf("rows = %+v", rows)
+	}
+	// Failing rows carry their error and, when this worker saw the run
+	// fail, what to do about it.
+	eng.script("failing", targetDown)
+	must(t, w.runConnection(ctx, "failing", fakeLease()))
+	eng.script("rejected", keyRejected)
+	must(t, w.runConnection(ctx, "rejected", fakeLease()))
+	must(t, store.StartRun(ctx, "elsewhere", start)) // another worker's failed run
+	must(t, store.FailRun(ctx, state.Run{Connection: "elsewhere", Started: start, Finished: start, Result: state.ResultFailed, Error: "some error"}))
+	rows, err = w.StatusRows(ctx)
+	must(t, err)
+	type failing struct{ Name, LastError, Hint string }
+	var got []failing
+	for _, r := range rows[2:] {
+		got = append(got, failing{r.Name, r.LastError, r.Hint})
+	}
+	want := []failing{
+		{"failing", targetDown.Error(), "The next run retries; a lag alert is sent if the lag passes 3h."},
+		{"rejected", keyRejected.Error(), "Mailchimp rejected the API key. Check mailchimp.api_key for this connection: the key may be mistyped, revoked, or from another Mailchimp account. Create a new key in Mailchimp (Profile > Extras > API keys) if needed."},
+		{"elsewhere", "some error", ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("failing rows (-want +got):\n%s", diff)
+	}
+}
+
+// targetDown is what a run ends with while the target is unreachable.
+var targetDown = errors.New(`target "crm": POST http://127.0.0.1:9/contacts: no response: dial tcp 127.0.0.1:9: connect: connection refused (after 3 attempts); the target is unavailable; the next run will retry`)
+
+// A failed run is logged once, at error, naming the connection, the error
+// and what to do: neither the scheduler nor anything else logs it again.
+// The run goes through Serve, so the scheduler's own logging is included.
+func TestFailedRunIsLoggedOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	eng.script("shop", keyRejected)
+	logs := &logCapture{}
+	w, err := New(Config{
+		Connections: []Connection{{Connection: schedule.Connection{Name: "shop", Every: time.Hour}}},
+		Store:       store, Run: eng.run, Notifier: rec, Clock: clk, LagEvery: time.Minute, Owner: "worker-a",
+		Jitter: func(string, time.Duration) time.Duration { return 0 },
+		Logger: slog.New(logs),
+	})
+	must(t, err)
+	started := make(chan struct{}, 1)
+	eng.onRun = func(string) { started <- struct{}{} }
+	served := make(chan error, 1)
+	go func() { served <- w.Serve(ctx) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second): // a hang guard, not a timing
+		t.Fatal("no run started")
+	}
+	// The run in flight finishes within the grace period; Serve returns
+	// once it has, and its lease is released: every line is logged.
+	cancel()
+	must(t, <-served)
+
+	var failures []string
+	for _, r := range logs.all() {
+		if r.Level >= slog.LevelWarn && strings.Contains(r.attrs["error"], "API Key Invalid") {
+			failures = append(failures, fmt.Sprintf("%s %s connection=%s action=%s", r.Level, r.Message, r.attrs["connection"], r.attrs["action"]))
+		}
+	}
+	want := []string{"ERROR run failed connection=shop action=Mailchimp rejected the API key. Check mailchimp.api_key for this connection: the key may be mistyped, revoked, or from another Mailchimp account. Create a new key in Mailchimp (Profile > Extras > API keys) if needed."}
+	if diff := cmp.Diff(want, failures); diff != "" {
+		t.Errorf("records of the failed run (-want +got):\n%s", diff)
+	}
+}
+
+// A run the scheduler stopped (its lease lost, or the grace period over)
+// goes back to the scheduler, which logs why; the worker adds nothing.
+func TestStoppedRunIsLeftToTheScheduler(t *testing.T) {
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	logs := &logCapture{}
+	w, err := New(Config{
+		Connections: []Connection{{Connection: schedule.Connection{Name: "shop", Every: time.Hour}}},
+		Store:       store, Run: eng.run, Notifier: rec, Clock: clk, Logger: slog.New(logs),
+	})
+	must(t, err)
+	eng.script("shop", context.Canceled)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.runConnection(ctx, "shop", fakeLease()); !errors.Is(err, context.Canceled) {
+		t.Errorf("runConnection = %v, want the run's error for the scheduler", err)
+	}
+	for _, r := range logs.all() {
+		if r.Message == "run failed" {
+			t.Errorf("the worker logged a stopped run: %s %v", r.Message, r.attrs)
+		}
 	}
 }
 
