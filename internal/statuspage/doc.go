@@ -1,7 +1,8 @@
 // Package statuspage renders chimport serve's HTML status page: one row per
 // connection with its lag, last success, members in the target (and when
 // they were last reconciled with Mailchimp), last error and next run,
-// lagging connections first and highlighted.
+// failing connections first (with what to do), then lagging ones, both
+// highlighted and counted in the header.
 //
 // The page is for a person glancing at a browser tab, so it is a single
 // self-contained document: html/template (every value escaped), inline CSS,
