@@ -213,7 +213,11 @@ func (p LagPolicy) checkPermanent(ctx context.Context, store AlertStore, n Notif
 			Connection: conn,
 			Subject:    fmt.Sprintf("chimport: %s is working again", conn),
 			Problem:    "A run completed after an error that needed a person.",
+			Threshold:  p.Threshold,
 			At:         now,
+		}
+		if f != nil {
+			a.Lag, a.LagKnown = f.Lag(now)
 		}
 	} else {
 		var ok bool
