@@ -1,0 +1,93 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/advice"
+	"github.com/chimport/chimport/internal/alert"
+)
+
+// keyRejected is an error that needs a person, as the Mailchimp client's
+// 401 is.
+type keyRejected struct{}
+
+func (keyRejected) Error() string {
+	return "mailchimp: GET /lists/a1b2c3d4e5/members: HTTP 401 API Key Invalid"
+}
+func (keyRejected) Advice() (advice.Advice, bool) {
+	return advice.Advice{Problem: "Mailchimp rejected the API key", Action: "Check mailchimp.api_key.", Status: 401}, true
+}
+
+// Every alert the policy builds reaches the webhook with every value the
+// policy knows: lag_seconds and last_error_at are null only where there is
+// no such thing (a recovery has no error).
+func TestWebhookBodyFromPolicy(t *testing.T) {
+	p := alert.LagPolicy{Threshold: 4 * time.Second}
+	failedAt := at.Add(-2 * time.Second)
+	f := alert.Freshness{Watermark: at.Add(-90 * time.Second), LastError: "target: HTTP 503", LastErrorAt: failedAt}
+
+	permanent, ok := p.PermanentAlert("shop", fmt.Errorf("run: %w", keyRejected{}), &f, at)
+	if !ok {
+		t.Fatal("a rejected key needs no person")
+	}
+	lag, _, _ := p.Evaluate("shop", f, false, at)
+	recovered, _, _ := p.Evaluate("shop", alert.Freshness{Watermark: at.Add(-time.Second)}, true, at)
+
+	type fields struct {
+		Kind        string     `json:"kind"`
+		LagSeconds  *int64     `json:"lag_seconds"`
+		Threshold   *int64     `json:"threshold_seconds"`
+		LastError   *string    `json:"last_error"`
+		LastErrorAt *time.Time `json:"last_error_at"`
+	}
+	i64 := func(n int64) *int64 { return &n }
+	str := func(s string) *string { return &s }
+	tm := func(t time.Time) *time.Time { t = t.UTC(); return &t }
+	want := []fields{
+		{"permanent_error", i64(90), i64(4), str("run: " + keyRejected{}.Error()), tm(at)},
+		{"lag", i64(90), i64(4), str("target: HTTP 503"), tm(failedAt)},
+		{"recovered", i64(1), i64(4), nil, nil},
+	}
+	h := newHook(t)
+	w, _ := fakeWebhook(h.url())
+	for _, a := range []alert.Alert{permanent, lag, recovered} {
+		if err := w.Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []fields
+	for _, b := range h.bodies {
+		var f fields
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("body %s: %v", b, err)
+		}
+		got = append(got, f)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("webhook fields (-want +got):\n%s", diff)
+	}
+}
+
+// A permanent error on a connection whose lag is 0 (its first run failed
+// at once) says 0, not null: the lag is known.
+func TestWebhookPermanentZeroLag(t *testing.T) {
+	f := alert.Freshness{FirstAttempt: at}
+	a, _ := alert.LagPolicy{}.PermanentAlert("shop", keyRejected{}, &f, at)
+	raw, err := json.Marshal(newWebhookBody(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["lag_seconds"] != float64(0) || m["threshold_seconds"] != nil || m["last_error_at"] != "2026-03-04T05:06:07Z" {
+		t.Errorf("body %s: want lag_seconds 0, threshold_seconds null (lag alerts off), last_error_at set", raw)
+	}
+}
