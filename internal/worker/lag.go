@@ -55,7 +55,7 @@ func (w *Worker) checkLag(ctx context.Context) {
 		st := states[c.Name]
 		now := w.cfg.Clock.Now()
 		w.observe(c.Name, st, now)
-		if err := c.Lag.CheckConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, c.Name, w.reader(c.Name, st), now); err != nil && ctx.Err() == nil {
+		if err := c.Lag.CheckConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, c.Name, alert.ReadFreshness(w.cfg.Store, c.Name, st), now); err != nil && ctx.Err() == nil {
 			w.log.Warn("lag alert failed", "connection", c.Name, "error", err)
 		}
 	}
@@ -66,7 +66,7 @@ func (w *Worker) checkLag(ctx context.Context) {
 // st. The roster's size is read on every beat, like the lag, so a worker
 // that does not run the connection follows the one that does.
 func (w *Worker) observe(name string, st state.ConnectionState, now time.Time) {
-	lag, known := freshnessOf(st).Lag(now)
+	lag, known := alert.FreshnessOf(st).Lag(now)
 	w.cfg.Metrics.SetLag(name, lag, known)
 	w.cfg.Metrics.SetLastSuccess(name, st.LastSuccess)
 	w.cfg.Metrics.SetRosterMembers(name, st.Roster.Members, st.Roster.Complete())
@@ -84,29 +84,4 @@ func (w *Worker) states(ctx context.Context) (map[string]state.ConnectionState, 
 		byName[st.Connection] = st
 	}
 	return byName, nil
-}
-
-// reader is what the lag policy reads freshness with: first st, which was
-// just read, then the store again. The policy re-reads after flipping an
-// incident, so that a decision on a read another worker's run has since
-// overtaken is taken back rather than sent.
-func (w *Worker) reader(name string, st state.ConnectionState) func(context.Context) (alert.Freshness, error) {
-	first := true
-	return func(ctx context.Context) (alert.Freshness, error) {
-		if first {
-			first = false
-			return freshnessOf(st), nil
-		}
-		st, err := w.cfg.Store.Connection(ctx, name)
-		return freshnessOf(st), err
-	}
-}
-
-// freshnessOf is what the lag policy needs of a connection's state.
-func freshnessOf(st state.ConnectionState) alert.Freshness {
-	f := alert.Freshness{Watermark: st.Watermark, FirstAttempt: st.FirstAttempt, LastError: st.LastError}
-	if st.LastError != "" {
-		f.LastErrorAt = st.LastAttempt
-	}
-	return f
 }

@@ -25,7 +25,7 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 	rows := make([]statuspage.Row, 0, len(w.conns))
 	for _, c := range w.conns {
 		st := states[c.Name]
-		f := freshnessOf(st)
+		f := alert.FreshnessOf(st)
 		row := statuspage.Row{Name: c.Name, LastError: st.LastError, Hint: w.hints.get(c.Name, st.LastError), Lagging: c.Lag.Lagging(f, now)}
 		if lag, known := f.Lag(now); known && !st.Watermark.IsZero() {
 			row.Lag = &lag

@@ -203,7 +203,7 @@ func (w *Worker) afterRun(ctx context.Context, name string, sum engine.Summary, 
 	}
 	now := w.cfg.Clock.Now()
 	w.observe(name, st, now)
-	read := w.reader(name, st)
+	read := alert.ReadFreshness(w.cfg.Store, name, st)
 	if err := conn.Lag.AfterRunConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, name, runErr, read, now); err != nil {
 		w.log.Warn("alerting failed", "connection", name, "error", err)
 	}
