@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
@@ -141,13 +140,9 @@ func serveWithEndpoints(ctx context.Context, w *worker.Worker, httpSrv *http.Ser
 func workerConnections(cfg *config.Config) []worker.Connection {
 	out := make([]worker.Connection, len(cfg.Connections))
 	for i, c := range cfg.Connections {
-		threshold := cfg.Alerts.LagThreshold.D()
-		if c.LagThreshold > 0 {
-			threshold = c.LagThreshold.D()
-		}
 		out[i] = worker.Connection{
 			Connection: schedule.Connection{Name: c.Name, Every: c.Every.D(), Cron: c.Cron},
-			Lag:        alert.LagPolicy{Threshold: threshold},
+			Lag:        lagPolicyOf(cfg, c),
 		}
 	}
 	return out
