@@ -274,7 +274,7 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 	if f.LastError != "" {
 		a.Action = "Runs keep failing with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them."
 	} else {
-		a.Action = "No run has failed: check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."
+		a.Action = "No failed run is recorded (a run under way may still be retrying): check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."
 	}
 	return a
 }

@@ -95,7 +95,7 @@ func TestEvaluateAlerts(t *testing.T) {
 	if want := "No run has completed since the first attempt at 2026-03-04 01:06 UTC."; a.Problem != want {
 		t.Errorf("never completed: Problem = %q, want %q", a.Problem, want)
 	}
-	if want := "No run has failed: check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."; a.Action != want {
+	if want := "No failed run is recorded (a run under way may still be retrying): check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."; a.Action != want {
 		t.Errorf("no error: Action = %q, want %q", a.Action, want)
 	}
 
