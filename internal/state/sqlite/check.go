@@ -23,12 +23,8 @@ func checkFile(_ context.Context, path string) error {
 		return fail(err)
 	}
 	dir := filepath.Dir(abs)
-	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return fail(fmt.Errorf("directory %q does not exist", dir))
-	} else if err != nil {
+	if err := checkDir(dir); err != nil {
 		return fail(err)
-	} else if !fi.IsDir() {
-		return fail(fmt.Errorf("%q is not a directory", dir))
 	}
 	if err := writable(dir); err != nil {
 		return fail(fmt.Errorf("directory %q is not writable: %w", dir, err))
@@ -44,6 +40,23 @@ func checkFile(_ context.Context, path string) error {
 	}
 	if err := writable(abs); err != nil {
 		return fail(fmt.Errorf("%q is not writable: %w", abs, err))
+	}
+	return nil
+}
+
+// checkDir says what is wrong with the directory a database file would go
+// in, or nil: Open and checkFile share it, so both say the same thing. It
+// never creates the directory: a typo in the path should fail loudly, not
+// scatter state somewhere new.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %q does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory", dir)
 	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -57,15 +55,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// Creating the file is fine; creating directories is not: a typo in
-	// the path should fail loudly, not scatter state somewhere new.
-	dir := filepath.Dir(abs)
-	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return fail(fmt.Errorf("directory %q does not exist", dir))
-	} else if err != nil {
+	// Creating the file is fine; creating directories is not (checkDir).
+	if err := checkDir(filepath.Dir(abs)); err != nil {
 		return fail(err)
-	} else if !fi.IsDir() {
-		return fail(fmt.Errorf("%q is not a directory", dir))
 	}
 
 	// Every pooled connection gets these. _txlock=immediate makes each
