@@ -29,26 +29,6 @@ func newNotifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 	return n, nil
 }
 
-// alertIfNeeded tells a person about a failed run at once when only a
-// person can fix it (a rejected key, a missing list, a target refusing the
-// credentials). Transient failures are retried by the next run instead.
-func alertIfNeeded(ctx context.Context, n alert.Notifier, logger *slog.Logger, connection string, runErr error, now time.Time) {
-	if n == nil || runErr == nil {
-		return
-	}
-	a, ok := alert.NeedsPerson(connection, runErr, now)
-	if !ok {
-		return
-	}
-	// Send even when the run was interrupted: the alert is about the
-	// failure, which already happened.
-	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := n.Notify(nctx, a); err != nil {
-		logger.Warn("sending an alert failed", "connection", connection, "error", err)
-	}
-}
-
 // lagPolicyOf is a connection's lag policy: its own lag_threshold, or the
 // alerts' one; 0 turns lag alerts off.
 func lagPolicyOf(cfg *config.Config, c config.Connection) alert.LagPolicy {

@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
@@ -146,24 +145,11 @@ type outcome struct {
 }
 
 // syncAll runs every connection once, up to parallel at a time, and
-// returns the outcomes in the order of conns; an error only a person can
-// fix is sent to notify (if set) at once. progress, if set, is given each
+// returns the outcomes in the order of conns. after, if set, is called on
+// each connection's own goroutine once its run has ended, with the run's
+// error (nil on success): run's alerts. progress, if set, is given each
 // job before it starts so it can attach a progress callback.
-func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, notify alert.Notifier, progress func(name string, job *engine.Job)) []outcome {
-	// Alerts are stamped by the engine's clock, the one its runs read.
-	var clk clock.Clock = clock.Real{}
-	if eng.Clock != nil {
-		clk = eng.Clock
-	}
-	after := func(ctx context.Context, name string, err error) {
-		alertIfNeeded(ctx, notify, logger, name, err, clk.Now())
-	}
-	return syncEach(ctx, eng, conns, mode, parallel, logger, after, progress)
-}
-
-// syncEach is syncAll calling after, if set, on each connection's own
-// goroutine once its run has ended, with the run's error (nil on success).
-func syncEach(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, after func(ctx context.Context, name string, err error), progress func(name string, job *engine.Job)) []outcome {
+func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, after func(ctx context.Context, name string, err error), progress func(name string, job *engine.Job)) []outcome {
 	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	if after == nil {
 		after = func(context.Context, string, error) {}

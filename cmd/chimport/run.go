@@ -85,7 +85,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		bars = newProgressBars(ctx, e.stdout)
 	}
 	mode := runMode{full: opts.full, reconcile: opts.reconcile, retryClock: e.clock}
-	outcomes := syncEach(ctx, eng, conns, mode, opts.parallel, global.logger, alerts.afterRun, bars.attacher())
+	outcomes := syncAll(ctx, eng, conns, mode, opts.parallel, global.logger, alerts.afterRun, bars.attacher())
 	bars.wait()
 	failed := 0
 	for _, o := range outcomes {
