@@ -83,6 +83,12 @@ type Job struct {
 	// Default DefaultReconcileEvery (24h).
 	ReconcileEvery time.Duration
 
+	// MaxRejected is the most records the target may refuse in one run
+	// (those refused again on a retry included) before the run stops as
+	// one whose refusals are not a few bad records but a broken mapping
+	// or target. Default DefaultMaxRejected.
+	MaxRejected int
+
 	// LeaseToken is the fencing token of the lease `serve` holds for this
 	// run; 0 for a run without a lease (`chimport run`). With a token, the
 	// store refuses the run's writes once another worker has claimed the
@@ -139,6 +145,14 @@ type Summary struct {
 	// tombstones or DELETEs it acknowledged, or, with deletes off, members
 	// dropped from the roster without a word to it.
 	Tombstoned int64
+	// Rejected is the size of the connection's rejected log at the end of
+	// the run: the records the target refused, in this run or before, and
+	// has not accepted since. RejectedSample is one of them (the latest
+	// refused), nil when Rejected is 0. Refused counts the refusals of
+	// this run, retries refused again included.
+	Rejected       int64
+	RejectedSample *state.Rejection
+	Refused        int64
 	// MailchimpStats counts this run's Mailchimp traffic: HTTP requests
 	// (retries included), retries, and responses by status.
 	MailchimpStats mailchimp.Stats

@@ -30,6 +30,14 @@ type Store interface {
 	UpdateRoster(ctx context.Context, name string, c state.RosterChange) error
 	Roster(ctx context.Context, name string) ([]state.MemberID, error)
 	RosterSize(ctx context.Context, name string) (int64, error)
+
+	// The rejected log (state.Rejections): records the target refused.
+	RecordRejections(ctx context.Context, name string, rs []state.Rejection) error
+	ClearRejections(ctx context.Context, name string, members []state.MemberID) error
+	RejectedLog(ctx context.Context, name string) ([]state.Rejection, error)
+
+	// NoteError records the error the run is retrying (state.Errors).
+	NoteError(ctx context.Context, name, err string, at time.Time) error
 }
 
 // MemberSource is what the engine needs of Mailchimp. *mailchimp.Client is
@@ -52,7 +60,9 @@ type MemberSource interface {
 
 // Sink is what the engine needs of the target: apply a batch of
 // operations (upserts of records, deletes of record ids), returning nil
-// once the target has accepted all of them. It must be safe for concurrent
+// once the target has accepted all of them. A *target.Error that is
+// Refused (400, 422) or TooLarge (413) makes the engine split the batch
+// to find the records refused on their own; any other error fails the run. It must be safe for concurrent
 // use; the engine sends several batches at once. How a delete reaches the
 // target (a tombstone record, a DELETE request, or not at all) is the
 // sink's business: the engine only says which members left.

@@ -160,10 +160,27 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context, attempt int
 		if p.OnRetry != nil {
 			p.OnRetry(attempt, err, wait)
 		}
+		if observe, ok := ctx.Value(observerKey{}).(func(error)); ok {
+			observe(err)
+		}
 		if sleepErr := p.Clock.Sleep(ctx, wait); sleepErr != nil {
 			return stopped(sleepErr, err)
 		}
 	}
+}
+
+type observerKey struct{}
+
+// WithObserver returns a context under which every Do, whatever its
+// policy, calls observe with each error it is about to retry (after the
+// policy's OnRetry). A caller that runs many requests through clients it
+// did not configure (the engine, whose Mailchimp client and target sink
+// are shared and built elsewhere) learns this way what its requests are
+// retrying while they still are, as httptrace lets one watch a request.
+// observe must be quick and safe for concurrent use. An observer set on a
+// parent context is replaced, not chained.
+func WithObserver(ctx context.Context, observe func(err error)) context.Context {
+	return context.WithValue(ctx, observerKey{}, observe)
 }
 
 // stopped reports a loop ended by its context, keeping both the context's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -294,5 +295,26 @@ func TestRetryable(t *testing.T) {
 		if got := retry.Retryable(tt.err); got != tt.want {
 			t.Errorf("Retryable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestObserverSeesEachRetriedError(t *testing.T) {
+	var seen []int
+	ctx := retry.WithObserver(context.Background(), func(err error) {
+		var te *testErr
+		if errors.As(err, &te) {
+			seen = append(seen, int(te.after))
+		}
+	})
+	p := retry.Policy{MaxAttempts: 3, Clock: clock.NewFake(start), Rand: fixedRand(0)}
+	err := p.Do(ctx, func(_ context.Context, attempt int) error {
+		return &testErr{retry: true, after: time.Duration(attempt)}
+	})
+	if err == nil {
+		t.Fatal("Do succeeded, want the exhausted error")
+	}
+	// The third attempt is not retried, so the observer does not see it.
+	if want := []int{1, 2}; !slices.Equal(seen, want) {
+		t.Errorf("observer saw %v, want %v", seen, want)
 	}
 }

@@ -19,8 +19,13 @@ type ConnectionState struct {
 	FirstAttempt time.Time
 	LastAttempt  time.Time
 	LastSuccess  time.Time
-	// LastError is the error of the last failed run; "" after a success.
+	// LastError is the error of the last failed run, or the latest error
+	// a run under way is retrying (NoteError); "" after a success.
 	LastError string
+	// LastErrorAt dates LastError: the end of the failed run, or the
+	// retry NoteError recorded. Zero with no LastError, and in state a
+	// release before NoteError wrote (LastAttempt dates the error then).
+	LastErrorAt time.Time
 	// LastRead and LastDelivered are the counts of the last completed run.
 	LastRead, LastDelivered int64
 	// TotalDelivered sums Delivered over every completed run.
@@ -34,6 +39,8 @@ type ConnectionState struct {
 	// Roster describes the connection's roster of member ids; see
 	// Rosters.
 	Roster RosterState
+	// Rejected describes the connection's rejected log; see Rejections.
+	Rejected RejectedState
 }
 
 // Checkpoint records how far a part-way run got, so a large first sync that
@@ -161,7 +168,7 @@ type Store interface {
 	SaveCheckpoint(ctx context.Context, name string, cp Checkpoint) error
 	// CompleteRun records a run that delivered its whole window:
 	// Watermark = max(Watermark, run.WindowEnd), the checkpoint and
-	// LastError are cleared, LastSuccess = run.Finished, LastRead and
+	// LastError (with LastErrorAt) are cleared, LastSuccess = run.Finished, LastRead and
 	// LastDelivered take the run's counts, TotalDelivered grows by
 	// run.Delivered, every pending failure with WindowEnd <= run.WindowEnd
 	// is resolved (the completed window covered it), and the run is
@@ -169,8 +176,8 @@ type Store interface {
 	// A non-zero run.Token fences it as SaveCheckpoint's: when fenced,
 	// nothing at all is written, not even the run history entry.
 	CompleteRun(ctx context.Context, run Run) error
-	// FailRun records a run that did not complete: LastError = run.Error and
-	// the run is appended to the history. The watermark and the checkpoint
+	// FailRun records a run that did not complete: LastError = run.Error,
+	// LastErrorAt = run.Finished, and the run is appended to the history. The watermark and the checkpoint
 	// stay as they were, so the next run resumes. Fenced by run.Token as
 	// CompleteRun is.
 	FailRun(ctx context.Context, run Run) error
@@ -218,6 +225,13 @@ type Store interface {
 	// Rosters keeps each connection's roster of member ids, the record of
 	// what the target holds.
 	Rosters
+
+	// Rejections keeps each connection's rejected log: the records its
+	// target refused, until they are delivered or gone.
+	Rejections
+
+	// Errors records the error a run under way is retrying.
+	Errors
 
 	Close() error
 }

@@ -74,3 +74,31 @@ func Fenced(token, current int64, owner string) error {
 	}
 	return fmt.Errorf("%w: token %d, but the current lease is token %d (owner %q)", ErrFenced, token, current, owner)
 }
+
+// CheckRejection validates one entry given to RecordRejections.
+func CheckRejection(r Rejection) error {
+	switch {
+	case r.Status < 100 || r.Status > 599:
+		return fmt.Errorf("member %s: HTTP status %d", r.Member, r.Status)
+	case len(r.Reason) > MaxRejectionReason:
+		return fmt.Errorf("member %s: reason of %d bytes, more than %d", r.Member, len(r.Reason), MaxRejectionReason)
+	case r.LastAttempt.IsZero():
+		return fmt.Errorf("member %s: no time of the attempt", r.Member)
+	}
+	if _, err := Nanos(r.LastAttempt); err != nil {
+		return fmt.Errorf("member %s: last attempt: %w", r.Member, err)
+	}
+	return nil
+}
+
+// CheckNoteError validates NoteError's arguments.
+func CheckNoteError(msg string, at time.Time) error {
+	switch {
+	case msg == "":
+		return errors.New("empty error")
+	case at.IsZero():
+		return errors.New("no time for the error")
+	}
+	_, err := Nanos(at)
+	return err
+}

@@ -184,6 +184,18 @@ func (e *Error) Retryable() bool {
 	return false
 }
 
+// Refused reports whether the target refused what the request carried
+// (400 or 422): a batch of records, or one record's DELETE. Sent in
+// smaller parts, the rest of a refused batch may be accepted; the engine
+// splits it to find the records refused on their own.
+func (e *Error) Refused() bool {
+	return e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity
+}
+
+// TooLarge reports a batch the target refused for its size (413): not a
+// refusal of its records, which go again in smaller batches.
+func (e *Error) TooLarge() bool { return e.Status == http.StatusRequestEntityTooLarge }
+
 // RetryAfter is the wait the target asked for (at most MaxRetryAfter), or 0.
 func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 

@@ -105,3 +105,27 @@ func TestErrorKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusedAndTooLarge(t *testing.T) {
+	tests := []struct {
+		status            int
+		refused, tooLarge bool
+	}{
+		{400, true, false},
+		{422, true, false},
+		{413, false, true},
+		{401, false, false},
+		{404, false, false},
+		{503, false, false},
+		{0, false, false},
+	}
+	for _, tt := range tests {
+		e := &Error{Status: tt.status}
+		if got := e.Refused(); got != tt.refused {
+			t.Errorf("status %d: Refused() = %v, want %v", tt.status, got, tt.refused)
+		}
+		if got := e.TooLarge(); got != tt.tooLarge {
+			t.Errorf("status %d: TooLarge() = %v, want %v", tt.status, got, tt.tooLarge)
+		}
+	}
+}

@@ -36,7 +36,8 @@ type record struct {
 	runs     []state.Run     // oldest first, at most keepRuns
 	failures []state.Failure // pending only, oldest first, at most keepFailures
 
-	roster map[state.MemberID]struct{} // state.Roster.Members is its size
+	roster   map[state.MemberID]struct{}         // state.Roster.Members is its size
+	rejected map[state.MemberID]*state.Rejection // state.Rejected sums it up
 }
 
 // New returns an empty store.
@@ -63,6 +64,10 @@ func (r *record) snapshot() state.ConnectionState {
 		c.Checkpoint = &cp
 	}
 	c.Alerts = maps.Clone(c.Alerts)
+	if c.Rejected.Sample != nil {
+		sample := *c.Rejected.Sample
+		c.Rejected.Sample = &sample
+	}
 	return c
 }
 

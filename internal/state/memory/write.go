@@ -158,7 +158,7 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 		if stored.WindowEnd.After(c.Watermark) { // max(): never backwards
 			c.Watermark = stored.WindowEnd
 		}
-		c.Checkpoint, c.LastError, c.LastSuccess = nil, "", stored.Finished
+		c.Checkpoint, c.LastError, c.LastErrorAt, c.LastSuccess = nil, "", time.Time{}, stored.Finished
 		c.LastRead, c.LastDelivered = stored.Read, stored.Delivered
 		c.TotalDelivered += stored.Delivered
 		// The run delivered every member with last_changed < WindowEnd, so
@@ -183,7 +183,7 @@ func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 		if err := r.fence(run.Token); err != nil {
 			return err
 		}
-		r.state.LastError = stored.Error
+		r.state.LastError, r.state.LastErrorAt = stored.Error, stored.Finished
 		s.appendRun(r, stored)
 		return nil
 	})
