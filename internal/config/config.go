@@ -14,6 +14,9 @@ const (
 	DefaultSettle    = 60 * time.Second
 	DefaultBatchSize = 1000
 	DefaultTimeout   = 30 * time.Second
+	// DefaultMaxRejected is how many records the target may refuse in one
+	// run before the run stops as one whose mapping or target is broken.
+	DefaultMaxRejected = 100
 	// DefaultReconcileEvery is how often at the least a connection compares
 	// every member id with what its target holds.
 	DefaultReconcileEvery = 24 * time.Hour
@@ -130,6 +133,12 @@ type Target struct {
 	BatchSize int `yaml:"batch_size"`
 	// Timeout bounds one request (default 30s).
 	Timeout Duration `yaml:"timeout"`
+	// MaxRejected is the most records the target may refuse in one run
+	// (default 100, at least 1). A refused record (400 or 422 for it on
+	// its own) goes into the rejected log and the rest of the run goes on;
+	// past this many, the refusals are taken for a broken mapping or
+	// target rather than a few bad records, and the run stops.
+	MaxRejected int `yaml:"max_rejected"`
 	// Deletes says how the record of a member who left the audience (or
 	// the status filter) leaves the target: "tombstone" (the default) writes
 	// a tombstone record, the record's id and Tombstone, in the batch's
@@ -197,6 +206,9 @@ func (c Connection) WithDefaults() Connection {
 	}
 	if c.Target.Timeout == 0 {
 		c.Target.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Target.MaxRejected == 0 {
+		c.Target.MaxRejected = DefaultMaxRejected
 	}
 	if c.Target.Deletes == "" {
 		c.Target.Deletes = DefaultDeletes

@@ -61,7 +61,7 @@ func TestWithDefaults(t *testing.T) {
 		Every:          Duration(DefaultEvery),
 		ReconcileEvery: Duration(DefaultReconcileEvery),
 		Mailchimp:      Mailchimp{APIKey: "k-us2", BaseURL: "https://us2.api.mailchimp.com/3.0", Settle: Duration(DefaultSettle)},
-		Target: Target{BatchSize: DefaultBatchSize, Timeout: Duration(DefaultTimeout),
+		Target: Target{BatchSize: DefaultBatchSize, Timeout: Duration(DefaultTimeout), MaxRejected: DefaultMaxRejected,
 			Deletes: DeletesTombstone, Tombstone: Tombstone{"status": "deleted"}},
 		Mapping: DefaultMapping(),
 	}
@@ -70,8 +70,8 @@ func TestWithDefaults(t *testing.T) {
 	}
 
 	set := Connection{Every: dur(time.Minute), ReconcileEvery: dur(time.Hour), Mapping: Mapping{{Key: "k", Path: "p"}},
-		Target: Target{BatchSize: 5, Deletes: DeletesOff, Tombstone: Tombstone{}}}.WithDefaults()
-	if set.Every != dur(time.Minute) || set.ReconcileEvery != dur(time.Hour) || set.Target.BatchSize != 5 || len(set.Mapping) != 1 ||
+		Target: Target{BatchSize: 5, MaxRejected: 7, Deletes: DeletesOff, Tombstone: Tombstone{}}}.WithDefaults()
+	if set.Every != dur(time.Minute) || set.ReconcileEvery != dur(time.Hour) || set.Target.BatchSize != 5 || set.Target.MaxRejected != 7 || len(set.Mapping) != 1 ||
 		set.Target.Deletes != DeletesOff || set.Target.Tombstone == nil || len(set.Target.Tombstone) != 0 {
 		t.Errorf("WithDefaults overrode values that were set: %+v", set)
 	}

@@ -168,6 +168,16 @@ connections:
 			},
 		},
 		{
+			name: "bad max_rejected",
+			yaml: "connections:\n  - name: a\n" + valid + "      max_rejected: 0\n  - name: b\n" + valid + "      max_rejected: -3\n" +
+				"  - name: c\n" + valid + "      max_rejected: many\n  - name: d\n" + valid + "      max_rejected: 1\n",
+			want: []string{
+				"connections[0].target.max_rejected: must be at least 1, got 0 (line 8)",
+				"connections[1].target.max_rejected: must be at least 1, got -3 (line 15)",
+				`connections[2].target.max_rejected: must be a whole number, got "many" (line 22)`,
+			},
+		},
+		{
 			name: "wrong shapes",
 			yaml: "alerts: [x]\nconnections:\n  - name: a\n    mailchimp: yes\n    target: {url: [x], headers: [a], batch_size: {n: 1}}\n    mapping: [id]\n",
 			want: []string{

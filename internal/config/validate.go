@@ -237,6 +237,9 @@ func (v *validator) target(p string, t Target) {
 	if t.Timeout <= 0 {
 		v.add(p+".timeout", "must be greater than 0")
 	}
+	if t.MaxRejected < 1 {
+		v.add(p+".max_rejected", fmt.Sprintf("must be at least 1, got %d", t.MaxRejected))
+	}
 }
 
 // deletes checks target.deletes and the settings it uses, which depend on
