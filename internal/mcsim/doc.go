@@ -35,7 +35,10 @@
 //
 // Mailchimp is the API simulator (an http.Handler serving paths under /3.0/);
 // Target is the record sink: batches of records POSTed as a JSON array,
-// upserted by id, and DELETE .../{id} of one record. Both also have an
+// upserted by id, and DELETE .../{id} of one record. Like a customer's API
+// it can refuse records (RefuseIDs, SetRefuseRule: the whole batch refused
+// with a 422 or 400 that names the first bad record) and batches too large
+// (SetMaxBatch: 413), after any injected failure. Both also have an
 // in-process door for the sync engine's unit tests: Mailchimp.Source
 // answers the client's member calls and Target.Apply takes batches of
 // operations, from the same data, churn and faults, without HTTP (and

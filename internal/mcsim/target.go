@@ -29,6 +29,11 @@ type TargetOptions struct {
 // .../{id} removes the record with that id (204, or 404 when there is none).
 // It is the idempotent sink the sync engine assumes. Create it with
 // NewTarget.
+//
+// Like a real API it can refuse records (RefuseIDs, SetRefuseRule: 422 and
+// nothing of the batch applied) and batches too large (SetMaxBatch: 413),
+// and fail requests on demand (FailNext, SetFailRate); an injected failure
+// answers before the rules judge anything.
 type Target struct {
 	opts TargetOptions
 
@@ -47,11 +52,21 @@ type Target struct {
 	inFlight   int
 	stats      TargetStats
 	idemKeys   map[string]bool
+
+	// The rules of target_refuse.go.
+	refuseRule   RefuseRule
+	refusedIDs   map[string]bool
+	refuseStatus int // 0 means 422
+	maxBatch     int // 0 means no limit
 }
 
 // TargetStats counts what a Target received since NewTarget or ResetStats.
 type TargetStats struct {
-	Requests        int         // every request, all methods and outcomes
+	Requests int // every request, all methods and outcomes, and every Apply
+	// Posts counts POST requests and Apply calls, whatever their answer:
+	// applied, refused, too large, malformed, failed by injection or
+	// unauthorised. DELETE requests are in DeletesByStatus.
+	Posts           int
 	Batches         int         // POSTs whose records were stored (and batches Apply applied)
 	RecordsReceived int         // records stored, duplicates included
 	ByStatus        map[int]int // responses by status code, DELETEs included
@@ -66,6 +81,13 @@ type TargetStats struct {
 	// injected failures included (nil until the first DELETE). ByStatus
 	// counts them too.
 	DeletesByStatus map[int]int
+	// Refused counts the POSTs, DELETEs and Apply calls refused by the
+	// rules (RefuseIDs, SetRefuseRule): answered with the refuse status,
+	// nothing applied. A malformed batch's 400 is not among them.
+	Refused int
+	// TooLarge counts the POSTs and Apply calls answered 413: over
+	// SetMaxBatch's limit, or a body over 64 MiB.
+	TooLarge int
 }
 
 var _ http.Handler = (*Target)(nil)
@@ -189,7 +211,7 @@ func (t *Target) Stats() TargetStats {
 }
 
 // ResetStats zeroes the counters, including the Idempotency-Key set. Stored
-// records stay.
+// records, the refusal rules and pending injected failures stay.
 func (t *Target) ResetStats() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -209,6 +231,9 @@ func (t *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.mu.Lock()
 	t.stats.Requests++
+	if r.Method == http.MethodPost {
+		t.stats.Posts++
+	}
 	t.inFlight++
 	t.stats.MaxInFlight = max(t.stats.MaxInFlight, t.inFlight)
 	t.mu.Unlock()
@@ -258,6 +283,9 @@ func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > maxBatchBytes {
+		t.mu.Lock()
+		t.stats.TooLarge++
+		t.mu.Unlock()
 		t.reply(w, http.StatusRequestEntityTooLarge, `{"error":"batch too large"}`)
 		return
 	}
@@ -265,6 +293,14 @@ func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
 		t.reply(w, http.StatusBadRequest, string(msg))
+		return
+	}
+	if limit, over := t.tooLarge(len(batch)); over {
+		t.replyTooLarge(w, len(batch), limit)
+		return
+	}
+	if ref, refused := t.judge(batch); refused {
+		t.refuse(w, ref)
 		return
 	}
 	t.mu.Lock()

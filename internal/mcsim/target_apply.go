@@ -16,6 +16,13 @@ import (
 // Deletes and RecordsDeleted; a delete of an id with no record is no
 // error). A batch is checked whole before anything is stored.
 //
+// The refusal rules judge it as a POST with tombstones would be judged:
+// every upsert's record, and the record {"id": id} for every delete. A
+// batch with a refused operation applies nothing and fails with a
+// *target.Error whose Status is the refuse status and whose Body names the
+// operation's index; its Method is DELETE when that operation is a
+// delete. A batch of more than SetMaxBatch operations fails with 413.
+//
 // As with the Mailchimp simulator's Source there are no retries in between:
 // an injected failure fails the batch with the *target.Error the sink
 // returns once its retries gave up.
@@ -25,6 +32,7 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 	}
 	t.mu.Lock()
 	t.stats.Requests++
+	t.stats.Posts++
 	t.mu.Unlock()
 	if status, _ := t.injectedFailure(""); status != 0 {
 		t.count(status)
@@ -33,6 +41,8 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 	// Checked whole first, then applied in order: an upsert and a delete of
 	// the same id in one batch end as the later of the two says.
 	applied := make([]appliedOp, 0, len(ops))
+	judged := make([]batchRecord, 0, len(ops)) // what the rules judge, a delete with no raw
+	opOf := make([]int, 0, len(ops))           // the operation of each of judged
 	upserts := 0
 	for i, op := range ops {
 		switch op.Kind {
@@ -45,6 +55,8 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 			}
 			for _, rec := range recs {
 				applied = append(applied, appliedOp{upsert: rec})
+				judged = append(judged, rec)
+				opOf = append(opOf, i)
 			}
 			upserts += len(recs)
 		case target.OpDelete:
@@ -54,9 +66,31 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 					Body: fmt.Sprintf("operation %d: a delete needs a record id", i), Attempts: 1}
 			}
 			applied = append(applied, appliedOp{deleteID: op.ID, isDelete: true})
+			judged = append(judged, batchRecord{id: op.ID})
+			opOf = append(opOf, i)
 		default:
 			return fmt.Errorf("mcsim: operation %d has no kind", i)
 		}
+	}
+	if limit, over := t.tooLarge(len(ops)); over {
+		t.mu.Lock()
+		t.stats.TooLarge++
+		t.stats.ByStatus[http.StatusRequestEntityTooLarge]++
+		t.mu.Unlock()
+		return &target.Error{Method: http.MethodPost, URL: "mcsim", Status: http.StatusRequestEntityTooLarge,
+			Body: tooLargeBody(len(ops), limit), Attempts: 1}
+	}
+	if ref, refused := t.judge(judged); refused {
+		method := http.MethodPost
+		if judged[ref.index].raw == nil {
+			method = http.MethodDelete
+		}
+		ref.index = opOf[ref.index]
+		t.mu.Lock()
+		t.stats.Refused++
+		t.stats.ByStatus[ref.status]++
+		t.mu.Unlock()
+		return &target.Error{Method: method, URL: "mcsim", Status: ref.status, Body: ref.body(), Attempts: 1}
 	}
 	t.mu.Lock()
 	for _, op := range applied {

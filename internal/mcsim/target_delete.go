@@ -11,6 +11,10 @@ import (
 // serveDelete removes the record whose id is the last segment of the path,
 // unescaped: 204 when there was one, 404 when there was none. Either way the
 // record is gone afterwards, so a client may treat both as success.
+//
+// The rules judge the delete as the record {"id": id}, before looking for
+// the record: a refused DELETE gets the refuse status (as a customer's API
+// may refuse to delete a record it holds on to) and removes nothing.
 func (t *Target) serveDelete(w http.ResponseWriter, r *http.Request) {
 	if t.failed(w, "") {
 		return
@@ -20,6 +24,11 @@ func (t *Target) serveDelete(w http.ResponseWriter, r *http.Request) {
 	id, err := url.PathUnescape(path[strings.LastIndexByte(path, '/')+1:])
 	if err != nil || id == "" {
 		t.reply(w, http.StatusBadRequest, `{"error":"the last segment of the path must be a record id"}`)
+		return
+	}
+	if ref, refused := t.judge([]batchRecord{{id: id}}); refused {
+		ref.index = -1
+		t.refuse(w, ref)
 		return
 	}
 	t.mu.Lock()

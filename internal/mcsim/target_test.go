@@ -75,7 +75,7 @@ func TestTargetUpsert(t *testing.T) {
 	if ts.target.Len() != 2 {
 		t.Errorf("Len = %d", ts.target.Len())
 	}
-	wantStats := TargetStats{Requests: 3, Batches: 3, RecordsReceived: 4, ByStatus: map[int]int{200: 3}, MaxInFlight: 1, IdempotencyKeys: 2}
+	wantStats := TargetStats{Requests: 3, Posts: 3, Batches: 3, RecordsReceived: 4, ByStatus: map[int]int{200: 3}, MaxInFlight: 1, IdempotencyKeys: 2}
 	if diff := cmp.Diff(wantStats, ts.target.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
