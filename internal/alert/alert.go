@@ -19,7 +19,12 @@ const (
 	KindPermanentError Kind = "permanent_error"
 	// KindLag: a connection's lag passed the threshold.
 	KindLag Kind = "lag"
-	// KindRecovered: a connection that was lagging is fresh again.
+	// KindRejected: the target refused records, which wait in the
+	// connection's rejected log while the rest of it keeps syncing.
+	KindRejected Kind = "rejected"
+	// KindRecovered: an incident ended (Alert.Resolves says which): a
+	// lagging connection is fresh again, a run completed after a permanent
+	// error, or the rejected log is empty again.
 	KindRecovered Kind = "recovered"
 )
 
@@ -51,8 +56,22 @@ type Alert struct {
 	// failed run, which may be older than the alert itself.
 	ErrorAt time.Time
 	// Resolves is, for KindRecovered, the kind of incident that ended
-	// (KindLag or KindPermanentError), so a receiver can close the right one.
+	// (KindLag, KindPermanentError or KindRejected), so a receiver can
+	// close the right one.
 	Resolves Kind
+	// Rejected is, for KindRejected, how many records the connection's
+	// rejected log holds, and Sample one of them.
+	Rejected int64
+	Sample   *RejectedRecord
+}
+
+// RejectedRecord is one record the target refused, as an alert quotes it:
+// the member and the target's answer, never a header. Reason is on one
+// line (Printable).
+type RejectedRecord struct {
+	MemberID string
+	Status   int
+	Reason   string
 }
 
 // labelWidth is the column Text's values start in.
@@ -79,6 +98,13 @@ func (a Alert) Text() string {
 	}
 	if a.Status != 0 {
 		line("HTTP status", strings.TrimSpace(fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))))
+	}
+	if a.Kind == KindRejected {
+		line("Rejected", fmt.Sprintf("%d %s", a.Rejected, plural(a.Rejected, "record", "records")))
+	}
+	if s := a.Sample; s != nil {
+		line("Member", s.MemberID)
+		line("Target said", s.Reason)
 	}
 	if a.Lag > 0 || a.LagKnown {
 		lag := a.Lag.Round(time.Second).String()

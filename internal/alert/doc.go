@@ -1,7 +1,7 @@
 // Package alert decides when a connection needs a person, and what to tell
 // them.
 //
-// Two things page someone:
+// Three things page someone:
 //
 //   - An error that retrying cannot fix: Mailchimp rejects the API key, the
 //     audience is gone, the target refuses the credentials or the records.
@@ -14,6 +14,11 @@
 //     timeouts) only ever page through lag: each run retries them, and most
 //     clear on their own. LagPolicy builds Alerts of KindLag and
 //     KindRecovered.
+//   - A connection whose target refused records: they wait in its rejected
+//     log while the rest keeps syncing, so no run fails and nothing else
+//     would say so. CheckRejected pages once when the log goes from empty
+//     to holding records (KindRejected: the count, one member id and the
+//     target's answer), and sends a recovery notice when it is empty again.
 //
 // Lag is measured from the watermark, the window end of the last completed
 // run (Freshness). Several workers watch the same connections, so whether an
@@ -27,5 +32,7 @@
 // (log, SNS, webhook) are in internal/alert/notify, so the policy links no
 // AWS SDK. Alerts carry only text that is already free of secrets: the
 // typed Mailchimp and target errors are redacted where they are made, and
-// nothing here adds a configured value other than the connection name.
+// nothing here adds a configured value other than the connection name. A
+// target's answer quoted from the rejected log has the configured header
+// values blanked out by the engine, and Printable puts it on one line.
 package alert

@@ -6,13 +6,18 @@ import (
 	"github.com/chimport/chimport/internal/state"
 )
 
-// FreshnessOf is what the lag policy needs of a connection's state. A
-// failed run's error is dated by its attempt, the last one the store
-// records.
+// FreshnessOf is what the lag policy needs of a connection's state. The
+// error is dated by the store's LastErrorAt: the end of the failed run,
+// or the retry a run under way noted (so a lag alert that comes while a
+// run retries quotes what it retries, and when). State from a release
+// before LastErrorAt dates it by the last attempt instead.
 func FreshnessOf(st state.ConnectionState) Freshness {
 	f := Freshness{Watermark: st.Watermark, FirstAttempt: st.FirstAttempt, LastError: st.LastError}
 	if st.LastError != "" {
-		f.LastErrorAt = st.LastAttempt
+		f.LastErrorAt = st.LastErrorAt
+		if f.LastErrorAt.IsZero() {
+			f.LastErrorAt = st.LastAttempt
+		}
 	}
 	return f
 }

@@ -22,8 +22,14 @@ func TestFreshnessOf(t *testing.T) {
 		{"never ran", state.ConnectionState{}, Freshness{}},
 		{"completed", state.ConnectionState{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastAttempt: at.Add(-time.Hour)},
 			Freshness{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour)}},
-		// The error is dated by the attempt that failed.
-		{"failing", state.ConnectionState{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastAttempt: at.Add(-time.Minute), LastError: "target: 503"},
+		// The error is dated by the store's LastErrorAt: a failed run's
+		// end, or a retry a run under way noted.
+		{"failing", state.ConnectionState{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastAttempt: at.Add(-time.Minute),
+			LastError: "target: 503", LastErrorAt: at.Add(-20 * time.Second)},
+			Freshness{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastError: "target: 503", LastErrorAt: at.Add(-20 * time.Second)}},
+		// State a release before LastErrorAt wrote: dated by the attempt
+		// that failed.
+		{"failing, older state", state.ConnectionState{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastAttempt: at.Add(-time.Minute), LastError: "target: 503"},
 			Freshness{Watermark: at.Add(-time.Hour), FirstAttempt: at.Add(-48 * time.Hour), LastError: "target: 503", LastErrorAt: at.Add(-time.Minute)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

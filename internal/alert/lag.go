@@ -272,7 +272,9 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 		a.Problem = fmt.Sprintf("Mailchimp changes since %s have not reached the target.", humanTime(f.Watermark))
 	}
 	if f.LastError != "" {
-		a.Action = "Runs keep failing with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them."
+		// The error is a failed run's, or the one a run under way is
+		// retrying (the store notes it while the run goes on).
+		a.Action = "Runs keep failing, or the run under way keeps retrying, with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them."
 	} else {
 		a.Action = "No failed run is recorded (a run under way may still be retrying): check that chimport serve is running, or that the schedule of chimport run still fires, and that the connection runs more often than the threshold."
 	}

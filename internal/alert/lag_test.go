@@ -78,7 +78,7 @@ func TestEvaluateAlerts(t *testing.T) {
 		Kind: KindLag, Connection: "shop",
 		Subject:   "chimport: shop is 3h12m behind (threshold 3h)",
 		Problem:   "Mailchimp changes since 2026-03-04 01:54 UTC have not reached the target.",
-		Action:    "Runs keep failing with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them.",
+		Action:    "Runs keep failing, or the run under way keeps retrying, with the error below. Each run retries it; if it does not clear, check Mailchimp's and the target's status and the network between them.",
 		Error:     lagging.LastError,
 		ErrorAt:   errAt,
 		Lag:       3*time.Hour + 12*time.Minute,

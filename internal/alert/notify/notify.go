@@ -50,6 +50,13 @@ func (l Log) Notify(ctx context.Context, a alert.Alert) error {
 	if a.Threshold > 0 {
 		attrs = append(attrs, slog.Duration("threshold", a.Threshold))
 	}
+	if a.Kind == alert.KindRejected {
+		attrs = append(attrs, slog.Int64("rejected", a.Rejected))
+	}
+	if s := a.Sample; s != nil {
+		add("member_id", s.MemberID)
+		add("reason", s.Reason)
+	}
 	add("resolves", string(a.Resolves))
 	add("action", a.Action)
 	add("error", a.Error)

@@ -30,8 +30,14 @@ func TestLog(t *testing.T) {
 	if err := (Log{Logger: logger}).Notify(context.Background(), alert.Alert{Kind: alert.KindRecovered, Connection: "newsletter", Subject: "recovered"}); err != nil {
 		t.Fatal(err)
 	}
+	rejected := alert.Alert{Kind: alert.KindRejected, Connection: "newsletter", Subject: "refused", Status: 422, Rejected: 2,
+		Sample: &alert.RejectedRecord{MemberID: "abcd", Status: 422, Reason: `bad\nemail`}}
+	if err := (Log{Logger: logger}).Notify(context.Background(), rejected); err != nil {
+		t.Fatal(err)
+	}
 	want := `level=ERROR msg="chimport: newsletter needs attention: x (HTTP 401)" alert=permanent_error connection=newsletter problem=X. status=401 action="Fix it." error=boom
 level=INFO msg=recovered alert=recovered connection=newsletter
+level=ERROR msg=refused alert=rejected connection=newsletter status=422 rejected=2 member_id=abcd reason=bad\nemail
 `
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)

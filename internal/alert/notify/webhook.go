@@ -119,7 +119,20 @@ type webhookBody struct {
 	LastError        *string    `json:"last_error"`
 	LastErrorAt      *time.Time `json:"last_error_at"`
 	Action           *string    `json:"action"`
-	At               time.Time  `json:"at"`
+	// Rejected is the number of records in the rejected log, for a
+	// rejected alert and the recovery that ends one (0); RejectedSample
+	// one of those records, for a rejected alert.
+	Rejected       *int64         `json:"rejected"`
+	RejectedSample *webhookRecord `json:"rejected_sample"`
+	At             time.Time      `json:"at"`
+}
+
+// webhookRecord is a record the target refused: the member and the
+// target's answer (its status and the start of its body, on one line).
+type webhookRecord struct {
+	MemberID string `json:"member_id"`
+	Status   int    `json:"status"`
+	Reason   string `json:"reason"`
 }
 
 func newWebhookBody(a alert.Alert) webhookBody {
@@ -141,6 +154,13 @@ func newWebhookBody(a alert.Alert) webhookBody {
 	if a.Action != "" {
 		b.Action = &a.Action
 	}
+	if a.Kind == alert.KindRejected || a.Resolves == alert.KindRejected {
+		n := a.Rejected
+		b.Rejected = &n
+	}
+	if s := a.Sample; s != nil {
+		b.RejectedSample = &webhookRecord{MemberID: s.MemberID, Status: s.Status, Reason: s.Reason}
+	}
 	return b
 }
 
@@ -159,6 +179,9 @@ func slackText(a alert.Alert) string {
 			label += " (" + humanTime(a.ErrorAt) + ")"
 		}
 		parts = append(parts, label+": "+oneLine(clip(a.Error, slackTextError)))
+	}
+	if s := a.Sample; s != nil {
+		parts = append(parts, fmt.Sprintf("For example member %s: HTTP %d: %s", s.MemberID, s.Status, oneLine(clip(s.Reason, slackTextError))))
 	}
 	parts = append(parts, oneLine(a.Action))
 	var kept []string

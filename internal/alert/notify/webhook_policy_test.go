@@ -11,6 +11,8 @@ import (
 
 	"github.com/chimport/chimport/internal/advice"
 	"github.com/chimport/chimport/internal/alert"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/state/memory"
 )
 
 // keyRejected is an error that needs a person, as the Mailchimp client's
@@ -89,5 +91,61 @@ func TestWebhookPermanentZeroLag(t *testing.T) {
 	}
 	if m["lag_seconds"] != float64(0) || m["threshold_seconds"] != nil || m["last_error_at"] != "2026-03-04T05:06:07Z" {
 		t.Errorf("body %s: want lag_seconds 0, threshold_seconds null (lag alerts off), last_error_at set", raw)
+	}
+}
+
+// The rejected-records alert carries the count and one record (member
+// id, status and the target's answer on one line); its recovery says the
+// count is 0; every other alert has both null.
+func TestWebhookRejectedFromPolicy(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	h := newHook(t)
+	w, _ := fakeWebhook(h.url())
+	id := state.MemberID{0xab, 0xcd}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func() {
+		t.Helper()
+		st, err := store.Connection(ctx, "shop")
+		must(err)
+		must(alert.CheckRejected(ctx, store, w, "shop", st, at))
+	}
+	must(store.RecordRejections(ctx, "shop", []state.Rejection{{Member: id, Key: "k", Status: 422, Reason: "{\"email\":\"<invalid>\"}\nsee docs", LastAttempt: at}}))
+	check()
+	must(store.ClearRejections(ctx, "shop", []state.MemberID{id}))
+	check()
+
+	type fields struct {
+		Kind     string         `json:"kind"`
+		Resolves string         `json:"resolves"`
+		Text     string         `json:"text"`
+		Rejected *int64         `json:"rejected"`
+		Sample   *webhookRecord `json:"rejected_sample"`
+	}
+	one, zero := int64(1), int64(0)
+	want := []fields{
+		{Kind: "rejected", Rejected: &one, Sample: &webhookRecord{MemberID: id.String(), Status: 422, Reason: `{"email":"<invalid>"}\nsee docs`},
+			Text: "*chimport: shop needs attention: the target refused 1 record (HTTP 422)* The target refused 1 record. They wait in the rejected log and every run retries them; " +
+				"the rest of the audience keeps syncing. For example member abcd0000000000000000000000000000: HTTP 422: {\"email\":\"&lt;invalid&gt;\"}\\nsee docs " +
+				"Find out why the target refuses them (chimport rejected --connection shop lists them, with the target's answers): fix the members in Mailchimp, " +
+				"or the mapping or the target. The next run retries them; a notice follows when none is left."},
+		{Kind: "recovered", Resolves: "rejected", Rejected: &zero,
+			Text: "*chimport: shop has no rejected records left* The rejected log is empty: the target accepted the records it had refused, or their members are gone."},
+	}
+	var got []fields
+	for _, b := range h.bodies {
+		var f fields
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("body %s: %v", b, err)
+		}
+		got = append(got, f)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("webhook fields (-want +got):\n%s", diff)
 	}
 }

@@ -128,6 +128,8 @@ func TestWebhookBody(t *testing.T) {
 		"last_error":        "mailchimp: 503 <html><body>Bad & gateway</body></html>\nsecond view: timeout",
 		"last_error_at":     "2026-03-04T04:46:07Z",
 		"action":            "Runs keep failing with the error below.",
+		"rejected":          nil,
+		"rejected_sample":   nil,
 		"at":                "2026-03-04T05:06:07Z",
 	}, {
 		"text":              "*chimport: shop needs attention: Mailchimp rejected the API key (HTTP 401)* Mailchimp rejected the API key. Last error: 401 API Key Invalid Check mailchimp.api_key.",
@@ -139,6 +141,8 @@ func TestWebhookBody(t *testing.T) {
 		"last_error":        "401 API Key Invalid",
 		"last_error_at":     nil,
 		"action":            "Check mailchimp.api_key.",
+		"rejected":          nil,
+		"rejected_sample":   nil,
 		"at":                "2026-03-04T05:06:07Z",
 	}, {
 		"text":              "*s*",
@@ -150,6 +154,8 @@ func TestWebhookBody(t *testing.T) {
 		"last_error":        nil,
 		"last_error_at":     nil,
 		"action":            nil,
+		"rejected":          nil,
+		"rejected_sample":   nil,
 		"at":                "2026-03-04T05:06:07Z",
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {

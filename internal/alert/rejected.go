@@ -1,0 +1,123 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/chimport/chimport/internal/state"
+)
+
+// A record the target refuses does not stop its connection: it waits in
+// the rejected log, every run retries it, and the rest keeps syncing. So
+// nothing would ever page a person about it, and the target may refuse
+// the record forever. CheckRejected pages once when a connection's log
+// goes from empty to holding records, and sends a recovery notice when it
+// is empty again: one incident per connection, of KindRejected, in the
+// shared store as for lag.
+
+// CheckRejected opens conn's rejected-records incident when st, its state
+// just read from store, has records in the rejected log, closes it when
+// the log is empty, and notifies on each flip: a KindRejected alert with
+// the count and one record, or a KindRecovered notice. When st's open
+// incidents already agree with its log, which is the case for nearly
+// every connection on nearly every call, it writes nothing.
+//
+// Like LagPolicy.CheckConfirmed, after a flip it reads the state again:
+// another worker's run may have changed the log in between, and then the
+// flip is taken back quietly instead of sent.
+func CheckRejected(ctx context.Context, store Store, n Notifier, conn string, st state.ConnectionState, now time.Time) error {
+	refused := st.Rejected.Count > 0
+	if _, open := st.Alerts[string(KindRejected)]; open == refused {
+		return nil
+	}
+	changed, err := store.SetAlert(ctx, conn, string(KindRejected), refused, now)
+	if err != nil {
+		return fmt.Errorf("alert: recording the rejected records alert state of connection %q: %w", conn, err)
+	}
+	if !changed {
+		return nil
+	}
+	if again, err := store.Connection(ctx, conn); err == nil {
+		if (again.Rejected.Count > 0) != refused {
+			_, err := store.SetAlert(ctx, conn, string(KindRejected), !refused, now)
+			return err
+		}
+		st = again // the newer count and sample
+	}
+	if refused {
+		return notifyDetached(ctx, n, rejectedAlert(conn, st.Rejected, now))
+	}
+	return notifyDetached(ctx, n, Alert{
+		Kind:       KindRecovered,
+		Resolves:   KindRejected,
+		Connection: conn,
+		Subject:    fmt.Sprintf("chimport: %s has no rejected records left", conn),
+		Problem:    "The rejected log is empty: the target accepted the records it had refused, or their members are gone.",
+		At:         now,
+	})
+}
+
+// rejectedAlert is the alert for a rejected log that holds records.
+func rejectedAlert(conn string, rs state.RejectedState, now time.Time) Alert {
+	records := plural(rs.Count, "record", "records")
+	a := Alert{
+		Kind:       KindRejected,
+		Connection: conn,
+		Subject:    fmt.Sprintf("chimport: %s needs attention: the target refused %d %s", conn, rs.Count, records),
+		Problem: fmt.Sprintf("The target refused %d %s. They wait in the rejected log and every run retries them; the rest of the audience keeps syncing.",
+			rs.Count, records),
+		Action: fmt.Sprintf("Find out why the target refuses them (chimport rejected --connection %s lists them, with the target's answers): "+
+			"fix the members in Mailchimp, or the mapping or the target. The next run retries them; a notice follows when none is left.", conn),
+		Rejected: rs.Count,
+		At:       now,
+	}
+	if s := rs.Sample; s != nil {
+		a.Status = s.Status
+		a.Sample = &RejectedRecord{MemberID: s.Member.String(), Status: s.Status, Reason: Printable(s.Reason)}
+		a.Subject += fmt.Sprintf(" (HTTP %d)", s.Status)
+	}
+	return a
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Printable is s on one line, safe to show on a terminal, in a log, a
+// chat message or an HTML cell: a target's answer may hold anything, and
+// a line break, an escape sequence or a bidi override in it must not
+// forge a line of output or hide a part of it. Control and format
+// characters become escapes (\n, \t, \x1b, \u202e), invalid UTF-8 becomes
+// U+FFFD, and everything else, quotes and backslashes included, stays as
+// it is, so a JSON answer reads as the target sent it.
+func Printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case unicode.IsGraphic(r): // letters, marks, numbers, punctuation, symbols, spaces
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
