@@ -8,8 +8,9 @@
 //
 // Two sorts of series live here. Counters and the run duration histogram
 // count what this process did (ObserveRun); with several workers, sum them
-// across instances. Lag, the last success time and the members in the
-// target are facts about a connection that every worker reads from the
-// shared state store (SetLag, SetLastSuccess, SetRosterMembers), so every
-// instance reports the same value: take max, not sum.
+// across instances. Lag, the last success time, the members in the target
+// and the records in the rejected log are facts about a connection that
+// every worker reads from the shared state store (SetLag, SetLastSuccess,
+// SetRosterMembers, SetRejected), so every instance reports the same
+// value: take max, not sum.
 package metrics

@@ -27,6 +27,7 @@ type Metrics struct {
 	delivered   *prometheus.CounterVec
 	tombstoned  *prometheus.CounterVec
 	members     *prometheus.GaugeVec
+	rejected    *prometheus.GaugeVec
 	duration    *prometheus.HistogramVec
 	mcRequests  *prometheus.CounterVec
 	mcRetries   prometheus.Counter
@@ -66,6 +67,10 @@ func New() *Metrics {
 			Name: "chimport_roster_members",
 			Help: "Members in the target: the size of the connection's roster, as its last run counted it. Absent until a run built the roster.",
 		}, []string{"connection"}),
+		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chimport_records_rejected",
+			Help: "Records the target refused that wait in the connection's rejected log, retried by every run until the target accepts them or their members are gone.",
+		}, []string{"connection"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "chimport_run_duration_seconds",
 			Help:    "How long runs took, whatever their result.",
@@ -84,7 +89,7 @@ func New() *Metrics {
 			Help: "Lag checks this process finished: every connection measured and its lag policy applied. A rate of 0 means lag alerts have stopped.",
 		}),
 	}
-	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.tombstoned, m.members, m.duration, m.mcRequests, m.mcRetries, m.lagChecks,
+	m.reg.MustRegister(m.lag, m.lastSuccess, m.runs, m.read, m.delivered, m.tombstoned, m.members, m.rejected, m.duration, m.mcRequests, m.mcRetries, m.lagChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -166,6 +171,13 @@ func (m *Metrics) SetRosterMembers(connection string, members int64, known bool)
 	m.members.WithLabelValues(connection).Set(float64(members))
 }
 
+// SetRejected records how many records wait in connection's rejected
+// log. 0 is a real value here (nothing refused), so the series is always
+// there once set.
+func (m *Metrics) SetRejected(connection string, records int64) {
+	m.rejected.WithLabelValues(connection).Set(float64(max(records, 0)))
+}
+
 // Forget removes every series of connection, for one that left the
 // configuration. The process-wide Mailchimp counters keep their counts.
 func (m *Metrics) Forget(connection string) {
@@ -177,5 +189,6 @@ func (m *Metrics) Forget(connection string) {
 	m.delivered.DeletePartialMatch(labels)
 	m.tombstoned.DeletePartialMatch(labels)
 	m.members.DeletePartialMatch(labels)
+	m.rejected.DeletePartialMatch(labels)
 	m.duration.DeletePartialMatch(labels)
 }

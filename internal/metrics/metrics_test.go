@@ -135,6 +135,27 @@ chimport_roster_members{connection="shop"} 2500
 	}
 }
 
+// The rejected gauge follows the log's size, 0 included: an empty log is
+// a real reading (nothing refused), unlike an unknown roster.
+func TestRecordsRejected(t *testing.T) {
+	m := New()
+	m.SetRejected("shop", 3)
+	m.SetRejected("news", 0)
+	want := `
+# HELP chimport_records_rejected Records the target refused that wait in the connection's rejected log, retried by every run until the target accepts them or their members are gone.
+# TYPE chimport_records_rejected gauge
+chimport_records_rejected{connection="news"} 0
+chimport_records_rejected{connection="shop"} 3
+`
+	if err := testutil.CollectAndCompare(m.reg, strings.NewReader(want), "chimport_records_rejected"); err != nil {
+		t.Error(err)
+	}
+	m.SetRejected("shop", 0)
+	if got := testutil.ToFloat64(m.rejected.WithLabelValues("shop")); got != 0 {
+		t.Errorf("rejected = %v after the log emptied, want 0", got)
+	}
+}
+
 // Forget drops every series of a connection that left the configuration,
 // the roster's among them, and keeps the others'.
 func TestForget(t *testing.T) {
@@ -144,11 +165,12 @@ func TestForget(t *testing.T) {
 		m.SetLag(c, time.Minute, true)
 		m.SetLastSuccess(c, time.Unix(1772600767, 0))
 		m.SetRosterMembers(c, 40, true)
+		m.SetRejected(c, 2)
 	}
 	m.Forget("news")
 	for name, c := range map[string]prometheus.Collector{
 		"lag": m.lag, "last success": m.lastSuccess, "read": m.read, "delivered": m.delivered,
-		"tombstoned": m.tombstoned, "roster members": m.members, "duration": m.duration,
+		"tombstoned": m.tombstoned, "roster members": m.members, "rejected": m.rejected, "duration": m.duration,
 	} {
 		if n := testutil.CollectAndCount(c); n != 1 {
 			t.Errorf("%s: %d series after Forget, want shop's only", name, n)
