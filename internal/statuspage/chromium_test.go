@@ -73,7 +73,9 @@ func TestChromium(t *testing.T) {
 		`<tr class="failing" data-connection="crm">`,
 		`<tr class="lagging" data-connection="events">`,
 		`<tr class="never" data-connection="loyalty">`,
-		`6 connections, 3 failing, 2 lagging`,
+		`7 connections, 3 failing, 2 lagging, 1 with rejected records`,
+		`<tr class="rejected" data-connection="offers">`,
+		`3 rejected`,
 		`<span class="hint">The next run retries; a lag alert is sent if the lag passes 3h.</span>`,
 		`never synced`,
 		`48,213`, // the members column survived the parser too
@@ -85,8 +87,8 @@ func TestChromium(t *testing.T) {
 			t.Errorf("rendered DOM lacks %s", want)
 		}
 	}
-	if n := strings.Count(dom, "data-connection="); n != 6 {
-		t.Errorf("rendered DOM has %d rows, want 6", n)
+	if n := strings.Count(dom, "data-connection="); n != 7 {
+		t.Errorf("rendered DOM has %d rows, want 7", n)
 	}
 }
 

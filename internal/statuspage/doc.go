@@ -1,8 +1,9 @@
 // Package statuspage renders chimport serve's HTML status page: one row per
 // connection with its lag, last success, members in the target (and when
-// they were last reconciled with Mailchimp), last error and next run,
-// failing connections first (with what to do), then lagging ones, both
-// highlighted and counted in the header.
+// they were last reconciled with Mailchimp, and how many records the
+// target refused), last error and next run, failing connections first
+// (with what to do), then lagging ones, then those with rejected records,
+// all marked and counted in the header.
 //
 // The page is for a person glancing at a browser tab, so it is a single
 // self-contained document: html/template (every value escaped), inline CSS,

@@ -46,6 +46,11 @@ type Row struct {
 	Hint string
 	// Lagging is the lag policy's verdict: the row is highlighted.
 	Lagging bool
+	// Rejected is how many records the target refused wait in the
+	// connection's rejected log, and RejectedSample one of them, on one
+	// line ("member …: HTTP 422: …"); "" when there is none.
+	Rejected       int64
+	RejectedSample string
 }
 
 // refreshSeconds is how often the browser reloads the page: about as often
@@ -113,21 +118,24 @@ type pageData struct {
 	Summary string
 	// Attention is what needs a person, for the title and the summary's
 	// highlight: "1 failing, 2 lagging", "" when nothing does.
-	Attention        string
-	Failing, Lagging int
-	Now              when
-	Rows             []rowView
+	Attention                  string
+	Failing, Lagging, Rejected int
+	Now                        when
+	Rows                       []rowView
 }
 
 type rowView struct {
-	Name                 string
-	Class                string // "failing", "lagging", "never" or "ok": the row's highlight
-	Badges               []badge
-	Lag                  string // "" if never synced
-	Lagging              bool   // the lag is past the threshold: the lag cell says so too
-	Members              string // "" if the connection keeps no roster yet
-	LastSuccess, NextRun when
-	Reconciled           when
+	Name    string
+	Class   string // "failing", "lagging", "never" or "ok": the row's highlight
+	Badges  []badge
+	Lag     string // "" if never synced
+	Lagging bool   // the lag is past the threshold: the lag cell says so too
+	Members string // "" if the connection keeps no roster yet
+	// Rejected is "3 rejected", "" when the target refused nothing;
+	// RejectedSample, for its title, one of the records and why.
+	Rejected, RejectedSample string
+	LastSuccess, NextRun     when
+	Reconciled               when
 	// Error is the whole error, for the title; ErrorShort is its start
 	// without the hint, which Hint shows whole.
 	Error, ErrorShort, Hint string
@@ -141,10 +149,11 @@ type badge struct {
 }
 
 var (
-	failingBadge = badge{"failing", "✕", "Failing"}
-	laggingBadge = badge{"lagging", "▲", "Lagging"}
-	neverBadge   = badge{"never", "○", "Not synced yet"}
-	okBadge      = badge{"ok", "✓", "OK"}
+	failingBadge  = badge{"failing", "✕", "Failing"}
+	laggingBadge  = badge{"lagging", "▲", "Lagging"}
+	rejectedBadge = badge{"rejected", "!", "Records rejected"}
+	neverBadge    = badge{"never", "○", "Not synced yet"}
+	okBadge       = badge{"ok", "✓", "OK"}
 )
 
 // when is a time as a cell shows it: absolute, and relative to now beneath.
@@ -154,13 +163,17 @@ type when struct{ ISO, Full, Text, Relative string }
 func newPageData(rows []Row, now time.Time) pageData {
 	rows = slices.Clone(rows)
 	// What needs a person comes first: failing (a failing row that also
-	// lags first of those), then lagging.
+	// lags first of those), then lagging, then rows whose target refused
+	// records (the rest of those connections keeps syncing).
 	urgency := func(r Row) int {
 		u := 0
 		if r.LastError != "" {
-			u += 2
+			u += 4
 		}
 		if r.Lagging {
+			u += 2
+		}
+		if r.Rejected > 0 {
 			u++
 		}
 		return u
@@ -186,6 +199,11 @@ func newPageData(rows []Row, now time.Time) pageData {
 			v.Badges = append(v.Badges, laggingBadge)
 			d.Lagging++
 		}
+		if r.Rejected > 0 {
+			v.Badges = append(v.Badges, rejectedBadge)
+			v.Rejected, v.RejectedSample = count(r.Rejected)+" rejected", r.RejectedSample
+			d.Rejected++
+		}
 		switch {
 		case len(v.Badges) > 0:
 			v.Class = v.Badges[0].Class
@@ -206,12 +224,19 @@ func newPageData(rows []Row, now time.Time) pageData {
 		d.Rows = append(d.Rows, v)
 	}
 	d.Summary = fmt.Sprintf("%d %s, %d failing, %d lagging", len(rows), plural(len(rows), "connection", "connections"), d.Failing, d.Lagging)
+	rejected := fmt.Sprintf("%d with rejected records", d.Rejected)
+	if d.Rejected > 0 {
+		d.Summary += ", " + rejected
+	}
 	var attention []string
 	if d.Failing > 0 {
 		attention = append(attention, fmt.Sprintf("%d failing", d.Failing))
 	}
 	if d.Lagging > 0 {
 		attention = append(attention, fmt.Sprintf("%d lagging", d.Lagging))
+	}
+	if d.Rejected > 0 {
+		attention = append(attention, rejected)
 	}
 	d.Attention = strings.Join(attention, ", ")
 	return d

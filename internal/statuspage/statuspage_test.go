@@ -40,6 +40,10 @@ func sampleRows() []Row {
 		// Never completed a run, and every attempt failed.
 		{Name: "crm", NextRun: ptr(now.Add(time.Minute)), LastError: crmError,
 			Hint: "The next run retries; a lag alert is sent if the lag passes 3h."},
+		// Fresh, but the target refused 3 records, which wait in the log.
+		{Name: "offers", Lag: ptr(3 * time.Minute), LastSuccess: ptr(now.Add(-4 * time.Minute)), NextRun: ptr(now.Add(50 * time.Minute)),
+			Members: ptr(int64(7_020)), LastReconcile: ptr(now.Add(-2 * time.Hour)),
+			Rejected: 3, RejectedSample: `member 0cc175b9c0f1b6a831c399e269772661: HTTP 422: {"error":"email is invalid"}`},
 	}
 }
 
@@ -63,8 +67,8 @@ func TestPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="30">`,
-		`<title>(3 failing, 2 lagging) chimport status</title>`,
-		`<strong class="alert">6 connections, 3 failing, 2 lagging</strong>`,
+		`<title>(3 failing, 2 lagging, 1 with rejected records) chimport status</title>`,
+		`<strong class="alert">7 connections, 3 failing, 2 lagging, 1 with rejected records</strong>`,
 		// The lagging row: a class, and a marker in words, not colour alone.
 		`<tr class="lagging" data-connection="events">`,
 		`<td class="status"><span class="badge lagging"><span aria-hidden="true">▲</span> Lagging</span></td>`,
@@ -86,6 +90,11 @@ func TestPage(t *testing.T) {
 		`<td class="members"><span class="num">48,213</span><span class="sub">reconciled <time datetime="2026-03-04T02:06:07Z" title="2026-03-04 02:06:07 UTC">3h ago</time></span></td>`,
 		`<td class="members"><span class="num">1,250,000</span><span class="sub">never reconciled</span></td>`,
 		`<td class="members"><span class="muted" title="the next run counts them">not counted yet</span></td>`,
+		// Records the target refused: a marker, the count under the
+		// members and one of them in its title.
+		`<tr class="rejected" data-connection="offers">`,
+		`<td class="status"><span class="badge rejected"><span aria-hidden="true">!</span> Records rejected</span></td>`,
+		`<span class="sub rejected" title="member 0cc175b9c0f1b6a831c399e269772661: HTTP 422: {&#34;error&#34;:&#34;email is invalid&#34;}">3 rejected</span></td>`,
 		// Never synced.
 		`<td class="num lag"><span class="muted">never synced</span></td>`,
 		`<span class="badge never"><span aria-hidden="true">○</span> Not synced yet</span>`,
@@ -100,13 +109,14 @@ func TestPage(t *testing.T) {
 		}
 	}
 	// Failing first (failing and lagging before failing alone), then
-	// lagging, the others in the order given.
+	// lagging, then rows with rejected records, the others in the order
+	// given.
 	order := regexp.MustCompile(`data-connection="([^"]+)"`).FindAllStringSubmatch(body, -1)
 	var names []string
 	for _, m := range order {
 		names = append(names, m[1])
 	}
-	if got, want := strings.Join(names, ","), "newsletter,shop-eu,crm,events,blog,loyalty"; got != want {
+	if got, want := strings.Join(names, ","), "newsletter,shop-eu,crm,events,offers,blog,loyalty"; got != want {
 		t.Errorf("row order %s, want %s", got, want)
 	}
 	if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, `src=`) {
@@ -130,6 +140,18 @@ func TestPageEscapesHostileError(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
 		}
+	}
+}
+
+// A target's answer quoted as the rejected sample stays text too.
+func TestPageEscapesHostileRejection(t *testing.T) {
+	hostile := `member 01: HTTP 422: "><script>alert(1)</script>`
+	_, body := get(t, handler(Row{Name: "a", Lag: ptr(time.Minute), Rejected: 1, RejectedSample: hostile}), http.MethodGet)
+	if strings.Contains(body, "<script>") || !strings.Contains(body, `title="member 01: HTTP 422: &#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`) {
+		t.Errorf("the rejected sample is not escaped:\n%s", body)
+	}
+	if !strings.Contains(body, "<strong class=\"alert\">1 connection, 0 failing, 0 lagging, 1 with rejected records</strong>") {
+		t.Error("a connection with rejected records does not count in the summary")
 	}
 }
 
