@@ -58,7 +58,7 @@ type attempt struct {
 	checkpointDue chan struct{}
 }
 
-func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint, roster *runRoster) *attempt {
+func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint, run runWrites) *attempt {
 	a := &attempt{
 		engine: e, job: job, sum: sum, totals: map[string]int64{},
 		counts:        viewCounts{counts: map[string]int{}},
@@ -67,9 +67,13 @@ func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint, roster 
 		checkpointDue: make(chan struct{}, 1),
 		logger:        e.Logger.With("connection", job.Connection),
 	}
-	a.delivery = newDelivery(job.Sink, job.BatchSize, e.DeliveryConcurrency, roster.write, func(b *batch) {
-		a.delivered.Add(int64(len(b.ops)))
-		a.reportProgress()
+	a.delivery = newDelivery(deliveryOf{
+		sink: job.Sink, batchSize: job.BatchSize, workers: e.DeliveryConcurrency,
+		roster: run.roster.write, rejected: run.rejected, logger: e.Logger,
+		onSent: func(b batch) {
+			a.delivered.Add(int64(len(b)))
+			a.reportProgress()
+		},
 	})
 	for _, v := range viewsFor(job.Statuses) {
 		start := sum.WindowStart

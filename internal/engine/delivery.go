@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -103,19 +105,22 @@ func (v *viewProgress) snapshot() (time.Time, bool) {
 
 // change is one operation on its way to the target, the member it is
 // about, and the page whose checkpoint waits for it (nil for a reconcile's
-// deletes, which no checkpoint waits for).
+// deletes and a retry of the rejected log, which no checkpoint waits for).
 type change struct {
 	op     target.Op
 	member state.MemberID
 	page   *pageAck
 }
 
-// batch is what one Apply carries, which members it upserts and deletes,
-// and which pages to acknowledge after it.
-type batch struct {
-	ops              []target.Op
-	upserts, deletes []state.MemberID
-	acks             map[*pageAck]int
+// batch is the changes one Apply carries.
+type batch []change
+
+func (b batch) ops() []target.Op {
+	ops := make([]target.Op, len(b))
+	for i, c := range b {
+		ops[i] = c.op
+	}
+	return ops
 }
 
 // rosterWriter records a batch in the connection's roster: the members a
@@ -125,32 +130,60 @@ type batch struct {
 // (harmless: a later delete of a gone member), never one too few.
 type rosterWriter func(ctx context.Context, c state.RosterChange) error
 
-// delivery groups operations into batches of batchSize and applies them
-// with `workers` concurrent requests. It runs beside Mailchimp paging, so a
-// slow target never stalls the pager until the buffers fill.
+// delivery groups operations into batches and applies them with `workers`
+// concurrent requests. It runs beside Mailchimp paging, so a slow target
+// never stalls the pager until the buffers fill.
+//
+// A batch the target refuses (400, 422) is split to find the records it
+// refuses on their own (refused.go): those go to the rejected log, the
+// others to the target, and the batch's pages are acknowledged as usual.
+// A batch it finds too large (413) is split too, and the batches after it
+// are made smaller.
 type delivery struct {
 	sink      Sink
-	batchSize int
+	batchSize atomic.Int64 // lowered for the rest of the run by a 413
 	workers   int
 	in        chan change
 	roster    rosterWriter
-	onSent    func(b *batch)
+	rejected  *rejectedLog
+	// retrying says the changes are retries of the rejected log: refusals
+	// are expected, so a refused batch is tried record by record rather
+	// than taken for a sign that the mapping is broken.
+	retrying bool
+	onSent   func(delivered batch)
+	logger   *slog.Logger
 }
 
-func newDelivery(sink Sink, batchSize, workers int, roster rosterWriter, onSent func(*batch)) *delivery {
-	return &delivery{
-		sink:      sink,
-		batchSize: batchSize,
-		workers:   workers,
+// deliveryOf is what a delivery is made of; see delivery.
+type deliveryOf struct {
+	sink      Sink
+	batchSize int
+	workers   int
+	roster    rosterWriter
+	rejected  *rejectedLog
+	retrying  bool
+	onSent    func(delivered batch) // the changes the target accepted
+	logger    *slog.Logger
+}
+
+func newDelivery(c deliveryOf) *delivery {
+	d := &delivery{
+		sink:    c.sink,
+		workers: c.workers,
 		// The batcher gathers operations as fast as they come, and behind
 		// the batches in flight `workers` full batches may wait: that is
 		// the backlog that keeps the target busy. This buffer only spares
 		// a goroutine switch per operation, and is allocated whole for
 		// every run, of which serve and run may have hundreds at once.
-		in:     make(chan change, min(batchSize, 128)),
-		roster: roster,
-		onSent: onSent,
+		in:       make(chan change, min(c.batchSize, 128)),
+		roster:   c.roster,
+		rejected: c.rejected,
+		retrying: c.retrying,
+		onSent:   c.onSent,
+		logger:   c.logger,
 	}
+	d.batchSize.Store(int64(c.batchSize))
+	return d
 }
 
 // send hands one operation over; it blocks while the target is behind.
@@ -179,7 +212,7 @@ func (d *delivery) deliver(ctx context.Context) error {
 	for range d.workers {
 		g.Go(func() error {
 			for b := range batches {
-				if err := d.apply(ctx, &b); err != nil {
+				if err := d.apply(ctx, b); err != nil {
 					return err
 				}
 			}
@@ -193,13 +226,13 @@ func (d *delivery) deliver(ctx context.Context) error {
 // roster here, one write per batch, before the batch can be sent: the
 // batcher writes while the workers send the batches before it.
 func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
-	cur := batch{acks: map[*pageAck]int{}}
+	var cur batch
 	flush := func() error {
-		if len(cur.ops) == 0 {
+		if len(cur) == 0 {
 			return nil
 		}
-		if len(cur.upserts) > 0 {
-			if err := d.roster(ctx, state.RosterChange{Add: cur.upserts}); err != nil {
+		if add := members(cur, target.OpUpsert); len(add) > 0 {
+			if err := d.roster(ctx, state.RosterChange{Add: add}); err != nil {
 				return fmt.Errorf("recording members in the roster before sending them: %w", err)
 			}
 		}
@@ -208,7 +241,7 @@ func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		cur = batch{ops: make([]target.Op, 0, d.batchSize), acks: map[*pageAck]int{}}
+		cur = make(batch, 0, d.batchSize.Load())
 		return nil
 	}
 	for {
@@ -217,16 +250,8 @@ func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
 			if !ok {
 				return flush()
 			}
-			cur.ops = append(cur.ops, c.op)
-			if c.op.Kind == target.OpDelete {
-				cur.deletes = append(cur.deletes, c.member)
-			} else {
-				cur.upserts = append(cur.upserts, c.member)
-			}
-			if c.page != nil {
-				cur.acks[c.page]++
-			}
-			if len(cur.ops) >= d.batchSize {
+			cur = append(cur, c)
+			if int64(len(cur)) >= d.batchSize.Load() {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -237,22 +262,45 @@ func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
 	}
 }
 
-// apply sends one batch, then acknowledges its pages and takes its deleted
-// members out of the roster.
-func (d *delivery) apply(ctx context.Context, b *batch) error {
-	if err := d.sink.Apply(ctx, b.ops); err != nil {
+// members lists the members of the changes of kind k.
+func members(b batch, k target.OpKind) []state.MemberID {
+	var ids []state.MemberID
+	for _, c := range b {
+		if c.op.Kind == k {
+			ids = append(ids, c.member)
+		}
+	}
+	return ids
+}
+
+// apply sends one batch, isolating the records the target refuses, then
+// takes its deleted members out of the roster and the delivered ones out
+// of the rejected log, and acknowledges its pages: every change of the
+// batch is now either in the target or in the rejected log.
+func (d *delivery) apply(ctx context.Context, b batch) error {
+	delivered, err := d.applyIsolating(ctx, b)
+	if err != nil {
 		return err
 	}
-	if len(b.deletes) > 0 {
-		if err := d.roster(ctx, state.RosterChange{Remove: b.deletes}); err != nil {
+	if gone := members(delivered, target.OpDelete); len(gone) > 0 {
+		if err := d.roster(ctx, state.RosterChange{Remove: gone}); err != nil {
 			return fmt.Errorf("taking members the target deleted out of the roster: %w", err)
 		}
 	}
-	for p, n := range b.acks {
+	if err := d.rejected.clear(ctx, delivered); err != nil {
+		return err
+	}
+	acks := map[*pageAck]int{}
+	for _, c := range b {
+		if c.page != nil {
+			acks[c.page]++
+		}
+	}
+	for p, n := range acks {
 		p.view.ack(p, n)
 	}
 	if d.onSent != nil {
-		d.onSent(b)
+		d.onSent(delivered)
 	}
 	return nil
 }

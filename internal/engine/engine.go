@@ -31,9 +31,13 @@ type Engine struct {
 	// the client's per-key limiter holds every run of a key to that).
 	// Default 10.
 	PageConcurrency int
-	// DeliveryConcurrency is the batches in flight to the target. Default 4.
+	// DeliveryConcurrency is the batches in flight to the target. Default
+	// DefaultDeliveryConcurrency.
 	DeliveryConcurrency int
 }
+
+// DefaultDeliveryConcurrency is Engine.DeliveryConcurrency's default.
+const DefaultDeliveryConcurrency = 4
 
 func (e *Engine) withDefaults() *Engine {
 	c := *e
@@ -56,7 +60,7 @@ func (e *Engine) withDefaults() *Engine {
 		c.PageConcurrency = 10
 	}
 	if c.DeliveryConcurrency <= 0 {
-		c.DeliveryConcurrency = 4
+		c.DeliveryConcurrency = DefaultDeliveryConcurrency
 	}
 	return &c
 }
@@ -198,10 +202,15 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	countRequests := func() {
 		sum.MailchimpStats = statsSince(job.Mailchimp.Stats(), statsBefore)
 	}
+	run := runWrites{
+		roster:   &runRoster{store: e.Store, name: job.Connection},
+		rejected: newRejectedLog(e.Store, job, e.Clock),
+	}
 	// finish is every way out of Run: the result is set here and nowhere
 	// else, after the run history was written with the same value.
 	finish := func(err error) (Summary, error) {
 		countRequests()
+		e.sumRejected(ctx, &sum, run.rejected)
 		if err != nil {
 			sum.Completed = false // e.g. the completion itself was refused
 		}
@@ -210,10 +219,18 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		return sum, err
 	}
 
-	roster := &runRoster{store: e.Store, name: job.Connection}
-	st, cp, err := e.begin(ctx, job, &sum, roster)
+	ctx = (&errorNotes{store: e.Store, name: job.Connection, clock: e.Clock}).watch(ctx)
+	st, cp, err := e.begin(ctx, job, &sum, run.roster)
 	if err != nil {
 		return finish(err)
+	}
+	entries, err := run.rejected.load(ctx, st)
+	if err == nil {
+		err = e.retryRejected(ctx, job, entries, run.rejected, run.roster, &sum)
+	}
+	if err != nil {
+		countRequests()
+		return finish(e.fail(ctx, job, &sum, nil, err))
 	}
 	forced := forcedReason(job, st, started)
 	// The window end comes from our clock, and each response's Date header
@@ -227,14 +244,14 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 			// reconcile asked for (or due) still runs.
 			sum.WindowEnd = sum.WindowStart
 			sum.Completed = true
-			if err := e.mirror(ctx, job, st, &sum, nil, roster); err != nil {
+			if err := e.mirror(ctx, job, st, &sum, nil, run); err != nil {
 				countRequests()
 				return finish(e.fail(ctx, job, &sum, nil, err))
 			}
 			countRequests()
 			return finish(e.complete(ctx, job, &sum))
 		}
-		a := e.newAttempt(job, &sum, cp, roster)
+		a := e.newAttempt(job, &sum, cp, run)
 		a.keyKnownGood = !st.LastSuccess.IsZero()
 		a.countViews = forced == ""
 		err = a.execute(ctx)
@@ -248,7 +265,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		sum.Read += a.read.Load()
 		sum.Delivered += a.delivered.Load()
 		if err == nil {
-			err = e.mirror(ctx, job, st, &sum, a, roster)
+			err = e.mirror(ctx, job, st, &sum, a, run)
 		}
 		countRequests()
 		if err != nil {
@@ -256,6 +273,28 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		}
 		sum.Completed = true
 		return finish(e.complete(ctx, job, &sum))
+	}
+}
+
+// runWrites is what a run writes to the store besides its checkpoints and
+// its end: the roster and the rejected log.
+type runWrites struct {
+	roster   *runRoster
+	rejected *rejectedLog
+}
+
+// sumRejected reports the rejected log at the end of the run. The sample
+// costs a read only when the log holds anything.
+func (e *Engine) sumRejected(ctx context.Context, sum *Summary, log *rejectedLog) {
+	sum.Refused = log.refused.Load()
+	sum.Rejected = int64(log.size())
+	if sum.Rejected == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if st, err := e.Store.Connection(rctx, sum.Connection); err == nil {
+		sum.Rejected, sum.RejectedSample = st.Rejected.Count, st.Rejected.Sample
 	}
 }
 

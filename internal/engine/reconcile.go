@@ -22,8 +22,8 @@ import (
 // a is the attempt that delivered the window, for its counts and
 // checkpoint; nil when the run had no window to page (it runs more often
 // than settle), and then only a forced reconcile runs.
-func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, sum *Summary, a *attempt, roster *runRoster) error {
-	if err := roster.settle(ctx); err != nil {
+func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, sum *Summary, a *attempt, run runWrites) error {
+	if err := run.roster.settle(ctx); err != nil {
 		return fmt.Errorf("recording the new connection's roster: %w", err)
 	}
 	size, err := e.Store.RosterSize(ctx, job.Connection)
@@ -49,7 +49,7 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
 		}
 	}
-	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writer: roster,
+	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writer: run.roster, rejected: run.rejected,
 		slots: make(slots, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
@@ -82,7 +82,8 @@ type reconcile struct {
 	// checkpoint is the delivered window, saved before the reconcile; it
 	// is written again, fenced by the lease, before each batch of deletes.
 	checkpoint *state.Checkpoint
-	writer     *runRoster // how the deletes' roster writes go
+	writer     *runRoster   // how the deletes' roster writes go
+	rejected   *rejectedLog // where the deletes the target refuses go
 
 	// Memory: 16 bytes a member for the roster, and a few bits for the
 	// rest, so a reconcile of a million members holds about 17 MB.
@@ -279,13 +280,8 @@ func (r *reconcile) confirm(ctx context.Context) (int, error) {
 		return candidates, err
 	}
 	if n := notFound.Load(); n > 0 {
-		// A list deleted meanwhile answers 404 for every member too.
-		_, err := r.members(ctx, mailchimp.MembersQuery{Count: 1, Fields: []string{"total_items"}, Status: r.views[0].status})
-		switch {
-		case mailchimp.IsKind(err, mailchimp.KindNotFound):
-			return candidates, fmt.Errorf("%d members answered 404, and so does the audience itself: nothing was deleted: %w", n, err)
-		case err != nil:
-			return candidates, fmt.Errorf("%d members answered 404; checking that the audience still exists before deleting them failed: %w", n, err)
+		if err := r.engine.checkListAnswers(ctx, r.job, int(n)); err != nil {
+			return candidates, err
 		}
 	}
 	return candidates, nil
@@ -324,8 +320,11 @@ const addChunk = 10000
 // target acknowledged.
 func (r *reconcile) delete(ctx context.Context) (int64, error) {
 	var left atomic.Int64
-	d := newDelivery(r.fencedSink(), r.job.BatchSize, r.engine.DeliveryConcurrency, r.writer.write,
-		func(b *batch) { left.Add(int64(len(b.deletes))) })
+	d := newDelivery(deliveryOf{
+		sink: r.fencedSink(), batchSize: r.job.BatchSize, workers: r.engine.DeliveryConcurrency,
+		roster: r.writer.write, rejected: r.rejected, logger: r.engine.Logger,
+		onSent: func(b batch) { left.Add(int64(len(b))) },
+	})
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan error, 1)

@@ -106,9 +106,13 @@ func (m *Mapping) Keys() []string { return append([]string(nil), m.names...) }
 // or a DELETE request) needs it; ok is false when no field maps the id.
 // A path that only starts with id ("id.x") or ends in it ("tags.0.id") is
 // not the member's id.
-func (m *Mapping) IDKey() (key string, ok bool) {
-	for i, path := range m.paths {
-		if len(path) == 1 && path[0] == "id" {
+func (m *Mapping) IDKey() (key string, ok bool) { return m.KeyOf("id") }
+
+// KeyOf returns the output key of the first field whose path is exactly
+// path ("email_address"), and whether there is one.
+func (m *Mapping) KeyOf(path string) (key string, ok bool) {
+	for i, p := range m.paths {
+		if strings.Join(p, ".") == path {
 			return m.names[i], true
 		}
 	}

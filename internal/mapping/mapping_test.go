@@ -116,6 +116,19 @@ func TestIDKey(t *testing.T) {
 	}
 }
 
+func TestKeyOf(t *testing.T) {
+	mp, err := New([]Field{{"mail", "email_address"}, {"first", "merge_fields.FNAME"}, {"again", "email_address"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"email_address": "mail", "merge_fields.FNAME": "first", "merge_fields": "", "id": ""} {
+		key, ok := mp.KeyOf(path)
+		if key != want || ok != (want != "") {
+			t.Errorf("KeyOf(%q) = %q, %v; want %q, %v", path, key, ok, want, want != "")
+		}
+	}
+}
+
 func TestNewRejectsBadFields(t *testing.T) {
 	tests := map[string][]Field{
 		"no fields":     nil,

@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+
+	"github.com/chimport/chimport/internal/target"
+)
+
+// Records the target refuses. A target that answers a batch with 400 or
+// 422 refuses the whole batch for what may be one bad record in it, so the
+// batch is split in halves, each half sent on its own, and the refused
+// halves split again, until the records the target refuses on their own
+// are found: they go to the rejected log (rejected.go), and everything
+// else reaches the target. One bad record among n costs about 2·log2(n)
+// requests.
+//
+// A target that refuses everything (a broken mapping, a changed API) must
+// not be bisected record by record: when both halves of a batch are
+// refused, a few records of each are tried on their own first, and when
+// every one of them is refused too the run stops (*RefusalsError) after a
+// handful of requests. So does a run in which more records are refused
+// than Job.MaxRejected. A stopped run leaves the watermark where it was,
+// and the batch that stopped it unacknowledged.
+
+// probesPerHalf is how many records of each half of a batch are tried on
+// their own when both halves are refused. Chosen at random, so a batch
+// with a few bad records is not taken for a broken mapping every run
+// because they sit at the same places: with a bad fraction f, all four
+// probes fail with chance f^4.
+const probesPerHalf = 2
+
+// minProbed is the smallest half that is probed. Only a batch's first
+// split is: deeper down, halves of a clump of bad records are all bad, and
+// so are the halves of a small batch more often than of a large one.
+const minProbed = 8
+
+// refusal is a change the target refused on its own, and its answer.
+type refusal struct {
+	change change
+	err    *target.Error
+}
+
+// isolation finds the refused records of one batch.
+type isolation struct {
+	d         *delivery
+	delivered batch
+	refused   []refusal
+	split1    bool // the batch has been split once
+}
+
+// applyIsolating applies b and returns the changes the target accepted.
+// The changes it refused on their own are in the rejected log when it
+// returns nil.
+func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
+	is := &isolation{d: d}
+	if err := is.deliver(ctx, b); err != nil {
+		return nil, err
+	}
+	if err := d.rejected.record(ctx, is.refused); err != nil {
+		return nil, err
+	}
+	return is.delivered, nil
+}
+
+// deliver sends cs and, if the target refuses it, finds what it refuses.
+func (is *isolation) deliver(ctx context.Context, cs batch) error {
+	refused, err := is.try(ctx, cs)
+	if err != nil || refused == nil {
+		return err
+	}
+	return is.split(ctx, cs, refused)
+}
+
+// try sends cs as one batch. It returns the target's refusal, or nil with
+// cs delivered, or the error of a batch that failed for another reason.
+func (is *isolation) try(ctx context.Context, cs batch) (*target.Error, error) {
+	err := is.d.sink.Apply(ctx, cs.ops())
+	if err == nil {
+		is.delivered = append(is.delivered, cs...)
+		return nil, nil
+	}
+	var te *target.Error
+	if !errors.As(err, &te) || !te.Refused() && !te.TooLarge() {
+		return nil, err
+	}
+	if te.TooLarge() && len(cs) > 1 {
+		is.d.shrink(len(cs) / 2)
+	}
+	return te, nil
+}
+
+// split finds the refused records of cs, which the target refused as a
+// whole with why.
+func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) error {
+	if len(cs) == 1 {
+		is.refused = append(is.refused, refusal{change: cs[0], err: why})
+		return is.d.rejected.count(1, why)
+	}
+	if is.d.retrying {
+		// Retries of the log: most are refused again. One at a time costs
+		// a request each, where bisecting costs two.
+		for i := range cs {
+			if err := is.deliver(ctx, cs[i:i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	halves := []batch{cs[:len(cs)/2], cs[len(cs)/2:]}
+	whys := make([]*target.Error, len(halves))
+	for i, h := range halves {
+		refused, err := is.try(ctx, h)
+		if err != nil {
+			return err
+		}
+		whys[i] = refused
+	}
+	first := !is.split1
+	is.split1 = true
+	if first && whys[0] != nil && whys[1] != nil && whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed {
+		return is.probe(ctx, halves)
+	}
+	for i, h := range halves {
+		if whys[i] != nil {
+			if err := is.split(ctx, h, whys[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// probe tries a few records of each refused half on their own. If the
+// target refuses every one, the refusals look systematic and the run
+// stops; otherwise the rest of each half is delivered as usual.
+func (is *isolation) probe(ctx context.Context, halves []batch) error {
+	tried, refused := 0, 0
+	var last *target.Error
+	for hi, h := range halves {
+		h = append(batch(nil), h...) // the probes are taken out
+		for range probesPerHalf {
+			i := rand.IntN(len(h))
+			one := h[i : i+1]
+			why, err := is.try(ctx, one)
+			if err != nil {
+				return err
+			}
+			tried++
+			if why != nil {
+				refused++
+				last = why
+				is.refused = append(is.refused, refusal{change: one[0], err: why})
+			}
+			h = append(h[:i], h[i+1:]...)
+		}
+		halves[hi] = h
+	}
+	if refused == tried {
+		return &RefusalsError{Connection: is.d.rejected.name, Tried: tried, Systematic: true, Err: last}
+	}
+	if err := is.d.rejected.count(refused, last); err != nil {
+		return err
+	}
+	for _, h := range halves {
+		if err := is.deliver(ctx, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shrink lowers the batch size for the rest of the run, after the target
+// refused a batch of twice n records as too large.
+func (d *delivery) shrink(n int) {
+	n = max(n, 1)
+	for {
+		cur := d.batchSize.Load()
+		if int64(n) >= cur {
+			return
+		}
+		if d.batchSize.CompareAndSwap(cur, int64(n)) {
+			d.logger.Info("the target refused a batch as too large; sending smaller batches for the rest of the run",
+				"connection", d.rejected.name, "batch_size", n)
+			return
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/chimport/chimport/internal/advice"
+	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/mapping"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/target"
+)
+
+// DefaultMaxRejected is Job.MaxRejected's default.
+const DefaultMaxRejected = 100
+
+// rejectedLog is one run's side of the connection's rejected log: which
+// members are in it, and how many records the run had refused.
+type rejectedLog struct {
+	store   Store
+	name    string
+	clock   clock.Clock
+	limit   int
+	mapping *mapping.Mapping
+
+	refused atomic.Int64 // refusals in this run, retries refused again included
+
+	mu     sync.Mutex
+	logged map[state.MemberID]struct{} // in the log, as far as this run knows
+}
+
+func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
+	limit := job.MaxRejected
+	if limit <= 0 {
+		limit = DefaultMaxRejected
+	}
+	return &rejectedLog{store: store, name: job.Connection, clock: clk, limit: limit, mapping: job.Mapping,
+		logged: map[state.MemberID]struct{}{}}
+}
+
+// load reads the log, when the connection's state says it has entries,
+// and returns them.
+func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]state.Rejection, error) {
+	if st.Rejected.Count == 0 {
+		return nil, nil
+	}
+	entries, err := l.store.RejectedLog(ctx, l.name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the rejected log: %w", err)
+	}
+	l.mu.Lock()
+	for _, r := range entries {
+		l.logged[r.Member] = struct{}{}
+	}
+	l.mu.Unlock()
+	return entries, nil
+}
+
+// count adds n refusals to the run's, and stops the run once they pass
+// the limit. why is the last of them, quoted in the error.
+func (l *rejectedLog) count(n int, why *target.Error) error {
+	if total := l.refused.Add(int64(n)); total > int64(l.limit) {
+		return &RefusalsError{Connection: l.name, Refused: total, Limit: l.limit, Err: why}
+	}
+	return nil
+}
+
+// record writes refusals to the log, one entry per member.
+func (l *rejectedLog) record(ctx context.Context, rs []refusal) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	now := l.clock.Now()
+	entries := make([]state.Rejection, len(rs))
+	for i, r := range rs {
+		entries[i] = state.Rejection{Member: r.change.member, Key: l.keyOf(r.change), Status: r.err.Status,
+			Reason: r.err.Body, LastAttempt: now}
+	}
+	if err := l.store.RecordRejections(ctx, l.name, entries); err != nil {
+		return fmt.Errorf("keeping %d refused records in the rejected log: %w", len(rs), err)
+	}
+	l.mu.Lock()
+	for _, r := range rs {
+		l.logged[r.change.member] = struct{}{}
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// clear takes the delivered members that are in the log out of it.
+func (l *rejectedLog) clear(ctx context.Context, delivered batch) error {
+	l.mu.Lock()
+	var out []state.MemberID
+	if len(l.logged) > 0 {
+		for _, c := range delivered {
+			if _, ok := l.logged[c.member]; ok {
+				out = append(out, c.member)
+			}
+		}
+	}
+	l.mu.Unlock()
+	if len(out) == 0 {
+		return nil
+	}
+	if err := l.store.ClearRejections(ctx, l.name, out); err != nil {
+		return fmt.Errorf("taking %d delivered records out of the rejected log: %w", len(out), err)
+	}
+	l.mu.Lock()
+	for _, id := range out {
+		delete(l.logged, id)
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// size is the number of entries in the log, as far as this run knows.
+func (l *rejectedLog) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.logged)
+}
+
+// keyOf is what the target calls a refused record: the value of the
+// mapping's id key, else of its key for the email address. A delete
+// carries the member id.
+func (l *rejectedLog) keyOf(c change) string {
+	if c.op.Kind == target.OpDelete {
+		return c.op.ID
+	}
+	key, ok := l.mapping.IDKey()
+	if !ok {
+		if key, ok = l.mapping.KeyOf("email_address"); !ok {
+			return ""
+		}
+	}
+	var rec map[string]any
+	if json.Unmarshal(c.op.Record, &rec) != nil {
+		return ""
+	}
+	switch v := rec[key].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// RefusalsError stops a run whose target refuses records wholesale: every
+// record tried on its own was refused (Systematic), or more were refused
+// than target.max_rejected allows. That is a broken mapping or a changed
+// target rather than a few bad records, so the run stops before it tries
+// every record on its own: nothing of the batch that stopped it is
+// logged, and the watermark stays where it was.
+type RefusalsError struct {
+	Connection string
+	// Systematic: the Tried records of a batch tried on their own were
+	// all refused.
+	Systematic bool
+	Tried      int
+	// Otherwise Refused records were refused in the run, more than Limit.
+	Refused int64
+	Limit   int
+	// Err is the target's last refusal, which the message quotes.
+	Err *target.Error
+}
+
+func (e *RefusalsError) Error() string {
+	var what string
+	if e.Systematic {
+		what = fmt.Sprintf("the target refused every record tried on its own (%d of %d), so it refuses them all", e.Tried, e.Tried)
+	} else {
+		what = fmt.Sprintf("the target refused %d records in this run, more than target.max_rejected (%d)", e.Refused, e.Limit)
+	}
+	quote := ""
+	if e.Err != nil {
+		quote = fmt.Sprintf("; its last answer: HTTP %d", e.Err.Status)
+		if e.Err.Body != "" {
+			quote += ": " + e.Err.Body
+		}
+	}
+	return fmt.Sprintf("connection %q: %s%s; the run stopped, and the watermark stays (%s)", e.Connection, what, quote, e.advice())
+}
+
+// Advice marks the error as one a person must fix.
+func (e *RefusalsError) Advice() (advice.Advice, bool) { return e.advice(), true }
+
+func (e *RefusalsError) advice() advice.Advice {
+	a := advice.Advice{Problem: "the target refuses records wholesale"}
+	if e.Err != nil {
+		a.Status = e.Err.Status
+	}
+	a.Action = "Check the mapping of this connection against what the target's API accepts (the error quotes its answer); if the records are right, raise target.max_rejected."
+	if e.Systematic {
+		a.Action = "Check the mapping of this connection against what the target's API accepts: the error quotes its answer."
+	}
+	return a
+}
+
+func (e *RefusalsError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
+	"github.com/chimport/chimport/internal/target"
+)
+
+// retryRejected delivers every member of the rejected log again, before
+// the run's window: its current values, fetched now by its hash, or its
+// delete when it is gone (a 404, or a status outside the connection's
+// filter). An accepted record leaves the log; one refused again stays,
+// with one more attempt. A member the window also holds comes again with
+// it, later, so the target ends with its newest values either way.
+func (e *Engine) retryRejected(ctx context.Context, job Job, entries []state.Rejection, log *rejectedLog, roster *runRoster, sum *Summary) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	changes, err := e.fetchRetries(ctx, job, entries)
+	if err != nil {
+		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
+	}
+	var mu sync.Mutex
+	d := newDelivery(deliveryOf{
+		sink: job.Sink, batchSize: job.BatchSize, workers: e.DeliveryConcurrency,
+		roster: roster.write, rejected: log, retrying: true, logger: e.Logger,
+		onSent: func(b batch) {
+			mu.Lock()
+			defer mu.Unlock()
+			sum.Delivered += int64(len(b))
+			sum.Tombstoned += int64(len(members(b, target.OpDelete)))
+		},
+	})
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	go func() {
+		err := d.deliver(ctx)
+		cancel(err)
+		done <- err
+	}()
+	for _, c := range changes {
+		if d.send(ctx, c) != nil {
+			break // deliver says why
+		}
+	}
+	d.close()
+	if err := <-done; err != nil {
+		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
+	}
+	e.Logger.Info("retried the rejected log", "connection", job.Connection,
+		"retried", len(entries), "still_rejected", log.size())
+	return nil
+}
+
+// fetchRetries reads the current state of each logged member, at most
+// PageConcurrency requests at a time, and returns the change that brings
+// the target in line with it.
+func (e *Engine) fetchRetries(ctx context.Context, job Job, entries []state.Rejection) ([]change, error) {
+	fields := job.Mapping.Fields()
+	if len(job.Statuses) > 0 {
+		fields = append(fields, "status")
+	}
+	changes := make([]change, len(entries))
+	var gone int
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.PageConcurrency)
+	for i, r := range entries {
+		g.Go(func() error {
+			m, err := job.Mailchimp.Member(gctx, job.ListID, r.Member.String(), fields)
+			switch {
+			case errors.Is(err, mailchimp.ErrMemberNotFound):
+				mu.Lock()
+				gone++
+				mu.Unlock()
+				changes[i] = change{op: target.Delete(r.Member.String()), member: r.Member}
+				return nil
+			case err != nil:
+				return err
+			}
+			if status, _ := m["status"].(string); len(job.Statuses) > 0 && !slices.Contains(job.Statuses, status) {
+				changes[i] = change{op: target.Delete(r.Member.String()), member: r.Member}
+				return nil
+			}
+			body, err := job.Mapping.Append(nil, m)
+			if err != nil {
+				return fmt.Errorf("member %s: %w", r.Member, err)
+			}
+			changes[i] = change{op: target.Upsert(body), member: r.Member}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if gone > 0 {
+		if err := e.checkListAnswers(ctx, job, gone); err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
+}
+
+// checkListAnswers makes sure, before n members that answered 404 are
+// deleted from the target, that the audience itself still answers: a
+// list deleted meanwhile answers 404 for every member too.
+func (e *Engine) checkListAnswers(ctx context.Context, job Job, n int) error {
+	status := ""
+	if len(job.Statuses) > 0 {
+		status = job.Statuses[0]
+	}
+	_, err := job.Mailchimp.Members(ctx, job.ListID, mailchimp.MembersQuery{Count: 1, Fields: []string{"total_items"}, Status: status})
+	switch {
+	case mailchimp.IsKind(err, mailchimp.KindNotFound):
+		return fmt.Errorf("%d members answered 404, and so does the audience itself: nothing was deleted: %w", n, err)
+	case err != nil:
+		return fmt.Errorf("%d members answered 404; checking that the audience still exists before deleting them failed: %w", n, err)
+	}
+	return nil
+}
