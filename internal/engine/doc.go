@@ -16,7 +16,8 @@
 // in seams.go:
 //
 //   - Store: read the connection, record the attempt, checkpoints, failed
-//     pages and how the run ended, and the connection's roster. Every
+//     pages and how the run ended, the connection's roster and its
+//     rejected log. Every
 //     state.Store is one; the engine links no store driver.
 //   - MemberSource: page the members of a view and window, get one member
 //     by subscriber hash, and count the requests. *mailchimp.Client is one;
@@ -58,4 +59,21 @@
 // each roster id the scan did not see, and deletes the gone ones from the
 // target (reconcile.go). A reconcile never deletes a member that exists:
 // only the GET's 404, or a status outside the filter, makes a member gone.
+//
+// # Records the target refuses
+//
+// One record a target refuses (400 or 422) must not hold back its
+// connection. A refused batch is split until the records refused on their
+// own are found (refused.go); they go to the connection's rejected log and
+// the rest to the target, so the watermark moves on with nothing lost.
+// Every later run first fetches each logged member again and retries it
+// (retried.go): accepted, or deleted when the member is gone, it leaves
+// the log. A target that refuses everything, or more records than
+// Job.MaxRejected in one run, stops the run after a few requests with a
+// *RefusalsError, and the watermark stays. A 413 splits the batch too, and
+// makes the rest of the run's batches smaller.
+//
+// While its requests retry (Mailchimp unreachable, a target answering
+// 503), a run records the error it is retrying as the connection's last
+// error (notes.go), so status and alerts can say why it is slow.
 package engine
