@@ -75,12 +75,29 @@ func rejectedAlert(conn string, rs state.RejectedState, now time.Time) Alert {
 		Rejected: rs.Count,
 		At:       now,
 	}
-	if s := rs.Sample; s != nil {
-		a.Status = s.Status
-		a.Sample = &RejectedRecord{MemberID: s.Member.String(), Status: s.Status, Reason: Printable(s.Reason)}
-		a.Subject += fmt.Sprintf(" (HTTP %d)", s.Status)
+	if a.Sample = RecordOf(rs.Sample); a.Sample != nil {
+		a.Status = a.Sample.Status
+		a.Subject += fmt.Sprintf(" (HTTP %d)", a.Status)
 	}
 	return a
+}
+
+// RecordOf is an entry of the rejected log as alerts and status lines
+// quote it; nil for nil.
+func RecordOf(r *state.Rejection) *RejectedRecord {
+	if r == nil {
+		return nil
+	}
+	return &RejectedRecord{MemberID: r.Member.String(), Status: r.Status, Reason: Printable(r.Reason)}
+}
+
+// String is the record on one line: "member <id>: HTTP 422: <reason>".
+func (r RejectedRecord) String() string {
+	s := fmt.Sprintf("member %s: HTTP %d", r.MemberID, r.Status)
+	if r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
 }
 
 func plural(n int64, one, many string) string {

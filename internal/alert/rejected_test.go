@@ -142,6 +142,19 @@ func TestCheckRejectedTwoWorkersOneAlert(t *testing.T) {
 	}
 }
 
+func TestRecordOf(t *testing.T) {
+	if RecordOf(nil) != nil {
+		t.Error("RecordOf(nil) is not nil")
+	}
+	r := RecordOf(&state.Rejection{Member: state.MemberID{0xab}, Key: "a@example.com", Status: 422, Reason: "bad\r\nemail", LastAttempt: at})
+	if got, want := r.String(), `member ab000000000000000000000000000000: HTTP 422: bad\r\nemail`; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got, want := (RejectedRecord{MemberID: "01", Status: 400}).String(), "member 01: HTTP 400"; got != want {
+		t.Errorf("without a reason: %q, want %q", got, want)
+	}
+}
+
 func TestPrintable(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{`{"error":"email is invalid","field":"email"}`, `{"error":"email is invalid","field":"email"}`},

@@ -4,9 +4,11 @@
 // After a run (runConnection) it counts the run in the metrics from the
 // engine's Summary (its Result is decided by the engine, once; its
 // Tombstoned are the members that left the target), reads the connection's
-// state back from the shared store, sets the lag, last-success and roster
-// gauges, and applies the alert policy: a permanent error pages at once,
-// lag past the threshold pages once per incident. A run that was fenced
+// state back from the shared store, sets the lag, last-success, roster and
+// rejected-records gauges, and applies the alert policy: a permanent error
+// pages at once, lag past the threshold pages once per incident, and so
+// does a rejected log that goes from empty to holding records (with a
+// recovery notice when it is empty again). A run that was fenced
 // (another worker claimed the connection meanwhile) touches no gauge and no
 // alert: the store refused its writes, and the worker that owns the
 // connection now speaks for it.

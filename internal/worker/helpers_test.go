@@ -137,6 +137,13 @@ func (e *fakeEngine) run(ctx context.Context, name string, token int64) (engine.
 		return sum, err
 	}
 	sum.Completed, sum.WindowEnd = true, run.WindowEnd
+	// The engine reports the rejected log as the run leaves it; the test
+	// writes the log itself.
+	st, err := e.store.Connection(ctx, name)
+	if err != nil {
+		return sum, err
+	}
+	sum.Rejected, sum.RejectedSample = st.Rejected.Count, st.Rejected.Sample
 	if reconciles {
 		size, err := e.store.RosterSize(ctx, name)
 		if err != nil {

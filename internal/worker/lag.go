@@ -38,8 +38,8 @@ func (w *Worker) watchLag(ctx context.Context) {
 }
 
 // checkLag is one lag beat: every configured connection's gauges are set
-// from one read of the store, and its lag policy runs against the shared
-// alert state.
+// from one read of the store, and its lag policy and rejected-records
+// check run against the shared alert state.
 func (w *Worker) checkLag(ctx context.Context) {
 	states, err := w.states(ctx)
 	if err != nil {
@@ -58,18 +58,25 @@ func (w *Worker) checkLag(ctx context.Context) {
 		if err := c.Lag.CheckConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, c.Name, alert.ReadFreshness(w.cfg.Store, c.Name, st), now); err != nil && ctx.Err() == nil {
 			w.log.Warn("lag alert failed", "connection", c.Name, "error", err)
 		}
+		// A run's own check usually flips it; the beat catches a flip a
+		// process died before sending, and writes nothing otherwise.
+		if err := alert.CheckRejected(ctx, w.cfg.Store, w.cfg.Notifier, c.Name, st, now); err != nil && ctx.Err() == nil {
+			w.log.Warn("rejected records alert failed", "connection", c.Name, "error", err)
+		}
 	}
 	w.cfg.Metrics.CountLagCheck()
 }
 
-// observe sets the connection's lag, last-success and roster gauges from
-// st. The roster's size is read on every beat, like the lag, so a worker
-// that does not run the connection follows the one that does.
+// observe sets the connection's lag, last-success, roster and rejected
+// gauges from st. The roster's and the rejected log's sizes are read on
+// every beat, like the lag, so a worker that does not run the connection
+// follows the one that does.
 func (w *Worker) observe(name string, st state.ConnectionState, now time.Time) {
 	lag, known := alert.FreshnessOf(st).Lag(now)
 	w.cfg.Metrics.SetLag(name, lag, known)
 	w.cfg.Metrics.SetLastSuccess(name, st.LastSuccess)
 	w.cfg.Metrics.SetRosterMembers(name, st.Roster.Members, st.Roster.Complete())
+	w.cfg.Metrics.SetRejected(name, st.Rejected.Count)
 }
 
 // states is every connection's state by name, in one read. A connection

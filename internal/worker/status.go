@@ -14,8 +14,9 @@ import (
 // StatusRows is every configured connection as the status page shows it,
 // from one read of the store: its lag, last success and last error (with
 // what to do about it, when this worker saw it fail), the
-// members in its target and its last reconcile, the lag policy's verdict,
-// and when this worker's scheduler runs it next.
+// members in its target and its last reconcile, the records its target
+// refused, the lag policy's verdict, and when this worker's scheduler runs
+// it next.
 func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 	states, err := w.states(ctx)
 	if err != nil {
@@ -41,6 +42,10 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 		if !st.Roster.LastReconcile.IsZero() {
 			t := st.Roster.LastReconcile
 			row.LastReconcile = &t
+		}
+		row.Rejected = st.Rejected.Count
+		if r := alert.RecordOf(st.Rejected.Sample); r != nil {
+			row.RejectedSample = r.String()
 		}
 		if next, ok := w.sched.Next(c.Name); ok {
 			row.NextRun = &next

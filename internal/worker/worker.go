@@ -178,17 +178,20 @@ func (w *Worker) logFailure(name string, sum engine.Summary, runErr error) {
 }
 
 // afterRun counts a finished run, then, unless it was fenced, sets the
-// connection's gauges (the members in the target from a completed run's
-// Summary, then all of them from the store) and applies the alert policy.
+// connection's gauges (the members in the target and the rejected records
+// from a completed run's Summary, then all of them from the store) and
+// applies the alert policy: permanent errors, lag, rejected records.
 func (w *Worker) afterRun(ctx context.Context, name string, sum engine.Summary, runErr error) {
 	w.cfg.Metrics.ObserveRun(name, sum.Result, sum.Read, sum.Delivered, sum.Tombstoned, sum.Duration, sum.MailchimpStats)
 	if errors.Is(runErr, state.ErrFenced) {
 		return // another worker owns the connection now: it speaks for it
 	}
 	if sum.Completed {
-		// The run counted its roster last thing; the state read back below
-		// holds the same count, and sets it again, unless that read fails.
+		// The run counted its roster and its rejected log last thing; the
+		// state read back below holds the same counts, and sets them
+		// again, unless that read fails.
 		w.cfg.Metrics.SetRosterMembers(name, sum.Members, true)
+		w.cfg.Metrics.SetRejected(name, sum.Rejected)
 	}
 	conn, ok := w.byName[name]
 	if !ok {
@@ -206,5 +209,9 @@ func (w *Worker) afterRun(ctx context.Context, name string, sum engine.Summary, 
 	read := alert.ReadFreshness(w.cfg.Store, name, st)
 	if err := conn.Lag.AfterRunConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, name, runErr, read, now); err != nil {
 		w.log.Warn("alerting failed", "connection", name, "error", err)
+	}
+	// Whatever the run's result: the log is what it is now.
+	if err := alert.CheckRejected(ctx, w.cfg.Store, w.cfg.Notifier, name, st, now); err != nil {
+		w.log.Warn("rejected records alert failed", "connection", name, "error", err)
 	}
 }
