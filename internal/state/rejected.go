@@ -57,7 +57,9 @@ type Rejections interface {
 	// 1. For a member already in the log, FirstSeen is kept, Attempts
 	// grows by one, and Key, Status, Reason and LastAttempt are replaced.
 	// A member appearing twice in rs counts once, with its last entry. A
-	// Reason longer than MaxRejectionReason is an error.
+	// Reason longer than MaxRejectionReason, or a Key or Reason that is
+	// not valid UTF-8, is an error (see CheckRejection), and then nothing
+	// is written.
 	RecordRejections(ctx context.Context, name string, rs []Rejection) error
 	// ClearRejections takes members out of the log: the target accepted
 	// them, or they are gone. Members not in the log are ignored.

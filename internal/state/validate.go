@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // The checks below are the argument rules of the Store methods that every
@@ -82,6 +83,12 @@ func CheckRejection(r Rejection) error {
 		return fmt.Errorf("member %s: HTTP status %d", r.Member, r.Status)
 	case len(r.Reason) > MaxRejectionReason:
 		return fmt.Errorf("member %s: reason of %d bytes, more than %d", r.Member, len(r.Reason), MaxRejectionReason)
+	// DynamoDB holds only UTF-8 strings (the SDK would swap bad bytes for
+	// U+FFFD), so an entry that would not come back as given is refused.
+	case !utf8.ValidString(r.Reason):
+		return fmt.Errorf("member %s: reason is not valid UTF-8", r.Member)
+	case !utf8.ValidString(r.Key):
+		return fmt.Errorf("member %s: key is not valid UTF-8", r.Member)
 	case r.LastAttempt.IsZero():
 		return fmt.Errorf("member %s: no time of the attempt", r.Member)
 	}

@@ -15,7 +15,8 @@
 //     item per connection. Watermark (N, unix nanoseconds, exact) and
 //     LastImportTime (S, the same instant in ISO 8601, as the original
 //     importer kept it), FirstAttempt, LastAttempt, LastSuccess (N),
-//     LastError (S), LastRead, LastDelivered, TotalDelivered (N),
+//     LastError (S), LastErrorAt (N), LastRead, LastDelivered,
+//     TotalDelivered (N),
 //     Checkpoint (S, JSON, in state.EncodeCheckpoint's encoding),
 //     RunsRecorded and FailuresRecorded (N, append counters for
 //     retention), LeaseOwner (S), LeaseToken (N, only ever grows),
@@ -32,13 +33,18 @@
 //     run was recorded, so a descending query lists runs newest first.
 //     Started, Finished, WindowStart, WindowEnd, Read, Delivered, Requests
 //     (N), Full (BOOL), Result, Error (S). The connection's roster lives
-//     here too, under RunIds that start with "roster/" (see Rosters).
+//     here too, under RunIds that start with "roster/" (see Rosters),
+//     and its rejected log under "target/rejected/" (see The rejected
+//     log).
 //
 // The history item also holds what status shows of the roster:
 // RosterKept (BOOL), RosterMembers (N, the last exact count),
 // RosterCounted (N, the roster version it counted), RosterLastReconcile
 // (N), RosterLeft (N, added to by every removal) and RosterDefaultView
-// (N). Nothing larger: Connections scans every history item.
+// (N); and of the rejected log: RejectedCount (N) and RejectedSample (M,
+// the latest refusal: Member (S, hex), RecordKey, Reason (S), Status,
+// FirstSeen, LastAttempt, Attempts (N)). Nothing larger: Connections
+// scans every history item.
 //
 // Times are unix nanoseconds, UTC, in N attributes; the zero time and the
 // empty string are absent attributes. Every read is strongly consistent,
@@ -146,6 +152,42 @@
 // sharing the tables with one (a rolling upgrade, a downgrade), its trim
 // of a connection with a large roster would delete roster items; the
 // next fold or read then reports the damage rather than a short roster.
+//
+// # The rejected log
+//
+// Each entry is an item of the runs table under the connection's ListId,
+// RunId "target/rejected/" and the member id in 32 lower-case hex digits
+// (which sort as the id's bytes do): RecordKey, Reason (S, absent when
+// empty), Status, FirstSeen, LastAttempt, Attempts (N). RejectedLog is one
+// query of that prefix, in member order. RecordRejections writes each
+// entry with one UpdateItem (Attempts added to, FirstSeen set only when
+// absent), eight at a time, so an entry is exact whoever else writes it;
+// ClearRejections deletes entries with BatchWriteItem, 25 a call. The
+// prefix sorts above "roster/", and run ids (digits) below both, so the
+// queries and trims of runs, which end below "roster/", never meet an
+// entry, in this release or the one before it.
+//
+// The entries are the truth; the history item's RejectedCount and
+// RejectedSample are a summary of them, so that Connection, read at the
+// start of every run, stays one GetItem and Connections one scan. Every
+// RecordRejections and ClearRejections refreshes it once its entries are
+// written: a query of the entries, then an update of the history item
+// (which makes the connection known, as every write does). Without
+// transactions that is not atomic with the entries: a crash between the
+// two, or two writers of one connection refreshing in the opposite order
+// of their queries, leaves a summary that is behind until the next
+// change of that log refreshes it. Meanwhile status shows the old count,
+// and a run that reads a count of 0 may not read the log at all (the
+// engine skips it then), so entries written just before a crash wait for
+// that next change. One connection's writers are serialized by its lease
+// (only the worker holding it runs the connection), so the second case
+// needs a worker that lost its lease while it wrote: the log's writes
+// are not fenced, as state.Rejections explains.
+//
+// NoteError is one UpdateItem of LastError and LastErrorAt, on condition
+// that LastErrorAt is absent or not later than the note's; when it is
+// later, the note is dropped. FailRun sets LastErrorAt to the run's end,
+// CompleteRun removes both.
 //
 // Retention: a failure is deleted once a completed run resolves it, and
 // each log is trimmed to the newest state.KeepRuns runs and

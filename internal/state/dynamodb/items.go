@@ -93,11 +93,16 @@ func (it item) setTime(attr string, t time.Time) error {
 // straight through.
 type reader struct {
 	item map[string]types.AttributeValue
+	in   string // "" for an item, else the map attribute item is, for errors
 	err  error
 }
 
 func (r *reader) fail(attr string, err error) {
-	if r.err == nil {
+	switch {
+	case r.err != nil:
+	case r.in != "":
+		r.err = fmt.Errorf("attribute %s.%s: %w", r.in, attr, err)
+	default:
 		r.err = fmt.Errorf("item %s=%q: attribute %s: %w", attrListID, r.string(attrListID), attr, err)
 	}
 }
@@ -191,11 +196,13 @@ func decodeConnection(it map[string]types.AttributeValue) (state.ConnectionState
 		LastAttempt:    r.time(attrLastAttempt),
 		LastSuccess:    r.time(attrLastSuccess),
 		LastError:      r.string(attrLastError),
+		LastErrorAt:    r.time(attrLastErrorAt),
 		LastRead:       r.int(attrLastRead),
 		LastDelivered:  r.int(attrLastDelivered),
 		TotalDelivered: r.int(attrTotalDelivered),
 		Alerts:         r.timeMap(attrAlerts),
 		Roster:         decodeRosterState(r),
+		Rejected:       decodeRejected(r),
 	}
 	if !r.has(attrWatermark) && r.has(attrLastImportTime) {
 		// Written by the original importer, never by a completed run of

@@ -229,6 +229,7 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 			}
 			u.removeAttr(attrCheckpoint)
 			u.removeAttr(attrLastError)
+			u.removeAttr(attrLastErrorAt)
 			u.setTime(attrLastSuccess, run.Finished)
 			u.setValue(attrLastRead, num(run.Read))
 			u.setValue(attrLastDelivered, num(run.Delivered))
@@ -254,8 +255,9 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 	})
 }
 
-// FailRun implements state.Store: LastError on the history item, then the run
-// appended (see CompleteRun for why in that order).
+// FailRun implements state.Store: LastError and LastErrorAt (the run's
+// end) on the history item, then the run appended (see CompleteRun for
+// why in that order).
 func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 	return s.write("fail run", run.Connection, func() (string, error) {
 		id, err := s.runID(run)
@@ -268,6 +270,7 @@ func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 		}
 		u := newHistoryUpdate()
 		u.setString(attrLastError, run.Error)
+		u.setTime(attrLastErrorAt, run.Finished)
 		u.addNumber(attrRunsRecorded, 1)
 		u.fence(run.Token)
 		updated, err := s.updateHistory(ctx, run.Connection, u)

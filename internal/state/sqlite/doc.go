@@ -11,17 +11,29 @@
 // is missing, but never its directory: a typo in the path fails instead
 // of starting over from an empty state somewhere new.
 //
-// The file holds six tables: connections (one row per connection; the
+// The file holds seven tables: connections (one row per connection; the
 // checkpoint is a JSON column, in state.EncodeCheckpoint's encoding; the
 // lease is lease_owner, lease_token and lease_expires; the RosterState is
-// kept, members, last_reconcile, left_count and default_view), runs,
-// failures, alerts (connection, kind, opened_at: a row per open alert),
-// roster_bucket (connection, bucket, ids: the roster packed, a row per
-// bucket of 4,096, each the sorted ids whose leading 12 bits are its
-// number, 16 bytes an id) and roster_log (seq, connection, id: ids added
-// but not yet folded into the buckets, in a plain rowid table, so adding
-// appends). Times are stored as unix nanoseconds, UTC, so they cover the
-// years 1678 to 2262; the zero time is stored as NULL.
+// kept, members, last_reconcile, left_count and default_view;
+// last_error_at dates last_error), runs, failures, alerts (connection,
+// kind, opened_at: a row per open alert), roster_bucket (connection,
+// bucket, ids: the roster packed, a row per bucket of 4,096, each the
+// sorted ids whose leading 12 bits are its number, 16 bytes an id),
+// roster_log (seq, connection, id: ids added but not yet folded into the
+// buckets, in a plain rowid table, so adding appends) and rejected
+// (connection, member, record_key, status, reason, first_seen,
+// last_attempt, attempts: the rejected log, a row per refused member,
+// the member its 16 bytes). Times are stored as unix nanoseconds, UTC, so
+// they cover the years 1678 to 2262; the zero time is stored as NULL.
+//
+// The rejected log is a table like any other: RecordRejections upserts a
+// row per member and ClearRejections deletes them, each in one write
+// transaction, and RejectedLog reads the rows in member (memcmp) order.
+// Its summary in ConnectionState (the count, and the latest refusal) is
+// not stored but read with the connection, by two subqueries in the same
+// statement that seek into an index by (connection, last_attempt DESC,
+// member): so it is exact at every read, and Connections over 10,000
+// connections stays one statement.
 //
 // The file is in WAL mode with a busy timeout, so several processes can
 // share it. Every write method is one IMMEDIATE transaction (it takes the
@@ -58,8 +70,10 @@
 // order when the file is opened; a file written by a newer chimport is
 // refused (ErrSchemaTooNew) rather than misread. Version 2 added the lease
 // columns and the alerts table, version 3 the roster columns, buckets and
-// log; an older file is upgraded in place when opened, and its
-// connections start with no roster (Kept false).
+// log, version 4 the rejected table and last_error_at; an older file is
+// upgraded in place when opened, and its connections start with no
+// roster (Kept false), an empty rejected log, and their last error
+// undated (LastErrorAt zero).
 //
 // Retention: every append trims its log to the newest state.KeepRuns runs
 // and state.KeepFailures failures per connection. Resolved failures stay

@@ -71,6 +71,47 @@ func TestOpensPreviousReleaseFile(t *testing.T) {
 	checkFixtureLogs(t, s)
 	checkFixtureLease(t, s)
 	checkFixtureRoster(t, s)
+	checkFixtureRejected(t, s)
+}
+
+// checkFixtureRejected: the previous release had no rejected log and did
+// not date errors, so after the upgrade no connection has a log and the
+// last error has no LastErrorAt (Connections above says so); the
+// upgraded rows take refusals and notes.
+func checkFixtureRejected(t *testing.T, s state.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{"news", "other"} {
+		if log, err := s.RejectedLog(ctx, name); err != nil || len(log) != 0 {
+			t.Errorf("%s: rejected log after the upgrade: %v, %v; want none", name, log, err)
+		}
+	}
+	id, err := state.ParseMemberID("62dbd2e1a4c87c3b0cf7e4a5d3c1b2a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := state.Rejection{Member: id, Key: "ann@example.com", Status: 422, Reason: "bad phone",
+		LastAttempt: t0.Add(6 * time.Hour)}
+	if err := s.RecordRejections(ctx, "news", []state.Rejection{refused}); err != nil {
+		t.Fatal(err)
+	}
+	// Any note is newer than an error the previous release left undated.
+	if err := s.NoteError(ctx, "news", "target: 503", t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Connection(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := refused
+	entry.FirstSeen, entry.Attempts = refused.LastAttempt, 1
+	want := state.RejectedState{Count: 1, Sample: &entry}
+	if d := cmp.Diff(want, c.Rejected); d != "" {
+		t.Errorf("Rejected after a refusal (-want +got):\n%s", d)
+	}
+	if c.LastError != "target: 503" || !c.LastErrorAt.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("after a note: LastError %q at %v", c.LastError, c.LastErrorAt)
+	}
 }
 
 // checkFixtureRoster: the previous release kept no rosters, so after the

@@ -129,6 +129,28 @@ CREATE TABLE roster_bucket (
 	PRIMARY KEY (connection, bucket)
 ) STRICT;
 `,
+	// 4: the rejected log, a row per (connection, member) the target
+	// refused, and the time of the last error, which NoteError records
+	// while a run retries. The primary key lists a connection's log in
+	// member order; rejected_latest holds its latest refusal first, so
+	// Connections finds each connection's count and sample with a seek
+	// into it rather than a sort of each log.
+	`
+ALTER TABLE connections ADD COLUMN last_error_at INTEGER;
+
+CREATE TABLE rejected (
+	connection   TEXT NOT NULL REFERENCES connections(name),
+	member       BLOB NOT NULL CHECK (length(member) = 16), -- a state.MemberID
+	record_key   TEXT NOT NULL, -- state.Rejection.Key
+	status       INTEGER NOT NULL,
+	reason       TEXT NOT NULL,
+	first_seen   INTEGER NOT NULL,
+	last_attempt INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL,
+	PRIMARY KEY (connection, member)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX rejected_latest ON rejected (connection, last_attempt DESC, member);
+`,
 }
 
 // migrate brings the file up to len(migrations), one migration per

@@ -101,23 +101,30 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// connectionColumns reads a connection with its open alerts, in one
-// statement and so from one snapshot.
+// connectionColumns reads a connection with its open alerts and the
+// summary of its rejected log (see rejectedColumns), in one statement and
+// so from one snapshot.
 const connectionColumns = `name, watermark, first_attempt, last_attempt, last_success,
-	last_error, last_read, last_delivered, total_delivered, checkpoint,
+	last_error, last_error_at, last_read, last_delivered, total_delivered, checkpoint,
 	kept, members, last_reconcile, left_count, default_view,
-	(SELECT json_group_object(kind, opened_at) FROM alerts WHERE alerts.connection = connections.name)`
+	(SELECT json_group_object(kind, opened_at) FROM alerts WHERE alerts.connection = connections.name),
+	` + rejectedColumns
 
 func scanConnection(row interface{ Scan(...any) error }) (state.ConnectionState, error) {
 	var c state.ConnectionState
-	var cp, alerts sql.NullString
+	var cp, alerts, sample sql.NullString
 	err := row.Scan(&c.Connection, (*sqlTime)(&c.Watermark), (*sqlTime)(&c.FirstAttempt),
-		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError,
+		(*sqlTime)(&c.LastAttempt), (*sqlTime)(&c.LastSuccess), &c.LastError, (*sqlTime)(&c.LastErrorAt),
 		&c.LastRead, &c.LastDelivered, &c.TotalDelivered, &cp,
 		&c.Roster.Kept, &c.Roster.Members, (*sqlTime)(&c.Roster.LastReconcile), &c.Roster.Left, &c.Roster.DefaultView,
-		&alerts)
+		&alerts, &c.Rejected.Count, &sample)
 	if err != nil {
 		return state.ConnectionState{}, err
+	}
+	if sample.Valid {
+		if c.Rejected.Sample, err = decodeSample(sample.String); err != nil {
+			return state.ConnectionState{}, err
+		}
 	}
 	if cp.Valid {
 		if c.Checkpoint, err = state.DecodeCheckpoint(cp.String); err != nil {

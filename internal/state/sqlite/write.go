@@ -96,6 +96,7 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 				watermark = max(coalesce(watermark, ?2), ?2),
 				checkpoint = NULL,
 				last_error = '',
+				last_error_at = NULL,
 				last_success = ?4,
 				last_read = ?5,
 				last_delivered = ?6,
@@ -120,8 +121,8 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 // FailRun implements state.Store.
 func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 	return s.write(ctx, "fail run", run.Connection, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ?2
-			WHERE name = ?1 AND `+fenceCondition(3), run.Connection, run.Error, run.Token)
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ?2, last_error_at = ?4
+			WHERE name = ?1 AND `+fenceCondition(3), run.Connection, run.Error, run.Token, sqlTime(run.Finished))
 		if err := fenced(ctx, tx, run.Connection, run.Token, res, err); err != nil {
 			return err
 		}

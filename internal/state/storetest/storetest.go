@@ -54,6 +54,18 @@ func Run(t *testing.T, open Open) {
 		{"RosterLarge", testRosterLarge},
 		{"RosterRejectsBadInput", testRosterRejectsBadInput},
 		{"RosterCancelledContext", testRosterCancelledContext},
+		{"RejectedNewThenRepeat", testRejectedNewThenRepeat},
+		{"RejectedDuplicatesInOneCall", testRejectedDuplicatesInOneCall},
+		{"RejectedClear", testRejectedClear},
+		{"RejectedSortedByBytes", testRejectedSortedByBytes},
+		{"RejectedPerConnection", testRejectedPerConnection},
+		{"RejectedInConnectionState", testRejectedInConnectionState},
+		{"RejectedTimesRoundTripInUTC", testRejectedTimesRoundTrip},
+		{"RejectedRejectsBadInput", testRejectedRejectsBadInput},
+		{"RejectedCancelledContext", testRejectedCancelledContext},
+		{"RejectedBesideRunsAndRoster", testRejectedBesideRuns},
+		{"NoteError", testNoteError},
+		{"NoteErrorRejectsBadInput", testNoteErrorRejectsBadInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +83,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentSetAlertOneFlip", testConcurrentAlerts},
 		{"TwoHandlesNeverMoveWatermarkBack", testTwoHandlesNeverMoveWatermarkBack},
 		{"TwoHandlesRosterUnion", testTwoHandlesRosterUnion},
+		{"TwoHandlesRejectedLog", testTwoHandlesRejectedLog},
 	}
 	for _, tt := range shared {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,7 +248,7 @@ func testFailRun(t *testing.T, s state.Store) {
 	ok(t, s.FailRun(ctx, state.Run{Connection: "fresh", Result: state.ResultFailed,
 		WindowEnd: at(time.Hour), Finished: at(time.Minute), Error: "mailchimp: 401 API Key Invalid"}))
 	want := state.ConnectionState{Connection: "fresh", FirstAttempt: at(0), LastAttempt: at(0),
-		LastError: "mailchimp: 401 API Key Invalid"}
+		LastError: "mailchimp: 401 API Key Invalid", LastErrorAt: at(time.Minute)}
 	diff(t, "never completed", want, connection(t, s, "fresh"))
 
 	// Completed once, then part-way through the next window.
@@ -251,6 +264,6 @@ func testFailRun(t *testing.T, s state.Store) {
 		Read: 100, Delivered: 90, Error: "context canceled"}))
 	want = state.ConnectionState{Connection: "news", Watermark: at(time.Hour), FirstAttempt: at(0),
 		LastAttempt: at(2 * time.Hour), LastSuccess: at(time.Hour), LastError: "context canceled",
-		LastRead: 3, LastDelivered: 3, TotalDelivered: 3, Checkpoint: &cp}
+		LastErrorAt: at(2*time.Hour + 2*time.Minute), LastRead: 3, LastDelivered: 3, TotalDelivered: 3, Checkpoint: &cp}
 	diff(t, "after a failed run", want, connection(t, s, "news"))
 }

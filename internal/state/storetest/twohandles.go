@@ -55,3 +55,20 @@ func testTwoHandlesNeverMoveWatermarkBack(t *testing.T, a, b state.Store) {
 		t.Errorf("%d runs recorded, want %d", len(runs), n+2)
 	}
 }
+
+// testTwoHandlesRejectedLog: what one worker writes to the rejected log,
+// and the summary it leaves, is what the other reads.
+func testTwoHandlesRejectedLog(t *testing.T, a, b state.Store) {
+	ann, bob := member("ann@example.com"), member("bob@example.com")
+	ra := refused(ann, "ann", 422, "x", at(0))
+	rb := refused(bob, "bob", 400, "y", at(time.Minute))
+	record(t, a, "news", ra)
+	record(t, b, "news", rb, ra)
+	want := sortedEntries(entry(ra, at(0), 2), entry(rb, at(time.Minute), 1))
+	checkLog(t, a, "news", want...)
+	diff(t, "Rejected read by a", summary(ptr(entry(rb, at(time.Minute), 1)), 2), connection(t, a, "news").Rejected)
+
+	clearLog(t, a, "news", bob)
+	checkLog(t, b, "news", entry(ra, at(0), 2))
+	diff(t, "Rejected read by b", summary(ptr(entry(ra, at(0), 2)), 1), connection(t, b, "news").Rejected)
+}
