@@ -112,8 +112,10 @@ func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Log
 		BatchSize:  conn.Target.BatchSize,
 		Full:       mode.full,
 		Reconcile:  mode.reconcile,
-		// ReconcileEvery is defaulted by the config (24h).
+		// ReconcileEvery (24h) and MaxRejected (100) are defaulted by
+		// the config.
 		ReconcileEvery: conn.ReconcileEvery.D(),
+		MaxRejected:    conn.Target.MaxRejected,
 		Mailchimp:      mc,
 		Sink:           sink,
 	}, nil
@@ -184,7 +186,8 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 // and does not tear the bars.
 func logRun(logger *slog.Logger, s engine.Summary, err error, bars bool) {
 	attrs := []any{"connection", s.Connection, "read", s.Read, "delivered", s.Delivered,
-		"tombstoned", s.Tombstoned, "members", s.Members, "requests", s.MailchimpStats.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
+		"tombstoned", s.Tombstoned, "members", s.Members, "rejected", s.Rejected, "refused", s.Refused,
+		"requests", s.MailchimpStats.Requests, "duration", s.Duration.Round(1e6).String(), "window_end", s.WindowEnd}
 	if err != nil {
 		logger.Error("run failed", append(attrs, "error", err)...)
 		return

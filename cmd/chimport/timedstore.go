@@ -75,3 +75,23 @@ func (s *timedStore) RosterSize(ctx context.Context, name string) (int64, error)
 	defer s.time(s.now())
 	return s.Store.RosterSize(ctx, name)
 }
+
+func (s *timedStore) RecordRejections(ctx context.Context, name string, rs []state.Rejection) error {
+	defer s.time(s.now())
+	return s.Store.RecordRejections(ctx, name, rs)
+}
+
+func (s *timedStore) ClearRejections(ctx context.Context, name string, members []state.MemberID) error {
+	defer s.time(s.now())
+	return s.Store.ClearRejections(ctx, name, members)
+}
+
+func (s *timedStore) RejectedLog(ctx context.Context, name string) ([]state.Rejection, error) {
+	defer s.time(s.now())
+	return s.Store.RejectedLog(ctx, name)
+}
+
+func (s *timedStore) NoteError(ctx context.Context, name, msg string, at time.Time) error {
+	defer s.time(s.now())
+	return s.Store.NoteError(ctx, name, msg, at)
+}
