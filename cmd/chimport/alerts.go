@@ -49,7 +49,8 @@ const alertGrace = 30 * time.Second
 // applies, on the same incident record in the state store: one alert when
 // the lag passes the threshold, one recovery notice when the connection is
 // fresh again, and none twice however many runs and serve workers share
-// the store.
+// the store. Records the target refused alert the same way: once when the
+// rejected log fills, once when it is empty again.
 type runAlerts struct {
 	store  alert.Store
 	notify alert.Notifier
@@ -89,6 +90,11 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 	}
 	if f == nil {
 		return
+	}
+	// CheckRejected writes nothing when the incident agrees with the log,
+	// as for nearly every connection on nearly every run.
+	if err := alert.CheckRejected(ctx, r.store, r.notify, connection, st, now); err != nil {
+		r.logger.Warn("rejected records alert failed", "connection", connection, "error", err)
 	}
 	// The state just read says whether the incident is open: when the
 	// policy agrees, there is nothing to flip, and no write to make for

@@ -14,6 +14,9 @@ const (
 	exitFailed  = 1 // a connection or an endpoint failed
 	exitUsage   = 2 // bad usage or bad config: nothing was attempted
 	exitUnknown = exitFailed
+	// exitRejected: every connection completed, but the target refused
+	// records, which wait in the rejected log. A failure (exit 1) wins.
+	exitRejected = 3
 )
 
 // usageError marks a mistake in how chimport was invoked: a bad flag, an
@@ -42,6 +45,11 @@ func (e setupError) Unwrap() error { return e.err }
 // failed. Details were already printed, so main prints nothing more.
 var errFailed = errors.New("one or more connections failed")
 
+// errRejected reports that every connection completed but some records
+// were refused by their target and wait in the rejected log. Details were
+// already printed, so main prints nothing more.
+var errRejected = errors.New("the target refused some records")
+
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
 	var useErr usageError
@@ -50,9 +58,36 @@ func exitCode(err error) int {
 		return exitOK
 	case isSetupProblem(err), errors.As(err, &useErr):
 		return exitUsage
+	case errors.Is(err, errRejected) && !errors.Is(err, errFailed):
+		return exitRejected
 	default:
 		return exitUnknown
 	}
+}
+
+// printed reports whether err says only what the command has printed
+// already: main adds nothing to it.
+func printed(err error) bool {
+	return errors.Is(err, errFailed) || errors.Is(err, errRejected)
+}
+
+// syncResult is what the outcomes of a sync come to: errFailed when a
+// connection did not complete (failed or cancelled), else errRejected
+// when a connection's rejected log holds records at the end of its run
+// (refused in this run or an earlier one, and not accepted since), else
+// nil. run and demo both end with it.
+func syncResult(outcomes []outcome) error {
+	rejected := false
+	for _, o := range outcomes {
+		if o.summary.Result != state.ResultOK {
+			return errFailed
+		}
+		rejected = rejected || o.summary.Rejected > 0
+	}
+	if rejected {
+		return errRejected
+	}
+	return nil
 }
 
 // wantsUsageHint reports whether err is about how chimport was invoked, so

@@ -47,7 +47,7 @@ func execute(ctx context.Context, args []string, e env) int {
 	root := newRootCmd(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err != nil && !errors.Is(err, errFailed) {
+	if err != nil && !printed(err) {
 		if wantsUsageHint(err) {
 			fmt.Fprintf(e.stderr, "chimport: %v\nRun 'chimport --help' for usage.\n", err)
 		} else {
@@ -106,6 +106,7 @@ what changed since the last run and never loses a change.`,
 		newInitCmd(e, opts),
 		newServeCmd(e, opts),
 		newStatusCmd(e, opts),
+		newRejectedCmd(e, opts),
 		newDemoCmd(e, opts),
 	)
 	return root

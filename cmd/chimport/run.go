@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/state"
@@ -35,7 +37,9 @@ func newRunCmd(e env, global *globalOptions) *cobra.Command {
 changed since the watermark, delivers them to the target, removes from the target the
 members that left the audience (deleted for good, moved to a new address, out of the
 status filter) and moves the watermark.
-It prints a summary per connection and exits 0 only if every connection completed.`,
+It prints a summary per connection and exits 0 only if every connection completed; 3
+if every connection completed but the target refused records, which wait in the rejected
+log (chimport rejected lists them) and are retried by every run; 1 if a connection failed.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.parallel < 1 {
@@ -87,10 +91,13 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	mode := runMode{full: opts.full, reconcile: opts.reconcile, retryClock: e.clock}
 	outcomes := syncAll(ctx, eng, conns, mode, opts.parallel, global.logger, alerts.afterRun, bars.attacher())
 	bars.wait()
-	failed := 0
+	failed, rejected := 0, 0
 	for _, o := range outcomes {
 		if o.summary.Result != state.ResultOK {
 			failed++
+		}
+		if o.summary.Rejected > 0 {
+			rejected++
 		}
 	}
 	spent, calls := store.Spent()
@@ -98,7 +105,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if calls > 0 {
 		mean = spent / time.Duration(calls)
 	}
-	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed,
+	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed, "with_rejected_records", rejected,
 		"duration", e.clock.Now().Sub(started).Round(time.Millisecond).String(),
 		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
 
@@ -110,8 +117,8 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if err != nil {
 		return err
 	}
-	if failed > 0 {
-		return errFailed
+	if err := syncResult(outcomes); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -131,6 +138,13 @@ type runJSON struct {
 	// the run, the members in the target.
 	Tombstoned int64 `json:"tombstoned"`
 	Members    int64 `json:"members"`
+	// Rejected is the size of the rejected log at the end of the run (the
+	// records the target refused, in this run or before, and has not
+	// accepted since), RejectedSample one of them (null when none), and
+	// Refused the refusals of this run, retries refused again included.
+	Rejected       int64          `json:"rejected"`
+	RejectedSample *rejectionJSON `json:"rejected_sample"`
+	Refused        int64          `json:"refused"`
 	// Reconciled says the run compared the roster with Mailchimp, and
 	// ReconcileReason why: build, full, asked, due, counts or learn (see engine.Summary).
 	Reconciled      bool       `json:"reconciled"`
@@ -150,6 +164,7 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 		out[i] = runJSON{
 			Connection: s.Connection, Result: s.Result, Completed: ok, Full: s.Full, Resumed: s.Resumed,
 			Read: s.Read, Delivered: s.Delivered, Tombstoned: s.Tombstoned, Members: s.Members,
+			Rejected: s.Rejected, RejectedSample: rejectionOf(s.RejectedSample), Refused: s.Refused,
 			Reconciled: s.Reconciled, ReconcileReason: s.ReconcileReason,
 			Requests: s.MailchimpStats.Requests, DurationSec: s.Duration.Seconds(),
 			WindowStart: timeOrNil(s.WindowStart),
@@ -168,7 +183,7 @@ func printRunJSON(w io.Writer, outcomes []outcome) error {
 
 func printRunTable(w io.Writer, outcomes []outcome) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tRESULT\tREAD\tDELIVERED\tLEFT\tREQUESTS\tDURATION\tWATERMARK")
+	fmt.Fprintln(tw, "CONNECTION\tRESULT\tREAD\tDELIVERED\tLEFT\tREJECTED\tREQUESTS\tDURATION\tWATERMARK")
 	for _, o := range outcomes {
 		s := o.summary
 		result, watermark := "ok", formatTime(s.WindowEnd)
@@ -180,17 +195,36 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		case s.Resumed:
 			result = "ok (resumed)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.Tombstoned, s.MailchimpStats.Requests, s.Duration.Round(time.Millisecond), watermark)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Connection, result, s.Read, s.Delivered, s.Tombstoned, s.Rejected,
+			s.MailchimpStats.Requests, s.Duration.Round(time.Millisecond), watermark)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	var rejected []rejectedLine
+	for _, o := range outcomes {
+		if s := o.summary; s.Rejected > 0 {
+			rejected = append(rejected, rejectedLine{s.Connection, s.Rejected, s.RejectedSample})
+		}
+	}
+	printRejectedLines(w, rejected)
 	for _, o := range outcomes {
 		if o.err != nil {
-			fmt.Fprintf(w, "\n%s: %v\n", o.summary.Connection, o.err)
+			fmt.Fprintf(w, "\n%s: %s\n", o.summary.Connection, printableLines(o.err.Error()))
 		}
 	}
 	return nil
+}
+
+// printableLines is s with every line made safe for a terminal: an error
+// may quote what a server sent (a refusal's body), escape sequences
+// included. The lines errors.Join makes stay lines.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = alert.Printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func timeOrNil(t time.Time) *time.Time {

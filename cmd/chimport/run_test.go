@@ -304,10 +304,10 @@ func TestStatusTableShowsTheRoster(t *testing.T) {
 	rows[0].NextRun, rows[1].NextRun = &next, &next
 	var buf bytes.Buffer
 	must(t, printStatusTable(&buf, rows))
-	want := `CONNECTION  WATERMARK             LAG           LAST SUCCESS          NEXT RUN              MEMBERS  LEFT  LAST RECONCILE        FAILED PAGES  LAST ERROR
-kept        2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  2        1     2026-03-04T11:30:00Z  0             -
-older       2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  -*       0     never                 0             -
-never       never                 never synced  never                 with the first run    -        0     never                 0             -
+	want := `CONNECTION  WATERMARK             LAG           LAST SUCCESS          NEXT RUN              MEMBERS  LEFT  REJECTED  LAST RECONCILE        FAILED PAGES  LAST ERROR
+kept        2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  2        1     0         2026-03-04T11:30:00Z  0             -
+older       2026-03-04T11:00:00Z  1h0m0s        2026-03-04T10:01:00Z  2026-03-04T13:00:00Z  -*       0     0         never                 0             -
+never       never                 never synced  never                 with the first run    -        0     0         never                 0             -
 
 * no roster yet (state from an older release): the next run of older builds it with one scan of member ids.
 `
@@ -348,9 +348,9 @@ func TestRunOutputShowsWhatLeft(t *testing.T) {
 
 	buf.Reset()
 	must(t, printRunTable(&buf, outcomes))
-	wantTable := `CONNECTION  RESULT  READ  DELIVERED  LEFT  REQUESTS  DURATION  WATERMARK
-shop        ok      120   118        3     9         1.5s      2026-03-04T11:59:00Z
-news        ok      0     0          0     2         200ms     2026-03-04T11:59:00Z
+	wantTable := `CONNECTION  RESULT  READ  DELIVERED  LEFT  REJECTED  REQUESTS  DURATION  WATERMARK
+shop        ok      120   118        3     0         9         1.5s      2026-03-04T11:59:00Z
+news        ok      0     0          0     0         2         200ms     2026-03-04T11:59:00Z
 `
 	if diff := cmp.Diff(wantTable, buf.String()); diff != "" {
 		t.Errorf("run table (-want +got):\n%s", diff)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/schedule"
 	"github.com/chimport/chimport/internal/state"
@@ -27,10 +28,11 @@ func newStatusCmd(e env, global *globalOptions) *cobra.Command {
 		Short: "Show how fresh every connection is",
 		Long: `status prints, per configured connection, the watermark (everything Mailchimp
 changed before it has been delivered), the lag (now minus the watermark), the last
-success, the last error and the failed pages waiting for the next run to repair them;
-then the members in the target, the members that left it over the connection's life
-(deleted for good, changed address or out of the status filter) and when a run last
-reconciled the target with Mailchimp.`,
+success, the last error (a failed run's, or the one a run under way is retrying) and the
+failed pages waiting for the next run to repair them; then the members in the target, the
+members that left it over the connection's life (deleted for good, changed address or out
+of the status filter), the records the target refused (each run retries them; chimport
+rejected lists them) and when a run last reconciled the target with Mailchimp.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd.Context(), e, global)
@@ -61,6 +63,13 @@ type connectionStatus struct {
 	Members         *int64     `json:"members"`
 	LastReconcile   *time.Time `json:"last_reconcile"`   // null: never reconciled
 	TombstonesTotal int64      `json:"tombstones_total"` // members that left the target, over the connection's life
+	// Rejected is the number of records in the rejected log, and
+	// RejectedSample one of them (the latest refused); null when none.
+	Rejected       int64          `json:"rejected"`
+	RejectedSample *rejectionJSON `json:"rejected_sample"`
+
+	// sample is RejectedSample as the store has it, for the table.
+	sample *state.Rejection
 
 	// rosterToBuild: no roster, though members were delivered (state from
 	// a release without rosters, or a watermark taken over from the Python
@@ -115,6 +124,7 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 		LastAttempt: timeOrNil(st.LastAttempt), LastError: st.LastError,
 		PendingFailures: len(failures), Resumable: st.Checkpoint != nil,
 		LastReconcile: timeOrNil(st.Roster.LastReconcile), TombstonesTotal: st.Roster.Left,
+		Rejected: st.Rejected.Count, RejectedSample: rejectionOf(st.Rejected.Sample), sample: st.Rejected.Sample,
 	}
 	if st.Roster.Complete() {
 		members := st.Roster.Members
@@ -131,8 +141,9 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 
 func printStatusTable(w io.Writer, rows []connectionStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tNEXT RUN\tMEMBERS\tLEFT\tLAST RECONCILE\tFAILED PAGES\tLAST ERROR")
+	fmt.Fprintln(tw, "CONNECTION\tWATERMARK\tLAG\tLAST SUCCESS\tNEXT RUN\tMEMBERS\tLEFT\tREJECTED\tLAST RECONCILE\tFAILED PAGES\tLAST ERROR")
 	var unbuilt []string
+	var rejected []rejectedLine
 	for _, r := range rows {
 		lag := "never synced"
 		if r.LagSeconds != nil {
@@ -153,12 +164,16 @@ func printStatusTable(w io.Writer, rows []connectionStatus) error {
 			members = "-*"
 			unbuilt = append(unbuilt, r.Name)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), next,
-			members, r.TombstonesTotal, formatTimePtr(r.LastReconcile), r.PendingFailures, lastErr)
+		if r.Rejected > 0 {
+			rejected = append(rejected, rejectedLine{r.Name, r.Rejected, r.sample})
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", r.Name, formatTimePtr(r.Watermark), lag, formatTimePtr(r.LastSuccess), next,
+			members, r.TombstonesTotal, r.Rejected, formatTimePtr(r.LastReconcile), r.PendingFailures, lastErr)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printRejectedLines(w, rejected)
 	if len(unbuilt) > 0 {
 		_, err := fmt.Fprintf(w, "\n* no roster yet (state from an older release): the next run of %s builds it with one scan of member ids.\n", strings.Join(unbuilt, ", "))
 		return err
@@ -173,13 +188,14 @@ func formatTimePtr(t *time.Time) string {
 	return formatTime(*t)
 }
 
-// oneLine fits a message on one table row: newlines become "; " and a long
-// message is cut (status --json has it whole).
+// oneLine fits a message on one table row: newlines become "; ", other
+// control characters escapes (an error may quote anything a server sent),
+// and a long message is cut (status --json has it whole).
 func oneLine(s string, limit int) string {
 	if s == "" {
 		return "-"
 	}
-	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	s = alert.Printable(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " "))
 	if r := []rune(s); len(r) > limit {
 		s = string(r[:limit-1]) + "…"
 	}
