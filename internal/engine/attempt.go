@@ -68,7 +68,7 @@ func (e *Engine) newAttempt(job Job, sum *Summary, cp *state.Checkpoint, run run
 		logger:        e.Logger.With("connection", job.Connection),
 	}
 	a.delivery = newDelivery(deliveryOf{
-		sink: job.Sink, batchSize: job.BatchSize, workers: e.DeliveryConcurrency,
+		sink: job.Sink, batchSize: run.batchSize, workers: e.DeliveryConcurrency,
 		roster: run.roster.write, rejected: run.rejected, logger: e.Logger,
 		onSent: func(b batch) {
 			a.delivered.Add(int64(len(b)))

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -141,7 +141,7 @@ type rosterWriter func(ctx context.Context, c state.RosterChange) error
 // are made smaller.
 type delivery struct {
 	sink      Sink
-	batchSize atomic.Int64 // lowered for the rest of the run by a 413
+	batchSize *batchLimit
 	workers   int
 	in        chan change
 	roster    rosterWriter
@@ -157,7 +157,7 @@ type delivery struct {
 // deliveryOf is what a delivery is made of; see delivery.
 type deliveryOf struct {
 	sink      Sink
-	batchSize int
+	batchSize *batchLimit
 	workers   int
 	roster    rosterWriter
 	rejected  *rejectedLog
@@ -175,14 +175,14 @@ func newDelivery(c deliveryOf) *delivery {
 		// the backlog that keeps the target busy. This buffer only spares
 		// a goroutine switch per operation, and is allocated whole for
 		// every run, of which serve and run may have hundreds at once.
-		in:       make(chan change, min(c.batchSize, 128)),
+		in:       make(chan change, min(c.batchSize.get(), 128)),
 		roster:   c.roster,
 		rejected: c.rejected,
 		retrying: c.retrying,
 		onSent:   c.onSent,
 		logger:   c.logger,
 	}
-	d.batchSize.Store(int64(c.batchSize))
+	d.batchSize = c.batchSize
 	return d
 }
 
@@ -236,12 +236,16 @@ func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
 				return fmt.Errorf("recording members in the roster before sending them: %w", err)
 			}
 		}
-		select {
-		case batches <- cur:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		// The batch size may have come down (a 413) while this batch
+		// was gathered.
+		for b := range slices.Chunk(cur, d.batchSize.get()) {
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
-		cur = make(batch, 0, d.batchSize.Load())
+		cur = make(batch, 0, d.batchSize.get())
 		return nil
 	}
 	for {
@@ -251,7 +255,7 @@ func (d *delivery) gather(ctx context.Context, batches chan<- batch) error {
 				return flush()
 			}
 			cur = append(cur, c)
-			if int64(len(cur)) >= d.batchSize.Load() {
+			if len(cur) >= d.batchSize.get() {
 				if err := flush(); err != nil {
 					return err
 				}

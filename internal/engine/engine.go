@@ -87,8 +87,8 @@ type Job struct {
 	// Default DefaultReconcileEvery (24h).
 	ReconcileEvery time.Duration
 
-	// MaxRejected is the most records the target may refuse in one run
-	// (those refused again on a retry included) before the run stops as
+	// MaxRejected is the most records the target may refuse in one run,
+	// besides those already in the rejected log, before the run stops as
 	// one whose refusals are not a few bad records but a broken mapping
 	// or target. Default DefaultMaxRejected.
 	MaxRejected int
@@ -203,8 +203,9 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 		sum.MailchimpStats = statsSince(job.Mailchimp.Stats(), statsBefore)
 	}
 	run := runWrites{
-		roster:   &runRoster{store: e.Store, name: job.Connection},
-		rejected: newRejectedLog(e.Store, job, e.Clock),
+		roster:    &runRoster{store: e.Store, name: job.Connection},
+		rejected:  newRejectedLog(e.Store, job, e.Clock),
+		batchSize: newBatchLimit(job.BatchSize, job.Connection, e.Logger),
 	}
 	// finish is every way out of Run: the result is set here and nowhere
 	// else, after the run history was written with the same value.
@@ -226,7 +227,7 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	}
 	entries, err := run.rejected.load(ctx, st)
 	if err == nil {
-		err = e.retryRejected(ctx, job, entries, run.rejected, run.roster, &sum)
+		err = e.retryRejected(ctx, job, st, entries, run, &sum)
 	}
 	if err != nil {
 		countRequests()
@@ -276,17 +277,18 @@ func (e *Engine) Run(ctx context.Context, job Job) (Summary, error) {
 	}
 }
 
-// runWrites is what a run writes to the store besides its checkpoints and
-// its end: the roster and the rejected log.
+// runWrites is what the deliveries of a run share: how they write the
+// roster and the rejected log, and the batch size they learned.
 type runWrites struct {
-	roster   *runRoster
-	rejected *rejectedLog
+	roster    *runRoster
+	rejected  *rejectedLog
+	batchSize *batchLimit
 }
 
 // sumRejected reports the rejected log at the end of the run. The sample
 // costs a read only when the log holds anything.
 func (e *Engine) sumRejected(ctx context.Context, sum *Summary, log *rejectedLog) {
-	sum.Refused = log.refused.Load()
+	sum.Refused = log.refusals()
 	sum.Rejected = int64(log.size())
 	if sum.Rejected == 0 {
 		return
@@ -320,8 +322,8 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary, roster *runRo
 		sum.WindowStart = st.Watermark
 	}
 	cp := st.Checkpoint
-	if job.Full || cp == nil || !cp.WindowStart.Equal(sum.WindowStart) {
-		cp = nil
+	if job.Full || cp == nil || !cp.WindowStart.Equal(sum.WindowStart) || len(cp.Views) == 0 {
+		cp = nil // a checkpoint of no view is a lease check's (see fenced)
 	}
 	sum.Resumed = cp != nil
 	sum.Members = st.Roster.Members // until the run counts the roster again

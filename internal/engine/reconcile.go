@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -49,7 +50,7 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
 		}
 	}
-	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writer: run.roster, rejected: run.rejected,
+	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writes: run,
 		slots: make(slots, e.PageConcurrency), views: viewsFor(job.Statuses), build: reason == reasonBuild}
 	return r.run(ctx)
 }
@@ -82,8 +83,7 @@ type reconcile struct {
 	// checkpoint is the delivered window, saved before the reconcile; it
 	// is written again, fenced by the lease, before each batch of deletes.
 	checkpoint *state.Checkpoint
-	writer     *runRoster   // how the deletes' roster writes go
-	rejected   *rejectedLog // where the deletes the target refuses go
+	writes     runWrites // what the deletes' deliveries share with the run
 
 	// Memory: 16 bytes a member for the roster, and a few bits for the
 	// rest, so a reconcile of a million members holds about 17 MB.
@@ -321,8 +321,8 @@ const addChunk = 10000
 func (r *reconcile) delete(ctx context.Context) (int64, error) {
 	var left atomic.Int64
 	d := newDelivery(deliveryOf{
-		sink: r.fencedSink(), batchSize: r.job.BatchSize, workers: r.engine.DeliveryConcurrency,
-		roster: r.writer.write, rejected: r.rejected, logger: r.engine.Logger,
+		sink: r.engine.fenced(r.job, r.sum, r.checkpoint), batchSize: r.writes.batchSize, workers: r.engine.DeliveryConcurrency,
+		roster: r.writes.roster.write, rejected: r.writes.rejected, logger: r.engine.Logger,
 		onSent: func(b batch) { left.Add(int64(len(b))) },
 	})
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -350,22 +350,31 @@ send:
 	return left.Load(), err
 }
 
-// fencedSink is the job's sink, behind a check that this run still holds
-// its lease before each batch of deletes: a worker that lost the
-// connection must not delete a member that came back meanwhile (it
-// resubscribed, or its address changed back) and that the new owner
-// delivered. The check is a fenced write of the delivered window's
-// checkpoint, which the store refuses once another worker has claimed the
-// connection. A run without a lease (chimport run) has nothing to check.
-func (r *reconcile) fencedSink() Sink {
-	if r.job.LeaseToken == 0 || r.checkpoint == nil {
-		return r.job.Sink
+// fenced is the job's sink, behind a check that this run still holds its
+// lease before each batch that deletes: a worker that lost the connection
+// must not delete a member that came back meanwhile (it resubscribed, or
+// its address changed back) and that the new owner delivered. The check
+// is a fenced write of cp, the checkpoint the run already stands on (nil:
+// one that claims nothing delivered), which the store refuses once
+// another worker has claimed the connection. A run without a lease
+// (chimport run) has nothing to check.
+func (e *Engine) fenced(job Job, sum *Summary, cp *state.Checkpoint) Sink {
+	if job.LeaseToken == 0 {
+		return job.Sink
 	}
+	if cp == nil {
+		cp = &state.Checkpoint{WindowStart: sum.WindowStart, WindowEnd: sum.WindowEnd, Views: map[string]time.Time{}}
+	}
+	check := *cp
+	check.Token = job.LeaseToken
 	return sinkFunc(func(ctx context.Context, ops []target.Op) error {
-		if err := r.engine.Store.SaveCheckpoint(ctx, r.job.Connection, *r.checkpoint); err != nil {
-			return fmt.Errorf("checking the lease before deleting: %w", err)
+		if slices.ContainsFunc(ops, func(op target.Op) bool { return op.Kind == target.OpDelete }) {
+			check.UpdatedAt = e.Clock.Now()
+			if err := e.Store.SaveCheckpoint(ctx, job.Connection, check); err != nil {
+				return fmt.Errorf("checking the lease before deleting: %w", err)
+			}
 		}
-		return r.job.Sink.Apply(ctx, ops)
+		return job.Sink.Apply(ctx, ops)
 	})
 }
 

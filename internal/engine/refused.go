@@ -3,7 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 
 	"github.com/chimport/chimport/internal/target"
 )
@@ -31,9 +34,11 @@ import (
 // probes fail with chance f^4.
 const probesPerHalf = 2
 
-// minProbed is the smallest half that is probed. Only a batch's first
-// split is: deeper down, halves of a clump of bad records are all bad, and
-// so are the halves of a small batch more often than of a large one.
+// minProbed is the smallest half that is probed, and the smallest batch
+// whose records, all refused on their own, make the refusals systematic.
+// Only the first split of a batch for a refusal probes: deeper down, the
+// halves of a clump of bad records are all bad, and so are the halves of
+// a small batch more often than of a large one.
 const minProbed = 8
 
 // refusal is a change the target refused on its own, and its answer.
@@ -47,7 +52,11 @@ type isolation struct {
 	d         *delivery
 	delivered batch
 	refused   []refusal
-	split1    bool // the batch has been split once
+	probed    bool // the batch was split for a refusal, and probed if it had to be
+	// A 413: largestAccepted is the largest part of the batch the target
+	// took, the batch size for the rest of the run.
+	tooLarge        bool
+	largestAccepted int
 }
 
 // applyIsolating applies b and returns the changes the target accepted.
@@ -56,6 +65,16 @@ type isolation struct {
 func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
 	is := &isolation{d: d}
 	if err := is.deliver(ctx, b); err != nil {
+		return nil, err
+	}
+	if is.tooLarge && is.largestAccepted > 0 {
+		d.batchSize.lower(is.largestAccepted)
+	}
+	if !d.retrying && len(is.delivered) == 0 && len(b) >= minProbed {
+		// Every record refused on its own: not a few bad records.
+		return nil, &RefusalsError{Connection: d.rejected.name, Tried: len(b), Systematic: true, Err: is.refused[len(is.refused)-1].err}
+	}
+	if err := d.rejected.count(is.refused); err != nil {
 		return nil, err
 	}
 	if err := d.rejected.record(ctx, is.refused); err != nil {
@@ -79,14 +98,15 @@ func (is *isolation) try(ctx context.Context, cs batch) (*target.Error, error) {
 	err := is.d.sink.Apply(ctx, cs.ops())
 	if err == nil {
 		is.delivered = append(is.delivered, cs...)
+		is.largestAccepted = max(is.largestAccepted, len(cs))
 		return nil, nil
 	}
 	var te *target.Error
 	if !errors.As(err, &te) || !te.Refused() && !te.TooLarge() {
 		return nil, err
 	}
-	if te.TooLarge() && len(cs) > 1 {
-		is.d.shrink(len(cs) / 2)
+	if te.TooLarge() {
+		is.tooLarge = true
 	}
 	return te, nil
 }
@@ -96,9 +116,9 @@ func (is *isolation) try(ctx context.Context, cs batch) (*target.Error, error) {
 func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) error {
 	if len(cs) == 1 {
 		is.refused = append(is.refused, refusal{change: cs[0], err: why})
-		return is.d.rejected.count(1, why)
+		return nil
 	}
-	if is.d.retrying {
+	if is.d.retrying && why.Refused() {
 		// Retries of the log: most are refused again. One at a time costs
 		// a request each, where bisecting costs two.
 		for i := range cs {
@@ -117,9 +137,14 @@ func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) err
 		}
 		whys[i] = refused
 	}
-	first := !is.split1
-	is.split1 = true
-	if first && whys[0] != nil && whys[1] != nil && whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed {
+	// A split for a 413 is no sign of refusals: the first split with
+	// refused halves probes, whatever split it was.
+	probe := !is.probed && !is.d.retrying && whys[0] != nil && whys[1] != nil &&
+		whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed
+	if probe || why.Refused() {
+		is.probed = true
+	}
+	if probe {
 		return is.probe(ctx, halves)
 	}
 	for i, h := range halves {
@@ -139,10 +164,10 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 	tried, refused := 0, 0
 	var last *target.Error
 	for hi, h := range halves {
-		h = append(batch(nil), h...) // the probes are taken out
+		h = slices.Clone(h) // the probes are taken out
 		for range probesPerHalf {
 			i := rand.IntN(len(h))
-			one := h[i : i+1]
+			one := h[i : i+1 : i+1]
 			why, err := is.try(ctx, one)
 			if err != nil {
 				return err
@@ -153,15 +178,12 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 				last = why
 				is.refused = append(is.refused, refusal{change: one[0], err: why})
 			}
-			h = append(h[:i], h[i+1:]...)
+			h = slices.Delete(h, i, i+1)
 		}
 		halves[hi] = h
 	}
 	if refused == tried {
 		return &RefusalsError{Connection: is.d.rejected.name, Tried: tried, Systematic: true, Err: last}
-	}
-	if err := is.d.rejected.count(refused, last); err != nil {
-		return err
 	}
 	for _, h := range halves {
 		if err := is.deliver(ctx, h); err != nil {
@@ -171,18 +193,35 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 	return nil
 }
 
-// shrink lowers the batch size for the rest of the run, after the target
-// refused a batch of twice n records as too large.
-func (d *delivery) shrink(n int) {
+// batchLimit is the most records a run puts in one batch: the job's
+// batch size until the target refuses a batch as too large (413), then
+// the largest part of it the target took, for the rest of the run. Every
+// delivery of the run (retries, window, reconcile) shares it.
+type batchLimit struct {
+	n          atomic.Int64
+	connection string
+	logger     *slog.Logger
+}
+
+func newBatchLimit(n int, connection string, logger *slog.Logger) *batchLimit {
+	b := &batchLimit{connection: connection, logger: logger}
+	b.n.Store(int64(max(n, 1)))
+	return b
+}
+
+func (b *batchLimit) get() int { return int(b.n.Load()) }
+
+// lower makes the limit n, if that is lower.
+func (b *batchLimit) lower(n int) {
 	n = max(n, 1)
 	for {
-		cur := d.batchSize.Load()
+		cur := b.n.Load()
 		if int64(n) >= cur {
 			return
 		}
-		if d.batchSize.CompareAndSwap(cur, int64(n)) {
-			d.logger.Info("the target refused a batch as too large; sending smaller batches for the rest of the run",
-				"connection", d.rejected.name, "batch_size", n)
+		if b.n.CompareAndSwap(cur, int64(n)) {
+			b.logger.Info("the target refused a batch as too large; sending smaller batches for the rest of the run",
+				"connection", b.connection, "batch_size", n)
 			return
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state"
@@ -25,6 +27,7 @@ type refusingSink struct {
 	refuse   map[string]bool // record ids refused
 	all      bool            // refuse every record
 	maxBatch int             // more records than this: 413
+	huge     string          // a batch holding this record id: 413
 	requests int
 	sizes    []int // of every batch received
 }
@@ -50,7 +53,7 @@ func (s *refusingSink) Apply(ctx context.Context, ops []target.Op) error {
 }
 
 func (s *refusingSink) check(ops []target.Op) *target.Error {
-	if s.maxBatch > 0 && len(ops) > s.maxBatch {
+	if s.maxBatch > 0 && len(ops) > s.maxBatch || s.huge != "" && slices.ContainsFunc(ops, func(op target.Op) bool { return opID(op) == s.huge }) {
 		return &target.Error{Connection: "test", Status: 413, Body: "too large"}
 	}
 	for i, op := range ops {
@@ -419,4 +422,125 @@ func TestRefusalsUnderTargetFaultsLoseNothingAndLogEachMemberOnce(t *testing.T) 
 		t.Fatalf("after the fix: %v, Rejected %d", err, sum.Rejected)
 	}
 	w.checkInSync(t)
+}
+
+func TestOneRecordTooLargeOnItsOwnIsRejectedAndTheBatchSizeStays(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 5000, seed: 17, inProcess: true})
+	sink := newRefusingSink(w.target)
+	sink.huge = w.sim.Members(testList)[100].ID
+	job := w.job(t)
+	job.Sink, job.BatchSize = sink, 1000
+	sum, err := w.engine.Run(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Rejected != 1 {
+		t.Errorf("Rejected = %d, want the one record too large on its own", sum.Rejected)
+	}
+	if log := loggedRejections(t, w); len(log) != 1 || log[0].Status != 413 || log[0].Member.String() != sink.huge {
+		t.Errorf("rejected log = %+v, want the huge record with status 413", log)
+	}
+	// 5 batches, one bisected to its huge record (about 2·log2(1000)),
+	// and the rest at the half the target took.
+	if n := sink.count(); n > 40 {
+		t.Errorf("the run made %d target requests, want at most 40: one huge record must not shrink every batch", n)
+	}
+	w.compare(t, func(m mcsim.Member) bool { return m.ID != sink.huge }, "but the huge one")
+}
+
+func TestATargetThatRefusesEverythingAndLargeBatchesStopsCheaply(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 5000, seed: 19, inProcess: true})
+	sink := newRefusingSink(w.target)
+	sink.all, sink.maxBatch = true, 300
+	job := w.job(t)
+	job.Sink, job.BatchSize = sink, 1000
+	_, err := w.engine.Run(context.Background(), job)
+	var re *RefusalsError
+	if !errors.As(err, &re) || !re.Systematic {
+		t.Fatalf("run error = %v, want a systematic *RefusalsError", err)
+	}
+	if n := sink.count(); n > 60 {
+		t.Errorf("the run made %d target requests, want a handful", n)
+	}
+}
+
+func TestASmallBatchAllRefusedIsSystematic(t *testing.T) {
+	w, sink, _ := refusalWorld(t, 100)
+	changeMembers(t, w, 15, "changed")
+	sink.set(func(s *refusingSink) { s.all = true })
+	before, _ := w.store.Connection(context.Background(), "test")
+	job := w.job(t)
+	job.Sink = sink
+	_, err := w.engine.Run(context.Background(), job)
+	var re *RefusalsError
+	if !errors.As(err, &re) || !re.Systematic {
+		t.Fatalf("run error = %v, want a systematic *RefusalsError", err)
+	}
+	st, _ := w.store.Connection(context.Background(), "test")
+	if !st.Watermark.Equal(before.Watermark) || st.Rejected.Count != 0 {
+		t.Errorf("watermark %v (was %v), rejected %d: want unchanged and nothing logged", st.Watermark, before.Watermark, st.Rejected.Count)
+	}
+}
+
+func TestRecordsAlreadyLoggedDoNotCountAgainstTheLimit(t *testing.T) {
+	w, sink, _ := refusalWorld(t, 100)
+	ids := changeMembers(t, w, 20, "changed")
+	sink.set(func(s *refusingSink) {
+		for _, id := range ids[:3] {
+			s.refuse[id] = true
+		}
+	})
+	job := w.job(t)
+	job.Sink, job.MaxRejected = sink, 3
+	if sum, err := w.engine.Run(context.Background(), job); err != nil || sum.Rejected != 3 {
+		t.Fatalf("first run: %v, Rejected %d; want 3 logged", err, sum.Rejected)
+	}
+	// They change again (retried, and in the window), and two more are
+	// refused: 2 new ones are within the limit of 3.
+	ids = changeMembers(t, w, 20, "again")
+	sink.set(func(s *refusingSink) { s.refuse[ids[5]], s.refuse[ids[6]] = true, true })
+	sum, err := w.engine.Run(context.Background(), job)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if sum.Rejected != 5 {
+		t.Errorf("Rejected = %d, want 5", sum.Rejected)
+	}
+}
+
+func TestARetriedDeleteIsFencedByTheLease(t *testing.T) {
+	w, sink, _ := refusalWorld(t, 50)
+	ctx := context.Background()
+	ids := changeMembers(t, w, 5, "changed")
+	bad := ids[1]
+	sink.set(func(s *refusingSink) { s.refuse[bad] = true })
+	lease, err := w.store.ClaimLease(ctx, "test", "worker-1", w.clk.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := w.job(t)
+	job.Sink, job.LeaseToken = sink, lease.Token
+	if sum, err := w.engine.Run(ctx, job); err != nil || sum.Rejected != 1 {
+		t.Fatalf("run: %v, Rejected %d", err, sum.Rejected)
+	}
+	if err := w.sim.Delete(testList, bad); err != nil {
+		t.Fatal(err)
+	}
+	sink.set(func(s *refusingSink) { clear(s.refuse) })
+	// Another worker takes the connection over; the first, late, must not
+	// delete.
+	if err := w.store.ReleaseLease(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.ClaimLease(ctx, "test", "worker-2", w.clk.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	w.pass()
+	_, err = w.engine.Run(ctx, job)
+	if !errors.Is(err, state.ErrFenced) {
+		t.Fatalf("late worker's run error = %v, want ErrFenced", err)
+	}
+	if _, ok := w.target.Records()[bad]; !ok {
+		t.Error("the late worker deleted the member from the target")
+	}
 }

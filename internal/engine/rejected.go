@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/chimport/chimport/internal/advice"
 	"github.com/chimport/chimport/internal/clock"
@@ -26,10 +25,12 @@ type rejectedLog struct {
 	limit   int
 	mapping *mapping.Mapping
 
-	refused atomic.Int64 // refusals in this run, retries refused again included
-
 	mu     sync.Mutex
 	logged map[state.MemberID]struct{} // in the log, as far as this run knows
+	// before are the members the log held when the run started; fresh
+	// those the run found refused besides, which max_rejected limits.
+	before, fresh map[state.MemberID]struct{}
+	refused       int64 // refusals in this run, retries refused again included
 }
 
 func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
@@ -38,7 +39,7 @@ func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
 		limit = DefaultMaxRejected
 	}
 	return &rejectedLog{store: store, name: job.Connection, clock: clk, limit: limit, mapping: job.Mapping,
-		logged: map[state.MemberID]struct{}{}}
+		logged: map[state.MemberID]struct{}{}, before: map[state.MemberID]struct{}{}, fresh: map[state.MemberID]struct{}{}}
 }
 
 // load reads the log, when the connection's state says it has entries,
@@ -54,18 +55,40 @@ func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]sta
 	l.mu.Lock()
 	for _, r := range entries {
 		l.logged[r.Member] = struct{}{}
+		l.before[r.Member] = struct{}{}
 	}
 	l.mu.Unlock()
 	return entries, nil
 }
 
-// count adds n refusals to the run's, and stops the run once they pass
-// the limit. why is the last of them, quoted in the error.
-func (l *rejectedLog) count(n int, why *target.Error) error {
-	if total := l.refused.Add(int64(n)); total > int64(l.limit) {
-		return &RefusalsError{Connection: l.name, Refused: total, Limit: l.limit, Err: why}
+// count adds refusals to the run's, and stops the run once the members
+// newly refused pass the limit: a member already in the log when the run
+// started, refused again, does not count (else a log that reached the
+// limit would stop every later run, and with it every change), nor does a
+// member refused twice in the run.
+func (l *rejectedLog) count(rs []refusal) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refused += int64(len(rs))
+	for _, r := range rs {
+		if _, ok := l.before[r.change.member]; !ok {
+			l.fresh[r.change.member] = struct{}{}
+		}
+	}
+	if n := len(l.fresh); n > l.limit {
+		return &RefusalsError{Connection: l.name, Refused: int64(n), Limit: l.limit, Err: rs[len(rs)-1].err}
 	}
 	return nil
+}
+
+// refusals is the run's count of refusals.
+func (l *rejectedLog) refusals() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
 }
 
 // record writes refusals to the log, one entry per member.
@@ -163,7 +186,8 @@ type RefusalsError struct {
 	// all refused.
 	Systematic bool
 	Tried      int
-	// Otherwise Refused records were refused in the run, more than Limit.
+	// Otherwise Refused records not in the log before were refused in
+	// the run, more than Limit.
 	Refused int64
 	Limit   int
 	// Err is the target's last refusal, which the message quotes.
@@ -175,7 +199,7 @@ func (e *RefusalsError) Error() string {
 	if e.Systematic {
 		what = fmt.Sprintf("the target refused every record tried on its own (%d of %d), so it refuses them all", e.Tried, e.Tried)
 	} else {
-		what = fmt.Sprintf("the target refused %d records in this run, more than target.max_rejected (%d)", e.Refused, e.Limit)
+		what = fmt.Sprintf("the target refused %d records in this run besides those already in the rejected log, more than target.max_rejected (%d)", e.Refused, e.Limit)
 	}
 	quote := ""
 	if e.Err != nil {

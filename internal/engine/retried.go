@@ -20,7 +20,7 @@ import (
 // filter). An accepted record leaves the log; one refused again stays,
 // with one more attempt. A member the window also holds comes again with
 // it, later, so the target ends with its newest values either way.
-func (e *Engine) retryRejected(ctx context.Context, job Job, entries []state.Rejection, log *rejectedLog, roster *runRoster, sum *Summary) error {
+func (e *Engine) retryRejected(ctx context.Context, job Job, st state.ConnectionState, entries []state.Rejection, run runWrites, sum *Summary) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -30,8 +30,10 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, entries []state.Rej
 	}
 	var mu sync.Mutex
 	d := newDelivery(deliveryOf{
-		sink: job.Sink, batchSize: job.BatchSize, workers: e.DeliveryConcurrency,
-		roster: roster.write, rejected: log, retrying: true, logger: e.Logger,
+		// The deletes of members gone are fenced like a reconcile's, on
+		// the checkpoint the run starts from.
+		sink: e.fenced(job, sum, st.Checkpoint), batchSize: run.batchSize, workers: e.DeliveryConcurrency,
+		roster: run.roster.write, rejected: run.rejected, retrying: true, logger: e.Logger,
 		onSent: func(b batch) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -57,7 +59,7 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, entries []state.Rej
 		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
 	}
 	e.Logger.Info("retried the rejected log", "connection", job.Connection,
-		"retried", len(entries), "still_rejected", log.size())
+		"retried", len(entries), "still_rejected", run.rejected.size())
 	return nil
 }
 
