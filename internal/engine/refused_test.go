@@ -141,7 +141,9 @@ func TestOneRefusedRecordDoesNotHoldBackTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
-	if n := sink.count(); n > 16 {
+	n := sink.count()
+	t.Logf("one refused record among 31 changes: %d target requests", n)
+	if n > 16 {
 		t.Errorf("the run made %d target requests, want at most 16", n)
 	}
 	if sum.Rejected != 1 || sum.Refused != 1 || sum.RejectedSample == nil || sum.RejectedSample.Member.String() != bad {
@@ -231,7 +233,9 @@ func TestATargetThatRefusesEverythingStopsTheRunCheaply(t *testing.T) {
 	if !errors.As(err, &re) || !re.Systematic {
 		t.Fatalf("run error = %v, want a systematic *RefusalsError", err)
 	}
-	if n := sink.count(); n > 40 {
+	n := sink.count()
+	t.Logf("a target refusing every record, 5,000-member first sync: %d target requests", n)
+	if n > 40 {
 		t.Errorf("the run made %d target requests, want at most 40", n)
 	}
 	for _, want := range []string{`connection "test"`, "every record", "HTTP 422", "invalid record", "mapping"} {
@@ -442,7 +446,9 @@ func TestOneRecordTooLargeOnItsOwnIsRejectedAndTheBatchSizeStays(t *testing.T) {
 	}
 	// 5 batches, one bisected to its huge record (about 2·log2(1000)),
 	// and the rest at the half the target took.
-	if n := sink.count(); n > 40 {
+	n := sink.count()
+	t.Logf("one record too large on its own among 5,000: %d target requests", n)
+	if n > 40 {
 		t.Errorf("the run made %d target requests, want at most 40: one huge record must not shrink every batch", n)
 	}
 	w.compare(t, func(m mcsim.Member) bool { return m.ID != sink.huge }, "but the huge one")
@@ -459,7 +465,9 @@ func TestATargetThatRefusesEverythingAndLargeBatchesStopsCheaply(t *testing.T) {
 	if !errors.As(err, &re) || !re.Systematic {
 		t.Fatalf("run error = %v, want a systematic *RefusalsError", err)
 	}
-	if n := sink.count(); n > 60 {
+	n := sink.count()
+	t.Logf("a target refusing every record and batches over 300: %d target requests", n)
+	if n > 60 {
 		t.Errorf("the run made %d target requests, want a handful", n)
 	}
 }
