@@ -14,8 +14,9 @@ const (
 	DefaultSettle    = 60 * time.Second
 	DefaultBatchSize = 1000
 	DefaultTimeout   = 30 * time.Second
-	// DefaultMaxRejected is how many records the target may refuse in one
-	// run before the run stops as one whose mapping or target is broken.
+	// DefaultMaxRejected is how many records the target may newly refuse
+	// in one run before the run stops as one whose mapping or target is
+	// broken.
 	DefaultMaxRejected = 100
 	// DefaultReconcileEvery is how often at the least a connection compares
 	// every member id with what its target holds.
@@ -133,10 +134,11 @@ type Target struct {
 	BatchSize int `yaml:"batch_size"`
 	// Timeout bounds one request (default 30s).
 	Timeout Duration `yaml:"timeout"`
-	// MaxRejected is the most records the target may refuse in one run
-	// (default 100, at least 1). A refused record (400 or 422 for it on
-	// its own) goes into the rejected log and the rest of the run goes on;
-	// past this many, the refusals are taken for a broken mapping or
+	// MaxRejected is the most records the target may newly refuse in one
+	// run (default 100, at least 1): records already in the rejected log
+	// and refused again do not count. A refused record (400 or 422 for it
+	// on its own) goes into the rejected log and the rest of the run goes
+	// on; past this many, the refusals are taken for a broken mapping or
 	// target rather than a few bad records, and the run stops.
 	MaxRejected int `yaml:"max_rejected"`
 	// Deletes says how the record of a member who left the audience (or
