@@ -25,17 +25,19 @@ resource "aws_sns_topic_subscription" "alert_email" {
 
 # ---------------------------------------------------------------------------
 # Tasks that fail to start (image missing, secret missing, no network) or exit
-# with a code other than 0 and 1 (2 = bad config, 137 = killed for memory).
+# with a code other than 0, 1 and 3 (2 = bad config, 137 = killed for memory).
 # Exit code 1 means a connection failed; chimport retries it on the next run
-# and raises its own alert when the audience falls behind, so it is not
-# reported here.
+# and raises its own alert when the audience falls behind. Exit code 3 means
+# every connection completed but the target refused records; chimport keeps
+# them in the rejected log and has alerted once already. Neither is reported
+# here: it would page on every run.
 # ---------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "task_failed" {
   count = var.alert_on_task_failure ? 1 : 0
 
   name        = "${var.name}-task-failed"
-  description = "A chimport task failed to start or exited with a code other than 0 or 1."
+  description = "A chimport task failed to start or exited with a code other than 0, 1 or 3."
 
   event_pattern = jsonencode({
     source        = ["aws.ecs"]
@@ -46,7 +48,7 @@ resource "aws_cloudwatch_event_rule" "task_failed" {
       lastStatus        = ["STOPPED"]
       "$or" = [
         { stopCode = ["TaskFailedToStart"] },
-        { containers = { exitCode = [{ "anything-but" = [0, 1] }] } },
+        { containers = { exitCode = [{ "anything-but" = [0, 1, 3] }] } },
       ]
     }
   })

@@ -238,7 +238,7 @@ variable "alert_email" {
 }
 
 variable "alert_on_task_failure" {
-  description = "Also publish to the alert topic when a chimport task fails to start or exits with a code other than 0 or 1 (2 = bad config, 137 = out of memory, ...). Exit code 1 (a connection failed) is left to chimport's own lag alerts."
+  description = "Also publish to the alert topic when a chimport task fails to start or exits with a code other than 0, 1 or 3 (2 = bad config, 137 = out of memory, ...). Exit code 1 (a connection failed) is left to chimport's own lag alerts, and 3 (records the target refused) to its rejected-records alert."
   type        = bool
   default     = true
 }
