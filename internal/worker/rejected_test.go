@@ -129,3 +129,19 @@ func TestLagAlertQuotesTheErrorARunIsRetrying(t *testing.T) {
 }
 
 var _ alert.Store = Store(nil)
+
+// A worker that starts sets every connection's rejected gauge from the
+// store before anything runs, 0 for an empty log.
+func TestStartupSetsTheRejectedGauge(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	must(t, store.RecordRejections(ctx, "shop", refused(memberIDs(0, 2), "no", start)))
+	must(t, store.StartRun(ctx, "news", start))
+	w := newTestWorker(t, store, clk, rec, &fakeEngine{store: store, clk: clk}, "shop", "news")
+	w.setGauges(ctx)
+	for name, want := range map[string]float64{"shop": 2, "news": 0} {
+		if v, ok := gauge(t, w.Metrics(), "chimport_records_rejected", name); !ok || v != want {
+			t.Errorf("%s: chimport_records_rejected = %v, %v; want %v", name, v, ok, want)
+		}
+	}
+}
