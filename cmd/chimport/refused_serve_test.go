@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chimport/chimport/internal/mcsim"
 )
 
 // TestServeAlertsOnRejectedRecordsOnce: a real `chimport serve` syncing a
@@ -75,5 +79,44 @@ connections:
 	}
 	if !strings.Contains(string(bodies), bad) {
 		t.Errorf("the alerts do not name the refused member %s: %s", bad, bodies)
+	}
+}
+
+// TestStatusShowsTheErrorARunIsRetrying: while a real `chimport run`
+// retries a Mailchimp that answers every request with a proxy's 502,
+// `status` already shows the error it is retrying, long before the run
+// gives up.
+func TestStatusShowsTheErrorARunIsRetrying(t *testing.T) {
+	f := newFixture(t, 100)
+	f.sim.SetFaultRate(1, mcsim.FaultServerHTML)
+	cfg := f.runConfig(t, "")
+	cmd := exec.Command(os.Args[0], "run", "--config", cfg, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "MAILCHIMP_API_KEY="+f.sim.APIKey(), "TARGET_API_KEY="+targetAuth, "CHIMPORT_TEST_RUN_MAIN=1")
+	must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	var row connectionStatus
+	waitUntil(t, "status to show the error the run retries", 20*time.Second, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the run ended (%v) before status showed its error", err)
+		default:
+		}
+		r := runCLI(t, context.Background(), vars, "status", "--config", cfg, "--json")
+		var rows []connectionStatus
+		if json.Unmarshal([]byte(r.stdout), &rows) != nil || len(rows) != 1 {
+			return false
+		}
+		row = rows[0]
+		return row.LastError != ""
+	})
+	if !strings.Contains(row.LastError, "retrying") || !strings.Contains(row.LastError, "502") {
+		t.Errorf("status last_error = %q, want the 502 the run is retrying", row.LastError)
 	}
 }
