@@ -74,9 +74,6 @@ func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
 		// Every record refused on its own: not a few bad records.
 		return nil, &RefusalsError{Connection: d.rejected.name, Tried: len(b), Systematic: true, Err: is.refused[len(is.refused)-1].err}
 	}
-	if err := d.rejected.count(is.refused); err != nil {
-		return nil, err
-	}
 	if err := d.rejected.record(ctx, is.refused); err != nil {
 		return nil, err
 	}
@@ -115,8 +112,7 @@ func (is *isolation) try(ctx context.Context, cs batch) (*target.Error, error) {
 // whole with why.
 func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) error {
 	if len(cs) == 1 {
-		is.refused = append(is.refused, refusal{change: cs[0], err: why})
-		return nil
+		return is.refuse(refusal{change: cs[0], err: why})
 	}
 	if is.d.retrying && why.Refused() {
 		// Retries of the log: most are refused again. One at a time costs
@@ -161,29 +157,31 @@ func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) err
 // target refuses every one, the refusals look systematic and the run
 // stops; otherwise the rest of each half is delivered as usual.
 func (is *isolation) probe(ctx context.Context, halves []batch) error {
-	tried, refused := 0, 0
-	var last *target.Error
+	tried := 0
+	var refused []refusal
 	for hi, h := range halves {
 		h = slices.Clone(h) // the probes are taken out
 		for range probesPerHalf {
 			i := rand.IntN(len(h))
-			one := h[i : i+1 : i+1]
-			why, err := is.try(ctx, one)
+			why, err := is.try(ctx, h[i:i+1:i+1])
 			if err != nil {
 				return err
 			}
 			tried++
 			if why != nil {
-				refused++
-				last = why
-				is.refused = append(is.refused, refusal{change: one[0], err: why})
+				refused = append(refused, refusal{change: h[i], err: why})
 			}
 			h = slices.Delete(h, i, i+1)
 		}
 		halves[hi] = h
 	}
-	if refused == tried {
-		return &RefusalsError{Connection: is.d.rejected.name, Tried: tried, Systematic: true, Err: last}
+	if len(refused) == tried {
+		return &RefusalsError{Connection: is.d.rejected.name, Tried: tried, Systematic: true, Err: refused[tried-1].err}
+	}
+	for _, r := range refused {
+		if err := is.refuse(r); err != nil {
+			return err
+		}
 	}
 	for _, h := range halves {
 		if err := is.deliver(ctx, h); err != nil {
@@ -191,6 +189,14 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 		}
 	}
 	return nil
+}
+
+// refuse keeps a record refused on its own, for the log, and counts it
+// against the run's limit at once: a run over the limit stops before it
+// bisects further.
+func (is *isolation) refuse(r refusal) error {
+	is.refused = append(is.refused, r)
+	return is.d.rejected.count(r)
 }
 
 // batchLimit is the most records a run puts in one batch: the job's

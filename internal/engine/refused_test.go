@@ -552,3 +552,67 @@ func TestARetriedDeleteIsFencedByTheLease(t *testing.T) {
 		t.Error("the late worker deleted the member from the target")
 	}
 }
+
+func TestRunningAgainCannotLogMoreThanTheLimitForOneWindow(t *testing.T) {
+	w, sink, _ := refusalWorld(t, 100)
+	ids := changeMembers(t, w, 60, "changed")
+	// Batches of 10 in order, one at a time: the first batch logs 3, the
+	// second brings the run's new refusals to 6, over the limit of 5.
+	sink.set(func(s *refusingSink) {
+		for _, id := range append(append([]string(nil), ids[1:4]...), ids[11:14]...) {
+			s.refuse[id] = true
+		}
+	})
+	w.engine.DeliveryConcurrency = 1
+	job := w.job(t)
+	job.Sink, job.MaxRejected, job.BatchSize = sink, 5, 10
+	var logged int
+	for run := 1; run <= 2; run++ {
+		_, err := w.engine.Run(context.Background(), job)
+		var re *RefusalsError
+		if !errors.As(err, &re) || re.Systematic {
+			t.Fatalf("run %d: error = %v, want a *RefusalsError over the limit", run, err)
+		}
+		log := loggedRejections(t, w)
+		if run == 1 {
+			logged = len(log)
+		}
+		if len(log) == 0 || len(log) > 5 || len(log) != logged {
+			t.Errorf("run %d: rejected log holds %d entries, want those of the first run's completed batches (%d, at most 5)", run, len(log), logged)
+		}
+	}
+}
+
+func TestARunRetriesAtMostTheLimitLeastRecentlyTriedFirst(t *testing.T) {
+	w, sink, _ := refusalWorld(t, 100)
+	ids := changeMembers(t, w, 30, "changed")
+	sink.set(func(s *refusingSink) {
+		for _, id := range ids[:8] {
+			s.refuse[id] = true
+		}
+	})
+	job := w.job(t)
+	job.Sink = sink
+	if sum, err := w.engine.Run(context.Background(), job); err != nil || sum.Rejected != 8 {
+		t.Fatalf("run: %v, Rejected %d; want 8", err, sum.Rejected)
+	}
+	w.pass()
+	for run := 1; run <= 2; run++ {
+		job.MaxRejected = 5
+		before := w.sim.Stats().MemberRequests
+		if _, err := w.engine.Run(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.sim.Stats().MemberRequests - before; n != 5 {
+			t.Errorf("run %d retried %d members, want the limit, 5", run, n)
+		}
+		w.pass()
+	}
+	// 5 then the 3 not tried, and 2 of the first 5: every entry has been
+	// retried at least once.
+	for _, e := range loggedRejections(t, w) {
+		if e.Attempts < 2 {
+			t.Errorf("member %s was never retried (%d attempts)", e.Member, e.Attempts)
+		}
+	}
+}

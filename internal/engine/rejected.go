@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/chimport/chimport/internal/advice"
@@ -25,6 +26,11 @@ type rejectedLog struct {
 	limit   int
 	mapping *mapping.Mapping
 
+	// writes keeps the run's writes to the log in order: a store that
+	// sums the log up after each write (DynamoDB's) would otherwise keep
+	// the sum of whichever write read the log first.
+	writes sync.Mutex
+
 	mu     sync.Mutex
 	logged map[state.MemberID]struct{} // in the log, as far as this run knows
 	// before are the members the log held when the run started; fresh
@@ -43,7 +49,9 @@ func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
 }
 
 // load reads the log, when the connection's state says it has entries,
-// and returns them.
+// and returns those to retry: at most the limit, the least recently tried
+// first, so that a long log costs each run a bounded number of requests
+// and is worked through over several runs.
 func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]state.Rejection, error) {
 	if st.Rejected.Count == 0 {
 		return nil, nil
@@ -55,31 +63,33 @@ func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]sta
 	l.mu.Lock()
 	for _, r := range entries {
 		l.logged[r.Member] = struct{}{}
-		l.before[r.Member] = struct{}{}
-	}
-	l.mu.Unlock()
-	return entries, nil
-}
-
-// count adds refusals to the run's, and stops the run once the members
-// newly refused pass the limit: a member already in the log when the run
-// started, refused again, does not count (else a log that reached the
-// limit would stop every later run, and with it every change), nor does a
-// member refused twice in the run.
-func (l *rejectedLog) count(rs []refusal) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refused += int64(len(rs))
-	for _, r := range rs {
-		if _, ok := l.before[r.change.member]; !ok {
-			l.fresh[r.change.member] = struct{}{}
+		if r.FirstSeen.After(st.LastSuccess) {
+			l.fresh[r.Member] = struct{}{} // logged by a run that failed
+		} else {
+			l.before[r.Member] = struct{}{}
 		}
 	}
+	l.mu.Unlock()
+	slices.SortStableFunc(entries, func(a, b state.Rejection) int { return a.LastAttempt.Compare(b.LastAttempt) })
+	return entries[:min(len(entries), l.limit)], nil
+}
+
+// count adds a refusal to the run's, and stops the run once the members
+// newly refused pass the limit. A member logged by a completed run before
+// this one and refused again does not count (else a log that reached the
+// limit would stop every later run, and with it every change), nor does a
+// member refused twice in the run. One logged since the last completed
+// run, by runs that failed, does: so running again and again cannot log
+// more than the limit for one window.
+func (l *rejectedLog) count(r refusal) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refused++
+	if _, ok := l.before[r.change.member]; !ok {
+		l.fresh[r.change.member] = struct{}{}
+	}
 	if n := len(l.fresh); n > l.limit {
-		return &RefusalsError{Connection: l.name, Refused: int64(n), Limit: l.limit, Err: rs[len(rs)-1].err}
+		return &RefusalsError{Connection: l.name, Refused: int64(n), Limit: l.limit, Err: r.err}
 	}
 	return nil
 }
@@ -102,7 +112,10 @@ func (l *rejectedLog) record(ctx context.Context, rs []refusal) error {
 		entries[i] = state.Rejection{Member: r.change.member, Key: l.keyOf(r.change), Status: r.err.Status,
 			Reason: r.err.Body, LastAttempt: now}
 	}
-	if err := l.store.RecordRejections(ctx, l.name, entries); err != nil {
+	l.writes.Lock()
+	err := l.store.RecordRejections(ctx, l.name, entries)
+	l.writes.Unlock()
+	if err != nil {
 		return fmt.Errorf("keeping %d refused records in the rejected log: %w", len(rs), err)
 	}
 	l.mu.Lock()
@@ -128,7 +141,10 @@ func (l *rejectedLog) clear(ctx context.Context, delivered batch) error {
 	if len(out) == 0 {
 		return nil
 	}
-	if err := l.store.ClearRejections(ctx, l.name, out); err != nil {
+	l.writes.Lock()
+	err := l.store.ClearRejections(ctx, l.name, out)
+	l.writes.Unlock()
+	if err != nil {
 		return fmt.Errorf("taking %d delivered records out of the rejected log: %w", len(out), err)
 	}
 	l.mu.Lock()
