@@ -83,7 +83,8 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 		fresh := alert.FreshnessOf(st)
 		f = &fresh
 	}
-	if a, ok := policy.PermanentAlert(connection, runErr, f, now); ok {
+	a, failed := policy.PermanentAlert(connection, runErr, f, now)
+	if failed {
 		if err := r.notify.Notify(ctx, a); err != nil {
 			r.logger.Warn("sending an alert failed", "connection", connection, "error", err)
 		}
@@ -92,9 +93,14 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 		return
 	}
 	// CheckRejected writes nothing when the incident agrees with the log,
-	// as for nearly every connection on nearly every run.
-	if err := alert.CheckRejected(ctx, r.store, r.notify, connection, st, now); err != nil {
-		r.logger.Warn("rejected records alert failed", "connection", connection, "error", err)
+	// as for nearly every connection on nearly every run. After an error
+	// that needs a person, which run alerts on every run rather than once,
+	// it waits for a run without one: a target refusing records
+	// wholesale leaves some in the log, and one cause pages once.
+	if !failed {
+		if err := alert.CheckRejected(ctx, r.store, r.notify, connection, st, now); err != nil {
+			r.logger.Warn("rejected records alert failed", "connection", connection, "error", err)
+		}
 	}
 	// The state just read says whether the incident is open: when the
 	// policy agrees, there is nothing to flip, and no write to make for

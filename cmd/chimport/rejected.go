@@ -14,6 +14,7 @@ import (
 
 	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -156,8 +157,8 @@ func printRejectedTable(w io.Writer, entries []rejectedEntry, named []string) er
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONNECTION\tMEMBER\tKEY\tSTATUS\tATTEMPTS\tFIRST SEEN\tLAST ATTEMPT\tREASON")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.connection, e.Member, orDash(alert.Printable(e.Key)), e.Status, e.Attempts,
-			formatTime(e.FirstSeen), formatTime(e.LastAttempt), orDash(alert.Printable(e.Reason)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.connection, e.Member, orDash(human.Printable(e.Key)), e.Status, e.Attempts,
+			formatTime(e.FirstSeen), formatTime(e.LastAttempt), orDash(human.Printable(e.Reason)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

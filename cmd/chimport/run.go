@@ -14,9 +14,9 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -117,10 +117,10 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if err != nil {
 		return err
 	}
-	if err := syncResult(outcomes); err != nil {
-		return err
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: exit 1, whatever the connections that finished say
 	}
-	return ctx.Err()
+	return syncResult(outcomes)
 }
 
 // runJSON is one connection in `run --json` output.
@@ -222,7 +222,7 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 func printableLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = alert.Printable(l)
+		lines[i] = human.Printable(l)
 	}
 	return strings.Join(lines, "\n")
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/schedule"
 	"github.com/chimport/chimport/internal/state"
 )
@@ -195,7 +195,7 @@ func oneLine(s string, limit int) string {
 	if s == "" {
 		return "-"
 	}
-	s = alert.Printable(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " "))
+	s = human.Printable(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " "))
 	if r := []rune(s); len(r) > limit {
 		s = string(r[:limit-1]) + "…"
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/advice"
+	"github.com/chimport/chimport/internal/human"
 )
 
 // maxErrorText bounds Alert.Error: a run that failed on many views joins
@@ -53,7 +54,7 @@ func NeedsPerson(connection string, err error, now time.Time) (Alert, bool) {
 		Problem:    advice.Capitalize(found.Problem) + ".",
 		Status:     found.Status,
 		Action:     found.Action,
-		Error:      clip(err.Error(), maxErrorText),
+		Error:      clip(human.PrintableLines(err.Error()), maxErrorText),
 		At:         now,
 	}, true
 }

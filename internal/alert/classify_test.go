@@ -199,3 +199,16 @@ func TestTextLagAndRecovery(t *testing.T) {
 		})
 	}
 }
+
+// A target's answer quoted in an error may hold control characters: the
+// alert shows them as escapes.
+func TestNeedsPersonEscapesControlCharacters(t *testing.T) {
+	err := &target.Error{Connection: "shop", URL: "https://api.example.com/records", Status: 401, Body: "denied\x1b[2J\u202e\nforged line"}
+	a, ok := NeedsPerson("shop", err, at)
+	if !ok {
+		t.Fatal("NeedsPerson = false")
+	}
+	if strings.ContainsAny(a.Error, "\x1b\u202e") || !strings.Contains(a.Error, `denied\x1b[2J\u202e`) {
+		t.Errorf("Error = %q, want its control characters escaped", a.Error)
+	}
+}

@@ -262,7 +262,7 @@ func (p LagPolicy) lagAlert(conn string, f Freshness, now time.Time) Alert {
 		Lag:        lag,
 		LagKnown:   true,
 		Threshold:  p.Threshold,
-		Error:      clip(f.LastError, maxErrorText),
+		Error:      clip(human.PrintableLines(f.LastError), maxErrorText),
 		ErrorAt:    f.LastErrorAt,
 		At:         now,
 	}

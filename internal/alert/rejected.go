@@ -3,11 +3,9 @@ package alert
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -29,9 +27,17 @@ import (
 // Like LagPolicy.CheckConfirmed, after a flip it reads the state again:
 // another worker's run may have changed the log in between, and then the
 // flip is taken back quietly instead of sent.
+//
+// While an error that needs a person has its incident open, no rejected
+// incident opens: a run that stopped because the target refuses records
+// wholesale leaves some in the log too, and one cause pages once. The
+// incident opens after the error is over, if the log still holds records.
 func CheckRejected(ctx context.Context, store Store, n Notifier, conn string, st state.ConnectionState, now time.Time) error {
 	refused := st.Rejected.Count > 0
 	if _, open := st.Alerts[string(KindRejected)]; open == refused {
+		return nil
+	}
+	if _, failing := st.Alerts[string(KindPermanentError)]; failing && refused {
 		return nil
 	}
 	changed, err := store.SetAlert(ctx, conn, string(KindRejected), refused, now)
@@ -88,7 +94,7 @@ func RecordOf(r *state.Rejection) *RejectedRecord {
 	if r == nil {
 		return nil
 	}
-	return &RejectedRecord{MemberID: r.Member.String(), Status: r.Status, Reason: Printable(r.Reason)}
+	return &RejectedRecord{MemberID: r.Member.String(), Status: r.Status, Reason: human.Printable(r.Reason)}
 }
 
 // String is the record on one line: "member <id>: HTTP 422: <reason>".
@@ -105,36 +111,4 @@ func plural(n int64, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// Printable is s on one line, safe to show on a terminal, in a log, a
-// chat message or an HTML cell: a target's answer may hold anything, and
-// a line break, an escape sequence or a bidi override in it must not
-// forge a line of output or hide a part of it. Control and format
-// characters become escapes (\n, \t, \x1b, \u202e), invalid UTF-8 becomes
-// U+FFFD, and everything else, quotes and backslashes included, stays as
-// it is, so a JSON answer reads as the target sent it.
-func Printable(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b.WriteRune(utf8.RuneError)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case unicode.IsGraphic(r): // letters, marks, numbers, punctuation, symbols, spaces
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-	}
-	return b.String()
 }

@@ -142,6 +142,33 @@ func TestCheckRejectedTwoWorkersOneAlert(t *testing.T) {
 	}
 }
 
+// While an error that needs a person is open, the records it left in the
+// log wait: one cause pages once. The incident opens after the error.
+func TestCheckRejectedWaitsWhileAPermanentErrorIsOpen(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	rec := &syncRecorder{}
+	must(t, store.RecordRejections(ctx, "shop", []state.Rejection{refusal(1, 422, "bad", at)}))
+	if _, err := store.SetAlert(ctx, "shop", string(KindPermanentError), true, at); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connection(ctx, "shop")
+	must(t, err)
+	must(t, CheckRejected(ctx, store, rec, "shop", st, at))
+	if len(rec.got) != 0 {
+		t.Fatalf("with a permanent error open: %d alerts, want none", len(rec.got))
+	}
+	if _, err := store.SetAlert(ctx, "shop", string(KindPermanentError), false, at); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.Connection(ctx, "shop")
+	must(t, err)
+	must(t, CheckRejected(ctx, store, rec, "shop", st, at))
+	if len(rec.got) != 1 || rec.got[0].Kind != KindRejected {
+		t.Fatalf("after the error: %+v, want one rejected alert", rec.got)
+	}
+}
+
 func TestRecordOf(t *testing.T) {
 	if RecordOf(nil) != nil {
 		t.Error("RecordOf(nil) is not nil")
@@ -152,24 +179,6 @@ func TestRecordOf(t *testing.T) {
 	}
 	if got, want := (RejectedRecord{MemberID: "01", Status: 400}).String(), "member 01: HTTP 400"; got != want {
 		t.Errorf("without a reason: %q, want %q", got, want)
-	}
-}
-
-func TestPrintable(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{`{"error":"email is invalid","field":"email"}`, `{"error":"email is invalid","field":"email"}`},
-		{"line one\nline two\r\n\tindented", `line one\nline two\r\n\tindented`},
-		{"colour \x1b[31mred\x1b[0m", `colour \x1b[31mred\x1b[0m`},
-		{"right\u202eto left", `right\u202eto left`},
-		{"naïve café — 日本", "naïve café — 日本"},
-		{"cut mid-rune \xe6\x97", "cut mid-rune \ufffd\ufffd"},
-		{"nul\x00 del\x7f", `nul\x00 del\x7f`},
-		{"sep\u2028arator", `sep\u2028arator`},
-		{"", ""},
-	} {
-		if got := Printable(tt.in); got != tt.want {
-			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/retry"
+	"github.com/chimport/chimport/internal/state"
 )
 
 // noteEvery is the most often a run records the error it is retrying.
@@ -44,7 +45,7 @@ func (n *errorNotes) watch(ctx context.Context) context.Context {
 		if due {
 			// Best effort: a store that cannot take the note will fail the
 			// run's own writes soon enough.
-			_ = n.store.NoteError(ctx, n.name, "still retrying: "+err.Error(), now)
+			_ = n.store.NoteError(ctx, n.name, state.RetryingPrefix+err.Error(), now)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -69,10 +70,20 @@ type Rejections interface {
 	RejectedLog(ctx context.Context, name string) ([]Rejection, error)
 }
 
+// RetryingPrefix starts the LastError that NoteError records: the error
+// of a run still under way, which may yet succeed, not of a run that
+// failed.
+const RetryingPrefix = "still retrying: "
+
+// Retrying reports whether LastError is what a run under way is retrying
+// (NoteError) rather than the error of a failed run.
+func (c ConnectionState) Retrying() bool { return strings.HasPrefix(c.LastError, RetryingPrefix) }
+
 // Errors is the part of a Store that records an error while a run goes
 // on.
 type Errors interface {
-	// NoteError records err as the connection's LastError, dated at, while
+	// NoteError records err as the connection's LastError (the engine
+	// starts it with RetryingPrefix), dated at, while
 	// a run is still retrying it: so status, the status page and a lag
 	// alert can say why a run is slow before it fails. It changes nothing
 	// else; CompleteRun clears the error as usual and FailRun replaces it.

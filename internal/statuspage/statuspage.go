@@ -38,8 +38,10 @@ type Row struct {
 	// none planned.
 	NextRun *time.Time
 	// LastError is the last failed run's error, "" after a success: the
-	// connection is failing until a run completes.
+	// connection is failing until a run completes. With Retrying, it is
+	// the error a run under way is retrying instead, which may yet pass.
 	LastError string
+	Retrying  bool
 	// Hint is what LastError says to do (or that the next run retries), as
 	// the error ends with it; "" if it says nothing. The page shows it in
 	// full beside the error, which it shortens.
@@ -151,6 +153,7 @@ type badge struct {
 var (
 	failingBadge  = badge{"failing", "✕", "Failing"}
 	laggingBadge  = badge{"lagging", "▲", "Lagging"}
+	retryingBadge = badge{"retrying", "↻", "Retrying"}
 	rejectedBadge = badge{"rejected", "!", "Records rejected"}
 	neverBadge    = badge{"never", "○", "Not synced yet"}
 	okBadge       = badge{"ok", "✓", "OK"}
@@ -167,7 +170,7 @@ func newPageData(rows []Row, now time.Time) pageData {
 	// records (the rest of those connections keeps syncing).
 	urgency := func(r Row) int {
 		u := 0
-		if r.LastError != "" {
+		if r.LastError != "" && !r.Retrying {
 			u += 4
 		}
 		if r.Lagging {
@@ -185,13 +188,16 @@ func newPageData(rows []Row, now time.Time) pageData {
 		Now:     when{ISO: now.UTC().Format(time.RFC3339), Text: now.UTC().Format("15:04:05 UTC")},
 	}
 	for _, r := range rows {
-		v := rowView{Name: r.Name, Error: r.LastError, Hint: advice.Capitalize(r.Hint), Lagging: r.Lagging}
-		shown := r.LastError
+		v := rowView{Name: r.Name, Error: human.Printable(r.LastError), Hint: advice.Capitalize(r.Hint), Lagging: r.Lagging}
+		shown := v.Error
 		if r.Hint != "" {
 			shown = strings.TrimSuffix(shown, " ("+r.Hint+")")
 		}
 		v.ErrorShort = truncate(shown, errorChars)
-		if r.LastError != "" {
+		switch {
+		case r.LastError != "" && r.Retrying:
+			v.Badges = append(v.Badges, retryingBadge)
+		case r.LastError != "":
 			v.Badges = append(v.Badges, failingBadge)
 			d.Failing++
 		}

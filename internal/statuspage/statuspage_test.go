@@ -240,3 +240,22 @@ func TestTimesAndTruncation(t *testing.T) {
 		}
 	}
 }
+
+// A target's answer in an error may hold control characters and bidi
+// overrides: they are shown as escapes, not obeyed.
+func TestPageShowsControlCharactersInAnErrorAsEscapes(t *testing.T) {
+	_, body := get(t, handler(Row{Name: "a", Lag: ptr(time.Minute), LastError: "HTTP 422: right\u202eto left\x1b[31m red"}), http.MethodGet)
+	if strings.Contains(body, "\u202e") || strings.Contains(body, "\x1b") || !strings.Contains(body, `right\u202eto left\x1b[31m red`) {
+		t.Errorf("the error's control characters are not escaped:\n%s", body)
+	}
+}
+
+// The error a run under way is retrying is shown, but the connection is
+// not failing: the run may yet pass.
+func TestPageRetryingIsNotFailing(t *testing.T) {
+	_, body := get(t, handler(Row{Name: "a", Lag: ptr(time.Minute), LastError: "still retrying: HTTP 503", Retrying: true}), http.MethodGet)
+	if !strings.Contains(body, "Retrying") || strings.Contains(body, "badge failing") ||
+		!strings.Contains(body, "0 failing") || !strings.Contains(body, "still retrying: HTTP 503") {
+		t.Errorf("a retrying row is shown as failing, or without its error:\n%s", body)
+	}
+}

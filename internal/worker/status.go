@@ -27,7 +27,8 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 	for _, c := range w.conns {
 		st := states[c.Name]
 		f := alert.FreshnessOf(st)
-		row := statuspage.Row{Name: c.Name, LastError: st.LastError, Hint: w.hints.get(c.Name, st.LastError), Lagging: c.Lag.Lagging(f, now)}
+		row := statuspage.Row{Name: c.Name, LastError: st.LastError, Retrying: st.Retrying(),
+			Hint: w.hints.get(c.Name, st.LastError), Lagging: c.Lag.Lagging(f, now)}
 		if lag, known := f.Lag(now); known && !st.Watermark.IsZero() {
 			row.Lag = &lag
 		}
