@@ -200,6 +200,27 @@ func (d *delivery) send(ctx context.Context, c change) error {
 // batch.
 func (d *delivery) close() { close(d.in) }
 
+// feed delivers what produce sends, for a producer that has all its
+// changes at hand (a reconcile's deletes, the rejected log's retries):
+// produce stops at its first failed send, and the result is the delivery's
+// error, or nil once every change is applied.
+func (d *delivery) feed(ctx context.Context, produce func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	go func() {
+		err := d.deliver(ctx)
+		cancel(err)
+		done <- err
+	}()
+	sendErr := produce(ctx)
+	d.close()
+	if err := <-done; err != nil {
+		return err
+	}
+	return sendErr
+}
+
 // deliver batches and applies until close has been called and everything
 // is applied, or a batch fails for good, or ctx ends.
 func (d *delivery) deliver(ctx context.Context) error {

@@ -325,28 +325,20 @@ func (r *reconcile) delete(ctx context.Context) (int64, error) {
 		roster: r.writes.roster.write, rejected: r.writes.rejected, logger: r.engine.Logger,
 		onSent: func(b batch) { left.Add(int64(len(b))) },
 	})
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan error, 1)
-	go func() {
-		err := d.deliver(ctx)
-		cancel(err)
-		done <- err
-	}()
-send:
-	for w, bits := range r.gone {
-		for b := range 64 {
-			if bits&(1<<b) == 0 {
-				continue
-			}
-			id := r.roster[w*64+b]
-			if err := d.send(ctx, change{op: target.Delete(id.String()), member: id}); err != nil {
-				break send // deliver reports why
+	err := d.feed(ctx, func(ctx context.Context) error {
+		for w, bits := range r.gone {
+			for b := range 64 {
+				if bits&(1<<b) == 0 {
+					continue
+				}
+				id := r.roster[w*64+b]
+				if err := d.send(ctx, change{op: target.Delete(id.String()), member: id}); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	d.close()
-	err := <-done
+		return nil
+	})
 	return left.Load(), err
 }
 

@@ -41,21 +41,15 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, st state.Connection
 			sum.Tombstoned += int64(len(members(b, target.OpDelete)))
 		},
 	})
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan error, 1)
-	go func() {
-		err := d.deliver(ctx)
-		cancel(err)
-		done <- err
-	}()
-	for _, c := range changes {
-		if d.send(ctx, c) != nil {
-			break // deliver says why
+	err = d.feed(ctx, func(ctx context.Context) error {
+		for _, c := range changes {
+			if err := d.send(ctx, c); err != nil {
+				return err
+			}
 		}
-	}
-	d.close()
-	if err := <-done; err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
 	}
 	e.Logger.Info("retried the rejected log", "connection", job.Connection,

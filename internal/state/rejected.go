@@ -91,3 +91,19 @@ type Errors interface {
 	// than the connection's LastErrorAt is ignored.
 	NoteError(ctx context.Context, name, err string, at time.Time) error
 }
+
+// LastPerMember keeps the last entry of each member in rs, in order: what
+// RecordRejections stores when a member appears twice in one call.
+func LastPerMember(rs []Rejection) []Rejection {
+	last := make(map[MemberID]int, len(rs))
+	for i, r := range rs {
+		last[r.Member] = i
+	}
+	out := make([]Rejection, 0, len(last))
+	for i, r := range rs {
+		if last[r.Member] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}

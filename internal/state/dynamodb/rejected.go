@@ -35,7 +35,7 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(entryWriters)
-		for _, r := range lastOfEach(rs) {
+		for _, r := range state.LastPerMember(rs) {
 			g.Go(func() error { return s.recordRejection(gctx, name, r) })
 		}
 		if err := g.Wait(); err != nil {
@@ -63,21 +63,6 @@ func (s *Store) recordRejection(ctx context.Context, name string, r state.Reject
 		ExpressionAttributeValues: u.values,
 	})
 	return err
-}
-
-// lastOfEach keeps the last entry of each member, in order.
-func lastOfEach(rs []state.Rejection) []state.Rejection {
-	last := make(map[state.MemberID]int, len(rs))
-	for i, r := range rs {
-		last[r.Member] = i
-	}
-	out := make([]state.Rejection, 0, len(last))
-	for i, r := range rs {
-		if last[r.Member] == i {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // ClearRejections implements state.Store: the members' items are deleted

@@ -26,7 +26,7 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 		if r.rejected == nil {
 			r.rejected = map[state.MemberID]*state.Rejection{}
 		}
-		for _, rj := range dedupeRejections(stored) {
+		for _, rj := range state.LastPerMember(stored) {
 			if old := r.rejected[rj.Member]; old != nil {
 				rj.FirstSeen, rj.Attempts = old.FirstSeen, old.Attempts+1
 			}
@@ -35,21 +35,6 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 		r.sumRejected()
 		return nil
 	})
-}
-
-// dedupeRejections keeps the last entry of each member, in order.
-func dedupeRejections(rs []state.Rejection) []state.Rejection {
-	last := make(map[state.MemberID]int, len(rs))
-	for i, rj := range rs {
-		last[rj.Member] = i
-	}
-	out := make([]state.Rejection, 0, len(last))
-	for i, rj := range rs {
-		if last[rj.Member] == i {
-			out = append(out, rj)
-		}
-	}
-	return out
 }
 
 // ClearRejections implements state.Store.

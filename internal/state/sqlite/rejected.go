@@ -61,7 +61,7 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 			return opError(op, name, err)
 		}
 	}
-	rs = lastOfEach(rs)
+	rs = state.LastPerMember(rs)
 	return s.write(ctx, op, name, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO rejected
 				(connection, member, record_key, status, reason, first_seen, last_attempt, attempts)
@@ -84,21 +84,6 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 		}
 		return nil
 	})
-}
-
-// lastOfEach keeps the last entry of each member, in order.
-func lastOfEach(rs []state.Rejection) []state.Rejection {
-	last := make(map[state.MemberID]int, len(rs))
-	for i, r := range rs {
-		last[r.Member] = i
-	}
-	out := make([]state.Rejection, 0, len(last))
-	for i, r := range rs {
-		if last[r.Member] == i {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // ClearRejections implements state.Store: the members' rows go, in one
