@@ -55,6 +55,9 @@ type Config struct {
 	State string `yaml:"state"`
 	// Alerts configures lag alerts and notifiers.
 	Alerts Alerts `yaml:"alerts"`
+	// Webhooks turns on Mailchimp's webhooks as real-time hints, for
+	// `chimport serve --webhook-listen`; off while its secret is empty.
+	Webhooks Webhooks `yaml:"webhooks"`
 	// Connections are the audiences to sync; at least one is required.
 	Connections []Connection `yaml:"connections"`
 }
@@ -77,6 +80,21 @@ type Alerts struct {
 	// Secret: never printed.
 	WebhookURL Secret `yaml:"webhook_url"`
 }
+
+// Webhooks configures the webhook receiver. Webhooks are on when Secret is
+// set; a connection opts out with `webhooks: false`.
+type Webhooks struct {
+	// Secret derives each connection's webhook token (webhook.Token): at
+	// least 16 characters, never printed.
+	Secret Secret `yaml:"secret"`
+	// PublicURL is the base URL Mailchimp calls, reaching `serve
+	// --webhook-listen`, e.g. https://chimport.example.com; required with
+	// Secret.
+	PublicURL string `yaml:"public_url"`
+}
+
+// Enabled reports whether webhooks are configured.
+func (w Webhooks) Enabled() bool { return w.Secret != "" }
 
 // Connection syncs one Mailchimp audience to one target.
 type Connection struct {
@@ -104,6 +122,14 @@ type Connection struct {
 	Target Target `yaml:"target"`
 	// Mapping is the record shape; DefaultMapping when the file has none.
 	Mapping Mapping `yaml:"mapping"`
+	// Webhooks, when false, keeps this connection out of the webhooks
+	// even when webhooks.secret is set; nil (unset) means in.
+	Webhooks *bool `yaml:"webhooks"`
+}
+
+// WebhooksOn reports whether the connection takes webhooks under cfg.
+func (c Connection) WebhooksOn(w Webhooks) bool {
+	return w.Enabled() && (c.Webhooks == nil || *c.Webhooks)
 }
 
 // Mailchimp is the audience side of a connection.
