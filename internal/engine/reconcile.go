@@ -351,6 +351,11 @@ func (r *reconcile) delete(ctx context.Context) (int64, error) {
 // another worker has claimed the connection. A run without a lease
 // (chimport run) has nothing to check.
 func (e *Engine) fenced(job Job, sum *Summary, cp *state.Checkpoint) Sink {
+	return e.fencedIf(job, sum, cp, func(op target.Op) bool { return op.Kind == target.OpDelete })
+}
+
+// fencedIf is fenced for the batches holding an operation that needs it.
+func (e *Engine) fencedIf(job Job, sum *Summary, cp *state.Checkpoint, needs func(target.Op) bool) Sink {
 	if job.LeaseToken == 0 {
 		return job.Sink
 	}
@@ -360,7 +365,7 @@ func (e *Engine) fenced(job Job, sum *Summary, cp *state.Checkpoint) Sink {
 	check := *cp
 	check.Token = job.LeaseToken
 	return sinkFunc(func(ctx context.Context, ops []target.Op) error {
-		if slices.ContainsFunc(ops, func(op target.Op) bool { return op.Kind == target.OpDelete }) {
+		if slices.ContainsFunc(ops, needs) {
 			check.UpdatedAt = e.Clock.Now()
 			if err := e.Store.SaveCheckpoint(ctx, job.Connection, check); err != nil {
 				return fmt.Errorf("checking the lease before deleting: %w", err)

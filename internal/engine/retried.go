@@ -24,7 +24,11 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, st state.Connection
 	if len(entries) == 0 {
 		return nil
 	}
-	changes, err := e.fetchRetries(ctx, job, entries)
+	ids := make([]state.MemberID, len(entries))
+	for i, r := range entries {
+		ids[i] = r.Member
+	}
+	changes, err := e.fetchCurrent(ctx, job, ids)
 	if err != nil {
 		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
 	}
@@ -57,41 +61,42 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, st state.Connection
 	return nil
 }
 
-// fetchRetries reads the current state of each logged member, at most
+// fetchCurrent reads the current state of each member, at most
 // PageConcurrency requests at a time, and returns the change that brings
-// the target in line with it.
-func (e *Engine) fetchRetries(ctx context.Context, job Job, entries []state.Rejection) ([]change, error) {
+// the target in line with it: its record, or its delete when it is gone
+// (404, the audience still answering) or outside the status filter.
+func (e *Engine) fetchCurrent(ctx context.Context, job Job, ids []state.MemberID) ([]change, error) {
 	fields := job.Mapping.Fields()
 	if len(job.Statuses) > 0 {
 		fields = append(fields, "status")
 	}
-	changes := make([]change, len(entries))
+	changes := make([]change, len(ids))
 	var gone int
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.PageConcurrency)
-	for i, r := range entries {
+	for i, id := range ids {
 		g.Go(func() error {
-			m, err := job.Mailchimp.Member(gctx, job.ListID, r.Member.String(), fields)
+			m, err := job.Mailchimp.Member(gctx, job.ListID, id.String(), fields)
 			switch {
 			case errors.Is(err, mailchimp.ErrMemberNotFound):
 				mu.Lock()
 				gone++
 				mu.Unlock()
-				changes[i] = change{op: target.Delete(r.Member.String()), member: r.Member}
+				changes[i] = change{op: target.Delete(id.String()), member: id}
 				return nil
 			case err != nil:
 				return err
 			}
 			if status, _ := m["status"].(string); len(job.Statuses) > 0 && !slices.Contains(job.Statuses, status) {
-				changes[i] = change{op: target.Delete(r.Member.String()), member: r.Member}
+				changes[i] = change{op: target.Delete(id.String()), member: id}
 				return nil
 			}
 			body, err := job.Mapping.Append(nil, m)
 			if err != nil {
-				return fmt.Errorf("member %s: %w", r.Member, err)
+				return fmt.Errorf("member %s: %w", id, err)
 			}
-			changes[i] = change{op: target.Upsert(body), member: r.Member}
+			changes[i] = change{op: target.Upsert(body), member: id}
 			return nil
 		})
 	}
