@@ -31,6 +31,8 @@ type Scheduler struct {
 
 	mu   sync.Mutex
 	next map[string]time.Time // planned next run; absent until planned
+	// soon holds a wake-up per connection for RunSoon.
+	soon map[string]chan struct{}
 }
 
 // New checks cfg and conns and returns a Scheduler. Every problem is
@@ -41,14 +43,36 @@ func New(cfg Config, conns []Connection) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Scheduler{
+	s := &Scheduler{
 		cfg:   cfg,
 		log:   cfg.Logger.With("owner", cfg.Owner),
 		conns: conns,
 		slots: make(chan struct{}, cfg.MaxParallel),
 		reads: make(chan struct{}, cfg.MaxParallel),
 		next:  make(map[string]time.Time, len(conns)),
-	}, nil
+		soon:  make(map[string]chan struct{}, len(conns)),
+	}
+	for _, c := range conns {
+		s.soon[c.Name] = make(chan struct{}, 1)
+	}
+	return s, nil
+}
+
+// RunSoon asks for a run of the connection now rather than at its next
+// planned time (a webhook queue that overflowed asks it: the run covers
+// what the queue could not hold). A run already under way, or a lease
+// another worker holds, is not interrupted: the run comes after it. It
+// reports false for an unknown connection.
+func (s *Scheduler) RunSoon(name string) bool {
+	wake, ok := s.soon[name]
+	if !ok {
+		return false
+	}
+	select {
+	case wake <- struct{}{}:
+	default: // asked already
+	}
+	return true
 }
 
 // Next returns the connection's next planned run, and false if the name is
@@ -124,10 +148,14 @@ func (s *Scheduler) serve(ctx, runBase context.Context, c Connection) {
 		}
 		s.publish(c.Name, next)
 		if next.After(now) {
-			if !s.sleepUntil(ctx, next) {
+			woken, ok := s.sleepUntil(ctx, next, s.soon[c.Name])
+			if !ok {
 				return
 			}
-			continue // due: plan again from the store, someone may have run it
+			if !woken {
+				continue // due: plan again from the store, someone may have run it
+			}
+			s.log.Debug("run asked for now", "connection", c.Name)
 		}
 		var ran time.Time
 		ran, wait = s.attempt(ctx, runBase, c.Name, last)
@@ -242,14 +270,38 @@ func (s *Scheduler) publish(name string, next time.Time) {
 
 // sleepUntil waits on the clock until t, in naps of at most maxNap. It
 // returns false when ctx ended first.
-func (s *Scheduler) sleepUntil(ctx context.Context, t time.Time) bool {
+//
+// A wake-up on wake (RunSoon) ends the wait early: woken is then true.
+func (s *Scheduler) sleepUntil(ctx context.Context, t time.Time, wake <-chan struct{}) (woken, ok bool) {
 	for {
 		d := t.Sub(s.cfg.Clock.Now())
 		if d <= 0 {
-			return ctx.Err() == nil
+			return false, ctx.Err() == nil
 		}
-		if s.cfg.Clock.Sleep(ctx, min(d, maxNap)) != nil {
-			return false
+		select {
+		case <-wake:
+			return true, ctx.Err() == nil
+		default:
+		}
+		nap, cancel := context.WithCancel(ctx)
+		var rung atomic.Bool
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-wake:
+				rung.Store(true)
+				cancel()
+			case <-stop:
+			}
+		}()
+		err := s.cfg.Clock.Sleep(nap, min(d, maxNap))
+		close(stop)
+		cancel()
+		if rung.Load() {
+			return true, ctx.Err() == nil
+		}
+		if err != nil {
+			return false, false
 		}
 	}
 }

@@ -285,3 +285,48 @@ func TestClaimAfterAnotherWorkerRan(t *testing.T) {
 		t.Errorf("lease = %+v, releases = %d; want claimed once and released", l, leases.count(leases.releases, "me"))
 	}
 }
+
+// RunSoon starts a run at once instead of at the planned time (a webhook
+// queue that overflowed asks for it), without the clock moving.
+func TestRunSoonRunsNow(t *testing.T) {
+	clk := clock.NewManual(t0)
+	leases := newFakeLeases()
+	ran := make(chan time.Time, 4)
+	s, err := New(Config{Owner: "me", Clock: clk, Leases: leases, Jitter: noJitter, Logger: quiet(),
+		Run: func(_ context.Context, name string, _ Lease) error {
+			leases.StartRun(name, clk.Now())
+			ran <- clk.Now()
+			return nil
+		}}, []Connection{{Name: "news", Every: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startScheduler(t, s)
+	waitRun := func(what string) {
+		t.Helper()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10 s", what)
+		}
+	}
+	waitRun("first run")
+	if s.RunSoon("nope") {
+		t.Error("RunSoon of an unknown connection reported true")
+	}
+	// Wait until the scheduler sleeps towards the next run, an hour off.
+	deadline := time.Now().Add(10 * time.Second)
+	for next, ok := s.Next("news"); !ok || !next.Equal(t0.Add(time.Hour)); next, ok = s.Next("news") {
+		if time.Now().After(deadline) {
+			t.Fatalf("next run not planned: %v", next)
+		}
+		runtime.Gosched()
+	}
+	if !s.RunSoon("news") {
+		t.Fatal("RunSoon(news) = false")
+	}
+	waitRun("run asked for with RunSoon")
+	if now := clk.Now(); !now.Equal(t0) {
+		t.Errorf("the clock moved to %s", now)
+	}
+}
