@@ -3,6 +3,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/chimport/chimport/internal/mailchimp"
@@ -32,6 +33,9 @@ type Metrics struct {
 	mcRequests  *prometheus.CounterVec
 	mcRetries   prometheus.Counter
 	lagChecks   prometheus.Counter
+
+	webhooksOnce sync.Once
+	webhooks     *Webhooks
 }
 
 // New returns a Metrics with its own registry, which also carries the Go

@@ -239,3 +239,39 @@ chimport_lag_checks_total 2
 		t.Error(err)
 	}
 }
+
+func TestWebhookSeries(t *testing.T) {
+	m := New()
+	w := m.Webhooks()
+	if m.Webhooks() != w {
+		t.Fatal("Webhooks registered twice")
+	}
+	w.Event("profile", "delivered")
+	w.Fetches("shop", 3)
+	w.Depth("shop", 7)
+	w.Latency(300 * time.Millisecond)
+	body := scrape(t, m)
+	for _, want := range []string{
+		`chimport_webhook_events_total{outcome="delivered",type="profile"} 1`,
+		`chimport_webhook_fetches_total{connection="shop"} 3`,
+		`chimport_webhook_queue_members{connection="shop"} 7`,
+		`chimport_webhook_latency_seconds_count 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
