@@ -25,6 +25,9 @@ import (
 
 type serveOptions struct {
 	listen      string
+	// webhookListen serves the webhook routes, and only those, on a
+	// listener of their own; "" serves none.
+	webhookListen string
 	owner       string
 	leaseTTL    time.Duration
 	maxParallel int
@@ -57,6 +60,7 @@ checkpoint, and exits 0.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.listen, "listen", "127.0.0.1:9187", "address for /healthz, /metrics and the status page")
+	f.StringVar(&opts.webhookListen, "webhook-listen", "", "address for Mailchimp's webhook calls, and only those (needs webhooks.secret in the config)")
 	f.StringVar(&opts.owner, "worker-id", "", "this worker's name in leases (default host-pid-random)")
 	f.DurationVar(&opts.leaseTTL, "lease-ttl", schedule.DefaultLeaseTTL, "how long a claimed connection stays claimed without renewal; a dead worker's connections wait this long")
 	f.IntVar(&opts.maxParallel, "parallel", schedule.DefaultMaxParallel, "runs at once in this worker")
@@ -79,10 +83,17 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		owner = schedule.DefaultOwner()
 	}
 	clk := e.clock
-	w, err := worker.New(worker.Config{
+	if opts.webhookListen != "" && !cfg.Webhooks.Enabled() {
+		return usageErrorf("--webhook-listen %s: the config has no webhooks.secret, so no connection takes webhooks", opts.webhookListen)
+	}
+	// One limiter for runs and webhook fetches: a key's 10 slots are
+	// shared by everything that uses it.
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	eng := &engine.Engine{Store: store, Clock: clk, Logger: global.logger}
+	wcfg := worker.Config{
 		Connections: workerConnections(cfg),
 		Store:       store,
-		Run:         connectionRunner(cfg, &engine.Engine{Store: store, Clock: clk, Logger: global.logger}, global.logger),
+		Run:         connectionRunner(cfg, eng, limiter, global.logger),
 		Notifier:    notifier,
 		Clock:       clk,
 		LagEvery:    opts.lagEvery,
@@ -90,10 +101,19 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		LeaseTTL:    opts.leaseTTL,
 		MaxParallel: opts.maxParallel,
 		Logger:      global.logger,
-	})
+	}
+	if opts.webhookListen != "" {
+		wcfg.Refresh = connectionRefresher(cfg, eng, limiter, global.logger)
+	}
+	w, err := worker.New(wcfg)
 	if err != nil {
 		return usageError{err}
 	}
+	hooks, err := startWebhooks(ctx, e, global.logger, cfg, w, clk, opts.webhookListen)
+	if err != nil {
+		return err
+	}
+	defer hooks.stop()
 
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
@@ -152,12 +172,11 @@ func workerConnections(cfg *config.Config) []worker.Connection {
 // way every command builds it, under the lease's fencing token. Jobs share
 // one limiter, so connections on one API key share its 10 slots. It logs a
 // completed run; the worker logs a failed one.
-func connectionRunner(cfg *config.Config, eng *engine.Engine, logger *slog.Logger) func(context.Context, string, int64) (engine.Summary, error) {
+func connectionRunner(cfg *config.Config, eng *engine.Engine, limiter *mailchimp.Limiter, logger *slog.Logger) func(context.Context, string, int64) (engine.Summary, error) {
 	conns := make(map[string]config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		conns[c.Name] = c
 	}
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
 	return func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error) {
 		job, err := newJob(conns[name], limiter, logger, runMode{})
 		if err != nil {

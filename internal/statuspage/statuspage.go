@@ -37,6 +37,9 @@ type Row struct {
 	// NextRun is when the scheduler will next start a run; nil if it has
 	// none planned.
 	NextRun *time.Time
+	// LastEvent is when this worker last received a webhook event for the
+	// connection; nil if none since it started.
+	LastEvent *time.Time
 	// LastError is the last failed run's error, "" after a success: the
 	// connection is failing until a run completes. With Retrying, it is
 	// the error a run under way is retrying instead, which may yet pass.
@@ -138,6 +141,9 @@ type rowView struct {
 	Rejected, RejectedSample string
 	LastSuccess, NextRun     when
 	Reconciled               when
+	// LastEvent is the last webhook event's relative time ("2m ago"),
+	// "" without one.
+	LastEvent, LastEventFull string
 	// Error is the whole error, for the title; ErrorShort is its start
 	// without the hint, which Hint shows whole.
 	Error, ErrorShort, Hint string
@@ -226,6 +232,10 @@ func newPageData(rows []Row, now time.Time) pageData {
 		}
 		v.LastSuccess = past(r.LastSuccess, now)
 		v.Reconciled = past(r.LastReconcile, now)
+		if r.LastEvent != nil {
+			e := past(r.LastEvent, now)
+			v.LastEvent, v.LastEventFull = e.Relative, e.Full
+		}
 		v.NextRun = future(r.NextRun, now)
 		d.Rows = append(d.Rows, v)
 	}

@@ -259,3 +259,12 @@ func TestPageRetryingIsNotFailing(t *testing.T) {
 		t.Errorf("a retrying row is shown as failing, or without its error:\n%s", body)
 	}
 }
+
+// A connection's last webhook event shows under its last success.
+func TestPageShowsTheLastWebhookEvent(t *testing.T) {
+	ago := now.Add(-2 * time.Minute)
+	_, body := get(t, handler(Row{Name: "a", Lag: ptr(time.Minute), LastEvent: &ago}), http.MethodGet)
+	if !strings.Contains(body, "webhook event 2m") {
+		t.Errorf("the page does not show the last webhook event:\n%s", body)
+	}
+}

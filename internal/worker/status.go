@@ -48,6 +48,9 @@ func (w *Worker) StatusRows(ctx context.Context) ([]statuspage.Row, error) {
 		if r := alert.RecordOf(st.Rejected.Sample); r != nil {
 			row.RejectedSample = r.String()
 		}
+		if t, ok := w.events.get(c.Name); ok {
+			row.LastEvent = &t
+		}
 		if next, ok := w.sched.Next(c.Name); ok {
 			row.NextRun = &next
 		}

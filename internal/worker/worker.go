@@ -43,7 +43,11 @@ type Config struct {
 	// Run runs the named connection once, under the lease's fencing token
 	// (the engine with a job built for it), and returns the engine's
 	// summary and error.
-	Run      func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error)
+	Run func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error)
+	// Refresh, when set, fetches and delivers the named members of a
+	// connection under the lease's fencing token (the engine's Refresh
+	// with a job built for it): what a webhook event asks for (Refresh).
+	Refresh  func(ctx context.Context, name string, leaseToken int64, members []string) (engine.RefreshSummary, error)
 	Notifier alert.Notifier
 	// Metrics receives the run counters and the gauges. Nil means a fresh
 	// metrics.New().
@@ -78,6 +82,10 @@ type Worker struct {
 	stopping context.Context
 	stop     context.CancelFunc
 	hints    hints
+	// webhookOwner claims leases for webhook refreshes; events is when
+	// each connection last heard from Mailchimp.
+	webhookOwner string
+	events       lastEvents
 }
 
 // New checks cfg and returns a Worker. Invalid schedules are reported with
@@ -98,7 +106,11 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, conns: cfg.Connections, byName: make(map[string]Connection, len(cfg.Connections)), log: cfg.Logger}
+	if cfg.Owner == "" {
+		cfg.Owner = schedule.DefaultOwner()
+	}
+	w := &Worker{cfg: cfg, conns: cfg.Connections, byName: make(map[string]Connection, len(cfg.Connections)), log: cfg.Logger,
+		webhookOwner: cfg.Owner + "/webhooks"}
 	w.stopping, w.stop = context.WithCancel(context.Background())
 	plan := make([]schedule.Connection, len(cfg.Connections))
 	for i, c := range cfg.Connections {
