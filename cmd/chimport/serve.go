@@ -24,14 +24,14 @@ import (
 )
 
 type serveOptions struct {
-	listen      string
+	listen string
 	// webhookListen serves the webhook routes, and only those, on a
 	// listener of their own; "" serves none.
 	webhookListen string
-	owner       string
-	leaseTTL    time.Duration
-	maxParallel int
-	lagEvery    time.Duration
+	owner         string
+	leaseTTL      time.Duration
+	maxParallel   int
+	lagEvery      time.Duration
 }
 
 func newServeCmd(e env, global *globalOptions) *cobra.Command {

@@ -73,7 +73,7 @@ func (e *Engine) Refresh(ctx context.Context, job Job, ids []string) (RefreshSum
 	}
 	var mu sync.Mutex
 	d := newDelivery(deliveryOf{
-		sink: e.fencedIf(job, &Summary{WindowStart: st.Watermark}, st.Checkpoint, func(target.Op) bool { return true }),
+		sink:      e.fencedIf(job, &Summary{WindowStart: st.Watermark}, st.Checkpoint, func(target.Op) bool { return true }),
 		batchSize: run.batchSize, workers: e.DeliveryConcurrency,
 		roster: run.roster.write, rejected: run.rejected, logger: e.Logger,
 		onSent: func(b batch) {
