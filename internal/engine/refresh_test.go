@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state"
 )
@@ -81,5 +82,78 @@ func TestRefreshIsFencedByTheLease(t *testing.T) {
 	}
 	if rec := w.target.Records()[id]; rec["firstname"] == "Late" {
 		t.Error("a fenced refresh delivered")
+	}
+}
+
+// slowMember holds each one-member fetch, after Mailchimp answered, until
+// the gate opens: a slow fetch of what is by then an older state.
+type slowMember struct {
+	MemberSource
+	fetched chan struct{} // a signal per fetch answered
+	gate    chan struct{}
+}
+
+func (s *slowMember) Member(ctx context.Context, listID, hash string, fields []string) (mailchimp.Member, error) {
+	m, err := s.MemberSource.Member(ctx, listID, hash, fields)
+	s.fetched <- struct{}{}
+	<-s.gate
+	return m, err
+}
+
+// The race issue 12 names: a webhook's slow fetch of an older state
+// finishes after a run delivered a newer one. The run could only start
+// once the refresh's lease had expired, and then the refresh's delivery is
+// fenced: the newer value stays.
+func TestASlowRefreshNeverOverwritesANewerRun(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 20, seed: 31, inProcess: true})
+	ctx := context.Background()
+	if _, err := w.run(t, ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	id := w.sim.Members(testList)[2].ID
+	setName := func(name string) {
+		t.Helper()
+		if err := w.sim.Change(testList, id, func(m *mcsim.Member) { m.MergeFields["FNAME"] = name }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setName("Older")
+	lease, err := w.store.ClaimLease(ctx, "test", "worker/webhooks", w.clk.Now(), 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := w.job(t)
+	gated := &slowMember{MemberSource: job.Mailchimp, fetched: make(chan struct{}, 1), gate: make(chan struct{})}
+	job.Mailchimp, job.LeaseToken = gated, lease.Token
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.engine.Refresh(ctx, job, []string{id})
+		done <- err
+	}()
+	<-gated.fetched // the refresh holds "Older"
+
+	// Its lease runs out; a run claims the connection and delivers newer.
+	w.clk.Advance(time.Minute)
+	setName("Newer")
+	w.pass()
+	runLease, err := w.store.ClaimLease(ctx, "test", "worker", w.clk.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runJob := w.job(t)
+	runJob.LeaseToken = runLease.Token
+	if _, err := w.engine.Run(ctx, runJob); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.target.Records()[id]["firstname"]; got != "Newer" {
+		t.Fatalf("after the run the target holds %v, want Newer", got)
+	}
+
+	close(gated.gate)
+	if err := <-done; !errors.Is(err, state.ErrFenced) {
+		t.Errorf("the late refresh: %v, want ErrFenced", err)
+	}
+	if got := w.target.Records()[id]["firstname"]; got != "Newer" {
+		t.Errorf("the target holds %v after the late refresh, want Newer", got)
 	}
 }
