@@ -89,7 +89,9 @@ type Webhooks struct {
 	Secret Secret `yaml:"secret"`
 	// PublicURL is the base URL Mailchimp calls, reaching `serve
 	// --webhook-listen`, e.g. https://chimport.example.com; required with
-	// Secret.
+	// Secret. An absolute http or https URL without query, fragment or
+	// user info: each webhook URL is this with the route appended. A path
+	// is kept (for a proxy that strips it before the receiver).
 	PublicURL string `yaml:"public_url"`
 }
 

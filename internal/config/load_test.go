@@ -208,8 +208,8 @@ func TestExampleParses(t *testing.T) {
 
 	_, err = Parse([]byte(Example()), "example", nil)
 	want := []string{
-		"connections[0].mailchimp.api_key: environment variable MAILCHIMP_API_KEY is not set (line 29)",
-		"connections[0].target.headers.Authorization: environment variable TARGET_API_KEY is not set (line 37)",
+		"connections[0].mailchimp.api_key: environment variable MAILCHIMP_API_KEY is not set (line 38)",
+		"connections[0].target.headers.Authorization: environment variable TARGET_API_KEY is not set (line 46)",
 	}
 	if diff := cmp.Diff(want, problemStrings(t, err)); diff != "" {
 		t.Errorf("without env (-want +got):\n%s", diff)

@@ -37,6 +37,7 @@ func (c *Config) validate() []Problem {
 	var v validator
 	v.state(c.State)
 	v.alerts(c.Alerts)
+	v.webhooks(c.Webhooks)
 	if len(c.Connections) == 0 {
 		v.add("connections", "required")
 	}

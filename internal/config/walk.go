@@ -230,6 +230,15 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, path string) {
 			m.SetMapIndex(reflect.ValueOf(k).Convert(v.Type().Key()), e)
 		}
 		v.Set(m)
+	case reflect.Pointer:
+		// An optional setting (a connection's webhooks): set means a value,
+		// even false, so it is decoded like the value it points to.
+		e := reflect.New(v.Type().Elem())
+		before := len(l.problems)
+		l.decode(n, e.Elem(), path)
+		if len(l.problems) == before {
+			v.Set(e)
+		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			l.fail(path, n, "must be a string"+l.got(n))
