@@ -1,6 +1,7 @@
 package mailchimp
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -182,11 +183,35 @@ func basicAuth(key string) string {
 // came from the server, in case something on the way echoed the request.
 func (c *Client) redact(s string) string { return c.redactor.Replace(s) }
 
-// call makes one logical request: the only path to Mailchimp. The retry
+// request is one logical call to Mailchimp.
+type request struct {
+	method, endpoint string
+	query            url.Values
+	// body, when set, is sent as JSON (POST).
+	body []byte
+	// scrub, when set, removes what the body must not leak (a webhook's
+	// token) from anything the server sends back, before it reaches an
+	// error or a log line; the API key is always removed.
+	scrub *strings.Replacer
+	// beforeRetry, when set, runs before every attempt after the first
+	// with the error that attempt retries. done means the call succeeded
+	// after all (a POST whose answer was lost) and no attempt is made; an
+	// error is that attempt's outcome. It is how a call that is not
+	// idempotent is retried without doing its work twice.
+	beforeRetry func(ctx context.Context, last error) (done bool, err error)
+}
+
+// call makes one logical request without a body: see send.
+func (c *Client) call(ctx context.Context, method, endpoint string, query url.Values, decode func(*http.Response) error) error {
+	return c.send(ctx, request{method: method, endpoint: endpoint, query: query}, decode)
+}
+
+// send makes one logical request: the only path to Mailchimp. The retry
 // policy wraps attempts; each attempt holds a limiter slot until its body
 // is consumed; decode runs inside the attempt so a truncated body is
 // retried like any other transient fault.
-func (c *Client) call(ctx context.Context, method, endpoint string, query url.Values, decode func(*http.Response) error) error {
+func (c *Client) send(ctx context.Context, r request, decode func(*http.Response) error) error {
+	method, endpoint := r.method, r.endpoint
 	policy := c.retry
 	userHook := policy.OnRetry
 	policy.OnRetry = func(attempt int, err error, wait time.Duration) {
@@ -212,9 +237,17 @@ func (c *Client) call(ctx context.Context, method, endpoint string, query url.Va
 	}
 
 	attempts := 0
+	var last error
 	err := policy.Do(ctx, func(ctx context.Context, attempt int) error {
 		attempts = attempt
-		return c.attempt(ctx, method, endpoint, query, decode)
+		if attempt > 1 && r.beforeRetry != nil {
+			if done, err := r.beforeRetry(ctx, last); done || err != nil {
+				last = err
+				return err
+			}
+		}
+		last = c.attempt(ctx, r, decode)
+		return last
 	})
 	if err == nil {
 		return nil
@@ -233,7 +266,8 @@ func (c *Client) call(ctx context.Context, method, endpoint string, query url.Va
 }
 
 // attempt sends one HTTP request and classifies the outcome.
-func (c *Client) attempt(ctx context.Context, method, endpoint string, query url.Values, decode func(*http.Response) error) error {
+func (c *Client) attempt(ctx context.Context, r request, decode func(*http.Response) error) error {
+	method, endpoint := r.method, r.endpoint
 	release, err := c.limiter.acquire(ctx, c.key)
 	if err != nil {
 		return err // only a done ctx fails an acquire
@@ -241,16 +275,23 @@ func (c *Client) attempt(ctx context.Context, method, endpoint string, query url
 	defer release()
 
 	target := c.base + endpoint
-	if len(query) > 0 {
-		target += "?" + query.Encode()
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return c.newError(KindInvalid, method, endpoint, 0, err)
 	}
 	req.SetBasicAuth(basicUser, c.apiKey)
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Accept", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 
 	c.count(func(s *Stats) { s.Requests++ })
 	resp, err := c.http.Do(req)
@@ -266,7 +307,11 @@ func (c *Client) attempt(ctx context.Context, method, endpoint string, query url
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The status decides the kind; a body cut short only loses detail.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		e := statusError(resp, body, c.retry.Clock.Now(), c.redact)
+		redact := c.redact
+		if r.scrub != nil {
+			redact = func(s string) string { return c.redact(r.scrub.Replace(s)) }
+		}
+		e := statusError(resp, body, c.retry.Clock.Now(), redact)
 		e.Connection, e.Method, e.Endpoint = c.connection, method, endpoint
 		return e
 	}

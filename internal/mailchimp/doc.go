@@ -1,7 +1,9 @@
 // Package mailchimp is chimport's client for the Mailchimp Marketing API v3:
 // the ping, list and list-members endpoints, one member by subscriber hash
 // (Member; ErrMemberNotFound once the member is deleted for good), a
-// members pager, typed errors and a per-API-key concurrency limiter.
+// members pager, a list's webhooks (ListWebhooks, CreateWebhook, which
+// never creates one twice when it retries, and DeleteWebhook), typed
+// errors and a per-API-key concurrency limiter.
 //
 // Every request goes through one place (Client.call) that applies, in
 // order, the retry policy (internal/retry), the per-key Limiter (a slot is

@@ -113,6 +113,9 @@ func (e *Error) summary() string {
 // the next run retries. The alert policy and the error message both take
 // their text from here.
 func (e *Error) Advice() (a advice.Advice, ok bool) {
+	if a, ok := e.webhookAdvice(); ok {
+		return a, true
+	}
 	a.Status = e.Status
 	switch e.Kind {
 	case KindAuth:
