@@ -107,6 +107,7 @@ what changed since the last run and never loses a change.`,
 		newServeCmd(e, opts),
 		newStatusCmd(e, opts),
 		newRejectedCmd(e, opts),
+		newWebhooksCmd(e, opts),
 		newDemoCmd(e, opts),
 	)
 	return root

@@ -228,7 +228,7 @@ func (e *Error) webhookAdvice() (advice.Advice, bool) {
 	}
 	return advice.Advice{
 		Status:  e.Status,
-		Problem: "Mailchimp refused the webhook: most likely it could not reach the URL (it checks a new webhook's URL with a GET and needs a 200)",
+		Problem: "Mailchimp refused the webhook; most likely it could not reach the URL, which must answer its GET with 200",
 		Action: "Check webhooks.public_url, and that DNS and the ingress or proxy in front of it reach " +
 			"`chimport serve --webhook-listen`, which must be running; then run chimport webhooks install again.",
 	}, true
