@@ -6,7 +6,8 @@ import "fmt"
 // test that churns the same way twice sees the same members touched. The mix
 // follows what an active audience does: mostly profile edits, some
 // unsubscribes, archives and signups, a few address changes and permanent
-// deletions. It returns the ids touched, each once; an address change
+// deletions. Webhooks hear of signups, unsubscribes and edits as made by
+// the subscribers (source user), of the rest as made by an admin. It returns the ids touched, each once; an address change
 // touches two (the old id and the new).
 func (l *list) churn(n int) []string {
 	l.mu.Lock()
@@ -66,7 +67,7 @@ func (l *list) churnOnceLocked() (id, movedTo string) {
 	if action == churnAdd {
 		m := l.gen.member(l.now())
 		m.Status = StatusSubscribed
-		id, err := l.addLocked(m)
+		id, err := l.addLocked(m, sourceUser)
 		if err != nil {
 			return "", "" // the address was taken by a member added by hand
 		}
@@ -78,22 +79,22 @@ func (l *list) churnOnceLocked() (id, movedTo string) {
 	status := l.entries[i].m.Status
 	switch {
 	case action == churnDelete:
-		_ = l.removeLocked(id)
+		_ = l.removeLocked(id, sourceAdmin)
 		return id, ""
 	case action == churnMove:
 		email := l.gen.newAddress()
-		err := l.changeAtLocked(i, func(m *Member) { m.EmailAddress = email })
+		err := l.changeAtLocked(i, func(m *Member) { m.EmailAddress = email }, sourceAdmin)
 		if err == nil {
 			return id, MemberID(email)
 		}
 		// The address was taken by a member added by hand: an edit instead.
-		l.mustChange(i, l.randomEdit())
+		l.mustChange(i, l.randomEdit(), sourceUser)
 	case action == churnUnsubscribe && status == StatusSubscribed:
-		l.mustChange(i, func(m *Member) { m.Status = StatusUnsubscribed })
+		l.mustChange(i, func(m *Member) { m.Status = StatusUnsubscribed }, sourceUser)
 	case action == churnArchive && status != StatusArchived:
-		l.mustChange(i, func(m *Member) { m.Status = StatusArchived })
+		l.mustChange(i, func(m *Member) { m.Status = StatusArchived }, sourceAdmin)
 	default:
-		l.mustChange(i, l.randomEdit())
+		l.mustChange(i, l.randomEdit(), sourceUser)
 	}
 	return id, ""
 }
@@ -138,8 +139,8 @@ func fullName(m *Member) string {
 
 // mustChange applies an edit that cannot fail validation (it never touches
 // the email or sets an unknown status).
-func (l *list) mustChange(i int, fn func(*Member)) {
-	if err := l.changeAtLocked(i, fn); err != nil {
+func (l *list) mustChange(i int, fn func(*Member), src eventSource) {
+	if err := l.changeAtLocked(i, fn, src); err != nil {
 		panic("mcsim: churn edit failed: " + err.Error())
 	}
 }

@@ -1,6 +1,7 @@
 // Package mcsim simulates the two services chimport sits between: the
-// Mailchimp Marketing API (members, one member, list and ping endpoints) and
-// a customer's HTTP API that accepts batches of records and deletes.
+// Mailchimp Marketing API (members, one member, list, webhooks and ping
+// endpoints) and a customer's HTTP API that accepts batches of records and
+// deletes.
 //
 // Tests, `chimport demo` and `chimport sim` use it instead of the real
 // services, so it reproduces the behaviour the sync engine has to survive,
@@ -28,7 +29,16 @@
 //   - churn: edits, unsubscribes, archives, signups, address changes and
 //     permanent deletes, stamped with an injected clock, deterministic per
 //     seed, optionally applied before every members page ("churn while
-//     paging").
+//     paging");
+//   - list webhooks: created over the API once their URL answers a GET with
+//     200 (the same URL may be registered twice, as Mailchimp allows), then
+//     told of each change a little later (WebhookOptions.Delay, on the wall
+//     clock) with a form-encoded POST: subscribe, unsubscribe, profile,
+//     upemail or cleaned, with Mailchimp's payload fields; archiving fires
+//     nothing. Each webhook has its own queue and goroutine, never run under
+//     a lock, with a 10 s timeout and retries per call, and optional
+//     duplicates, out-of-order delivery and lost events (SetWebhookFaults).
+//     FlushWebhooks waits for every pending event; Close stops sending.
 //
 // Stats counts requests by kind (members pages, one-member requests, the
 // rest), so tests can hold a run to its request budget.

@@ -45,6 +45,9 @@ type list struct {
 	gen             *generator // also the source of churn randomness
 	churnPerRequest int
 	version         uint64 // bumped by every mutation; invalidates sorted views
+	// emit hears of every change, under l.mu and in order (the
+	// simulator's webhooks); nil for none.
+	emit func(memberEvent)
 
 	sortMu sync.Mutex
 	sorted map[sortOrder]*sortedView
@@ -106,20 +109,21 @@ func (l *list) position(id string) (int, bool) {
 
 // change applies fn to a copy of the member and stores the copy, keeping the
 // member's place in the natural order. The id follows the email address;
-// the contact's own identifiers stay, whatever fn did to them.
-func (l *list) change(id string, fn func(*Member)) error {
+// the contact's own identifiers stay, whatever fn did to them. src is who
+// made the change, for the webhooks.
+func (l *list) change(id string, fn func(*Member), src eventSource) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i, ok := l.position(id)
 	if !ok {
 		return fmt.Errorf("%w: %s in list %s", ErrMemberNotFound, id, l.id)
 	}
-	return l.changeAtLocked(i, fn)
+	return l.changeAtLocked(i, fn, src)
 }
 
 // changeAtLocked edits the member at position i. l.mu must be held for
 // writing.
-func (l *list) changeAtLocked(i int, fn func(*Member)) error {
+func (l *list) changeAtLocked(i int, fn func(*Member), src eventSource) error {
 	old := l.entries[i].m
 	c := old.clone()
 	fn(&c)
@@ -144,7 +148,17 @@ func (l *list) changeAtLocked(i int, fn func(*Member)) error {
 	c.LastChanged = l.now()
 	l.entries[i] = newEntry(l.entries[i].seq, &c)
 	l.version++
+	for _, typ := range changeEvents(old, &c) {
+		l.notify(typ, src, c.LastChanged, old, &c)
+	}
 	return nil
+}
+
+// notify tells emit of a change. l.mu must be held for writing.
+func (l *list) notify(typ string, src eventSource, at time.Time, old, cur *Member) {
+	if l.emit != nil {
+		l.emit(memberEvent{typ: typ, source: src, at: at, listID: l.id, old: old, cur: cur})
+	}
 }
 
 // normalize gives a member the empty (not nil) maps the API would show, so
@@ -169,14 +183,15 @@ func validateMember(m *Member) error {
 }
 
 // add stores a new member at the end of the natural order, filling in what
-// Mailchimp would.
-func (l *list) add(m Member) (string, error) {
+// Mailchimp would. A new subscribed member fires subscribe; one added with another status
+// fires nothing (a pending member fires subscribe once it is subscribed).
+func (l *list) add(m Member, src eventSource) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.addLocked(m)
+	return l.addLocked(m, src)
 }
 
-func (l *list) addLocked(m Member) (string, error) {
+func (l *list) addLocked(m Member, src eventSource) (string, error) {
 	if m.Status == "" {
 		m.Status = StatusSubscribed
 	}
@@ -216,24 +231,30 @@ func (l *list) addLocked(m Member) (string, error) {
 		m.TimestampSignup = now
 	}
 	l.append(&m)
+	if m.Status == StatusSubscribed {
+		l.notify(EventSubscribe, src, now, nil, &m)
+	}
 	return m.ID, nil
 }
 
-// remove deletes a member for good.
-func (l *list) remove(id string) error {
+// remove deletes a member for good, which fires unsubscribe with action
+// delete, whatever the member's status was.
+func (l *list) remove(id string, src eventSource) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.removeLocked(id)
+	return l.removeLocked(id, src)
 }
 
-func (l *list) removeLocked(id string) error {
+func (l *list) removeLocked(id string, src eventSource) error {
 	i, ok := l.position(id)
 	if !ok {
 		return fmt.Errorf("%w: %s in list %s", ErrMemberNotFound, id, l.id)
 	}
+	old := l.entries[i].m
 	l.entries = slices.Delete(l.entries, i, i+1)
 	delete(l.index, id)
 	l.version++
+	l.notify(EventUnsubscribe, src, l.now(), old, nil)
 	return nil
 }
 

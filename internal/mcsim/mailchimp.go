@@ -44,6 +44,9 @@ type Options struct {
 	// Clock stamps last_changed on mutations, anchors generated timestamps
 	// and sets the Date header. Nil means clock.Real{}.
 	Clock clock.Clock
+	// Webhooks tunes the calls to the webhooks registered with the
+	// simulator (see WebhookOptions); the zero value is Mailchimp-like.
+	Webhooks WebhookOptions
 }
 
 // DefaultListID is the id of the first list when Options.ListID is empty.
@@ -57,6 +60,9 @@ type Mailchimp struct {
 
 	listsMu sync.RWMutex
 	lists   map[string]*list
+
+	// hooks keeps the registered webhooks and delivers the lists' events.
+	hooks *webhookHub
 
 	mu         sync.Mutex // guards the fields below
 	keys       map[string]*keyState
@@ -101,6 +107,7 @@ func New(opts Options) *Mailchimp {
 		keys:      make(map[string]*keyState),
 		rng:       newRand(opts.Seed),
 		stats:     Stats{ByStatus: make(map[int]int)},
+		hooks:     newWebhookHub(opts.Webhooks, opts.Seed),
 	}
 	if opts.APIKey == "" {
 		opts.APIKey = NewAPIKey(s.rng)
@@ -132,6 +139,7 @@ func (s *Mailchimp) AddAPIKey(key string) {
 // list with that id.
 func (s *Mailchimp) AddList(listID string, members int, seed int64) {
 	l := newList(listID, members, seed, s.opts.Clock)
+	l.emit = s.hooks.publish
 	s.listsMu.Lock()
 	defer s.listsMu.Unlock()
 	s.lists[listID] = l
@@ -152,12 +160,17 @@ func (s *Mailchimp) list(listID string) (*list, error) {
 // the id, as in Mailchimp (see ChangeAddress); contact_id, unique_email_id
 // and web_id stay with the member whatever fn does, as the API offers no
 // way to change them.
+//
+// The list's webhooks hear of it a little later: upemail for a new
+// address; subscribe, unsubscribe or cleaned for a new status of that
+// name; profile for any other edit (an edit that changes nothing
+// included); nothing at all for an archive.
 func (s *Mailchimp) Change(listID, id string, fn func(*Member)) error {
 	l, err := s.list(listID)
 	if err != nil {
 		return err
 	}
-	return l.change(id, fn)
+	return l.change(id, fn, sourceAPI)
 }
 
 // ChangeAddress changes a member's email address and returns its new id,
@@ -174,13 +187,15 @@ func (s *Mailchimp) ChangeAddress(listID, id, newEmail string) (newID string, er
 
 // Add appends a member to the list and returns its id, the MD5 of the
 // lower-cased email. Empty fields are filled in as Mailchimp would (list_id,
-// unique_email_id, contact_id, web_id, status "subscribed", ...).
+// unique_email_id, contact_id, web_id, status "subscribed", ...). A
+// subscribed member fires subscribe to the list's webhooks; one added with
+// another status fires nothing.
 func (s *Mailchimp) Add(listID string, m Member) (string, error) {
 	l, err := s.list(listID)
 	if err != nil {
 		return "", err
 	}
-	return l.add(m)
+	return l.add(m, sourceAPI)
 }
 
 // Unsubscribe sets a member's status to unsubscribed.
@@ -191,20 +206,22 @@ func (s *Mailchimp) Unsubscribe(listID, id string) error {
 // Archive sets a member's status to archived, which hides it from the members
 // endpoint unless status=archived is asked for (or the default view includes
 // archived members, see Options.DefaultViewIncludesArchived). The one-member
-// endpoint still returns it, with status archived.
+// endpoint still returns it, with status archived. It fires no webhook
+// event: Mailchimp sends none one can count on.
 func (s *Mailchimp) Archive(listID, id string) error {
 	return s.Change(listID, id, func(m *Member) { m.Status = StatusArchived })
 }
 
 // Delete removes a member permanently (Mailchimp's delete-permanent): it
 // disappears from every view and every total_items, the one-member endpoint
-// answers 404 for it, and nothing in the API says it ever existed.
+// answers 404 for it, and nothing in the API says it ever existed. The
+// list's webhooks get unsubscribe with data[action]=delete.
 func (s *Mailchimp) Delete(listID, id string) error {
 	l, err := s.list(listID)
 	if err != nil {
 		return err
 	}
-	return l.remove(id)
+	return l.remove(id, sourceAPI)
 }
 
 // Churn makes n random mutations to the list (mostly merge-field edits, some
@@ -364,6 +381,10 @@ func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bo
 		return s.serveMembers(w, r, parts[1], wait)
 	}
 	if !wait() {
+		return -1
+	}
+	if len(parts) >= 3 && len(parts) <= 4 && parts[0] == "lists" && parts[1] != "" && parts[2] == "webhooks" {
+		s.serveWebhooks(w, r, parts[1], parts[3:])
 		return -1
 	}
 	var serve func() int

@@ -22,7 +22,7 @@ func TestWindowPageMatchesScan(t *testing.T) {
 		if r.IntN(8) == 0 {
 			clk.Advance(time.Duration(1+r.IntN(3)) * time.Second)
 		}
-		if _, err := l.add(Member{EmailAddress: fmt.Sprintf("m%d@example.com", i), Status: statuses[r.IntN(len(statuses))]}); err != nil {
+		if _, err := l.add(Member{EmailAddress: fmt.Sprintf("m%d@example.com", i), Status: statuses[r.IntN(len(statuses))]}, sourceAPI); err != nil {
 			t.Fatal(err)
 		}
 	}
