@@ -366,8 +366,9 @@ func (e *Engine) fencedIf(job Job, sum *Summary, cp *state.Checkpoint, needs fun
 	check.Token = job.LeaseToken
 	return sinkFunc(func(ctx context.Context, ops []target.Op) error {
 		if slices.ContainsFunc(ops, needs) {
-			check.UpdatedAt = e.Clock.Now()
-			if err := e.Store.SaveCheckpoint(ctx, job.Connection, check); err != nil {
+			c := check // batches go at once: each its own copy
+			c.UpdatedAt = e.Clock.Now()
+			if err := e.Store.SaveCheckpoint(ctx, job.Connection, c); err != nil {
 				return fmt.Errorf("checking the lease before deleting: %w", err)
 			}
 		}

@@ -68,8 +68,12 @@ func (e *Engine) Refresh(ctx context.Context, job Job, ids []string) (RefreshSum
 	if err != nil {
 		return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
 	}
-	if changes, err = e.onlyHeld(ctx, job, changes, sum.Outcome); err != nil {
-		return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
+	if st.Roster.Complete() {
+		// Only a complete roster holds every member the target may hold;
+		// until a run has built it, a delete goes out on Mailchimp's word.
+		if changes, err = e.onlyHeld(ctx, job, changes, sum.Outcome); err != nil {
+			return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
+		}
 	}
 	var mu sync.Mutex
 	d := newDelivery(deliveryOf{

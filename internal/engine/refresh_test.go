@@ -157,3 +157,30 @@ func TestASlowRefreshNeverOverwritesANewerRun(t *testing.T) {
 		t.Errorf("the target holds %v after the late refresh, want Newer", got)
 	}
 }
+
+// Batches of a refresh are fenced each on its own, several at once (a
+// test for the race detector).
+func TestRefreshFencesConcurrentBatches(t *testing.T) {
+	w := newWorld(t, worldOptions{members: 40, seed: 37, inProcess: true})
+	ctx := context.Background()
+	if _, err := w.run(t, ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range w.sim.Members(testList)[:32] {
+		if err := w.sim.Change(testList, m.ID, func(m *mcsim.Member) { m.MergeFields["FNAME"] = "Batch" }); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	lease, err := w.store.ClaimLease(ctx, "test", "worker/webhooks", w.clk.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := w.job(t)
+	job.LeaseToken, job.BatchSize = lease.Token, 1
+	if _, err := w.engine.Refresh(ctx, job, ids); err != nil {
+		t.Fatal(err)
+	}
+	w.checkInSync(t)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,15 @@ const (
 	// retryDelay is the wait after the store failed to answer, so a broken
 	// store is not hammered by every connection at once.
 	retryDelay = time.Minute
+	// webhookRetry is how soon a run tries again after finding the lease
+	// held by a webhook refresh.
+	webhookRetry = time.Second
 )
+
+// WebhooksOwnerSuffix ends the lease owner of a webhook refresh (the
+// worker's id, then this), which a run finding the lease held need not
+// wait out.
+const WebhooksOwnerSuffix = "/webhooks"
 
 // Scheduler runs connections on their schedules. Make one with New.
 type Scheduler struct {
@@ -220,6 +229,13 @@ func (s *Scheduler) attempt(ctx, runBase context.Context, name string, last time
 		if lease.Expires.After(now) && lease.Expires.Before(until) {
 			until = lease.Expires
 		}
+		if strings.HasSuffix(lease.Owner, WebhooksOwnerSuffix) {
+			// A webhook refresh: it gives the lease back within a second
+			// or two, and a run must not wait out its whole TTL.
+			if soon := now.Add(webhookRetry); soon.Before(until) {
+				until = soon
+			}
+		}
 		log.Debug("lease held by another worker", "holder", lease.Owner, "until", until)
 		return time.Time{}, pause{until: until, last: last}
 	case err != nil:
@@ -285,8 +301,9 @@ func (s *Scheduler) sleepUntil(ctx context.Context, t time.Time, wake <-chan str
 		}
 		nap, cancel := context.WithCancel(ctx)
 		var rung atomic.Bool
-		stop := make(chan struct{})
+		stop, stopped := make(chan struct{}), make(chan struct{})
 		go func() {
+			defer close(stopped)
 			select {
 			case <-wake:
 				rung.Store(true)
@@ -296,6 +313,7 @@ func (s *Scheduler) sleepUntil(ctx context.Context, t time.Time, wake <-chan str
 		}()
 		err := s.cfg.Clock.Sleep(nap, min(d, maxNap))
 		close(stop)
+		<-stopped // so a wake-up taken just now is not lost
 		cancel()
 		if rung.Load() {
 			return true, ctx.Err() == nil

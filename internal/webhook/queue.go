@@ -20,8 +20,14 @@ const (
 	// before it fetches: the events for one member within it become one
 	// fetch, and the members of several events one refresh.
 	DefaultCoalesce = 100 * time.Millisecond
-	// DefaultMaxRefresh is the most members one refresh fetches.
-	DefaultMaxRefresh = 1000
+	// DefaultMaxRefresh is the most members one refresh fetches: at
+	// Mailchimp's 10 requests at a time, about a second's worth, well
+	// inside the lease a refresh holds.
+	DefaultMaxRefresh = 100
+	// maxFailures is how many failed refreshes in a row a batch gets
+	// before it is given up to polling (outcome "failed", and a run asked
+	// for at once).
+	maxFailures = 5
 	// busyRetry is the wait after a refresh the connection's run held up.
 	busyRetry = 500 * time.Millisecond
 	// maxBackoff caps the wait after failed refreshes.
@@ -53,9 +59,10 @@ type Hooks struct {
 	Delivered func(connection string, sinceArrival time.Duration)
 	// Depth is called with a connection's queue depth after it changes.
 	Depth func(connection string, members int)
-	// Overflow is called when a connection's queue is full: the caller
-	// starts a polling run of it at once, which covers what the queue
-	// could not take. Called once until the queue has room again.
+	// Overflow is called when a connection's queue is full, or a batch
+	// was given up after failing again and again: the caller starts a
+	// polling run of it at once, which covers what the queue could not
+	// take. Called once until the queue is half empty again.
 	Overflow func(connection string)
 }
 
@@ -147,11 +154,11 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 	if p == nil {
 		p = &pending{members: map[string]*hint{}, wake: make(chan struct{}, 1)}
 		q.conns[connection] = p
-		if q.ctx != nil {
+		if q.ctx != nil && q.ctx.Err() == nil { // no new loop once Run is stopping
 			q.startLocked(connection, p)
 		}
 	}
-	overflow := false
+	overflow, dropped := false, false
 	for i, id := range members {
 		if h := p.members[id]; h != nil {
 			if i == 0 {
@@ -160,6 +167,7 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 			continue
 		}
 		if len(p.members) >= q.capacity {
+			dropped = true
 			overflow = !p.full
 			p.full = true
 			break
@@ -178,13 +186,21 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 	default:
 	}
 	q.depth(connection, depth)
-	if overflow {
-		q.log.Warn("a connection's webhook queue is full; starting a polling run of it now, which covers the events it could not take",
-			"connection", connection, "capacity", q.capacity)
+	if dropped {
+		// Every event the queue cannot take is counted; the run that
+		// covers them is asked for once an episode.
 		q.event(connection, eventType, "overflow")
-		if q.hooks.Overflow != nil {
-			q.hooks.Overflow(connection)
-		}
+	}
+	if overflow {
+		q.giveUp(connection, "a connection's webhook queue is full; starting a polling run of it now, which covers the events it could not take")
+	}
+}
+
+// giveUp asks for a polling run of the connection at once.
+func (q *Queue) giveUp(connection, why string) {
+	q.log.Warn(why, "connection", connection, "capacity", q.capacity)
+	if q.hooks.Overflow != nil {
+		q.hooks.Overflow(connection)
 	}
 }
 
@@ -211,7 +227,18 @@ func (q *Queue) loop(ctx context.Context, name string, p *pending) {
 				break
 			}
 			wait, ok := q.refresh(ctx, name, ids, hints, &failures)
-			if !ok {
+			switch {
+			case ok:
+			case failures >= maxFailures:
+				// Given up to polling, rather than fetched again and again.
+				failures = 0
+				for _, h := range hints {
+					for _, typ := range h.events {
+						q.event(name, typ, "failed")
+					}
+				}
+				q.giveUp(name, "refreshing members webhooks named keeps failing; leaving them to a polling run, started now")
+			default:
 				q.putBack(name, p, ids, hints)
 				if q.clock.Sleep(ctx, wait) != nil {
 					return
@@ -263,8 +290,8 @@ func (q *Queue) take(name string, p *pending) ([]string, []*hint) {
 		hints[i] = p.members[id]
 		delete(p.members, id)
 	}
-	if len(p.members) < q.capacity {
-		p.full = false
+	if len(p.members) <= q.capacity/2 {
+		p.full = false // room again: the next overflow asks for another run
 	}
 	depth := len(p.members)
 	q.mu.Unlock()
@@ -279,13 +306,22 @@ func (q *Queue) take(name string, p *pending) ([]string, []*hint) {
 func (q *Queue) putBack(name string, p *pending, ids []string, hints []*hint) {
 	q.mu.Lock()
 	back := make([]string, 0, len(ids))
+	var dropped []string
 	for i, id := range ids {
 		if h := p.members[id]; h != nil {
 			h.arrived, h.events = hints[i].arrived, append(hints[i].events, h.events...)
 			continue
 		}
+		if len(p.members) >= q.capacity {
+			dropped = append(dropped, hints[i].events...)
+			continue
+		}
 		p.members[id] = hints[i]
 		back = append(back, id)
+	}
+	overflow := len(dropped) > 0 && !p.full
+	if len(dropped) > 0 {
+		p.full = true
 	}
 	// The batch's members left order when taken; those named again since
 	// are back in it already.
@@ -293,6 +329,12 @@ func (q *Queue) putBack(name string, p *pending, ids []string, hints []*hint) {
 	depth := len(p.members)
 	q.mu.Unlock()
 	q.depth(name, depth)
+	for _, typ := range dropped {
+		q.event(name, typ, "overflow")
+	}
+	if overflow {
+		q.giveUp(name, "a connection's webhook queue filled up while a refresh waited; starting a polling run of it now")
+	}
 }
 
 // Depths returns every connection's queue depth.

@@ -207,8 +207,8 @@ func TestQueueOverflowStartsARun(t *testing.T) {
 	if len(overflows) != 1 || q.Depths()["shop"] != 2 {
 		t.Errorf("overflows %v, depth %d; want one overflow and a full queue of 2", overflows, q.Depths()["shop"])
 	}
-	if got := ev.list(); len(got) != 1 || got[0] != "shop/profile/overflow" {
-		t.Errorf("events %v, want the first overflowing one counted", got)
+	if got := ev.list(); len(got) != 2 || got[0] != "shop/profile/overflow" || got[1] != got[0] {
+		t.Errorf("events %v, want both events the queue could not take counted as overflow", got)
 	}
 }
 
@@ -226,5 +226,40 @@ func TestTokenURLAndMask(t *testing.T) {
 	}
 	if !Ours(u, "https://chimport.example.com", "shop") || Ours(u, "https://chimport.example.com", "sho") || Ours("https://x.example.com/hook", "https://chimport.example.com", "shop") {
 		t.Error("Ours misjudges")
+	}
+}
+
+// A batch that keeps failing is given up to polling, counted, and a run
+// asked for, rather than fetched again and again.
+func TestQueueGivesUpAfterRepeatedFailures(t *testing.T) {
+	var errs []error
+	for range maxFailures + 3 {
+		errs = append(errs, errors.New("target down"))
+	}
+	f := &fakeRefresher{errs: errs}
+	ev := &events{}
+	overflow := make(chan string, 1)
+	q := NewQueue(QueueConfig{Refresher: f, Clock: clock.NewFake(time.Now()),
+		Hooks: Hooks{Event: ev.hook, Overflow: func(c string) { overflow <- c }}})
+	q.Add("shop", "profile", []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	select {
+	case c := <-overflow:
+		if c != "shop" {
+			t.Errorf("run asked for %q", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing batch was never given up")
+	}
+	f.mu.Lock()
+	calls := len(f.calls)
+	f.mu.Unlock()
+	if calls != maxFailures {
+		t.Errorf("%d refreshes before giving up, want %d", calls, maxFailures)
+	}
+	if got := ev.list(); len(got) != 1 || got[0] != "shop/profile/failed" {
+		t.Errorf("events %v, want the event counted as failed", got)
 	}
 }

@@ -44,7 +44,12 @@ func (w *Worker) Refresh(ctx context.Context, connection string, members []strin
 			w.log.Warn("releasing a webhook refresh's lease failed; it expires on its own", "connection", connection, "error", err)
 		}
 	}()
-	sum, err := w.cfg.Refresh(ctx, connection, lease.Token, members)
+	// The lease is not renewed: a refresh must end well inside it (the
+	// queue's batches are sized for that), and one that does not is cut
+	// off rather than let run on unfenced.
+	rctx, cancel := context.WithTimeout(ctx, WebhookLeaseTTL*2/3)
+	defer cancel()
+	sum, err := w.cfg.Refresh(rctx, connection, lease.Token, members)
 	w.cfg.Metrics.Webhooks().Fetches(connection, sum.MailchimpRequests)
 	if err != nil {
 		return nil, err

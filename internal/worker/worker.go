@@ -110,7 +110,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Owner = schedule.DefaultOwner()
 	}
 	w := &Worker{cfg: cfg, conns: cfg.Connections, byName: make(map[string]Connection, len(cfg.Connections)), log: cfg.Logger,
-		webhookOwner: cfg.Owner + "/webhooks"}
+		webhookOwner: cfg.Owner + schedule.WebhooksOwnerSuffix}
 	w.stopping, w.stop = context.WithCancel(context.Background())
 	plan := make([]schedule.Connection, len(cfg.Connections))
 	for i, c := range cfg.Connections {
