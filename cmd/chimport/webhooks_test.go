@@ -28,7 +28,11 @@ const (
 )
 
 // whFake is the Mailchimp webhooks API as DESIGN.md describes it: a
-// POST's URL is checked with a GET that must answer 200.
+// POST's URL is checked with a GET that must answer 200. The end-to-end
+// tests run against the simulator (webhooks_sim_test.go); this fake lets
+// the table tests stage what the simulator's check would refuse (webhooks
+// under a base URL nothing answers) and gives ids that name their
+// connection, so whole tables can be compared.
 type whFake struct {
 	mu    sync.Mutex
 	hooks []mailchimp.Webhook
