@@ -10,15 +10,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/chimport/chimport/internal/alert/notify"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
 	"github.com/chimport/chimport/internal/state/sqlite"
+	"github.com/chimport/chimport/internal/webhook"
+	"github.com/chimport/chimport/internal/worker"
 )
 
 type demoOptions struct {
@@ -35,7 +40,10 @@ syncs 25,000 members into a temporary SQLite state file, changes some members in
 Mailchimp (edits, sign-ups, unsubscribes, an archival, two members deleted for good and
 two address changes), syncs again (only the changes move, and the members who left
 leave the target as tombstones), and checks that the target agrees with Mailchimp
-member by member and holds no record of a member who is gone.`,
+member by member and holds no record of a member who is gone. Last, with the webhook
+receiver running as under serve --webhook-listen, it registers a webhook with the
+simulator, changes one member and shows the change reaching the target through the
+webhook, without a run.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.members < 1 {
@@ -60,6 +68,7 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 		return err
 	}
 	defer stopSim()
+	defer sim.Close() // its webhook deliveries, before its server
 	targetURL, stopTarget, err := serveLoopback(target)
 	if err != nil {
 		return err
@@ -121,7 +130,10 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 		return err
 	}
 
-	return checkAgreement(e, sim, listID, target, conn)
+	if err := checkAgreement(e, sim, listID, target, conn); err != nil {
+		return err
+	}
+	return demoWebhook(ctx, e, global, sim, target, conn, store, eng, clk)
 }
 
 // mutateDemo changes members the ways a real audience changes: edits,
@@ -170,12 +182,32 @@ func mutateDemo(sim *mcsim.Mailchimp, listID string) (string, error) {
 // and checks that it holds no record of a member who is gone other than
 // a tombstone.
 func checkAgreement(e env, sim *mcsim.Mailchimp, listID string, target *mcsim.Target, conn config.Connection) error {
-	mp, err := mappingOf(conn)
+	rep, err := mirrorOf(sim, listID, target, conn)
 	if err != nil {
 		return err
 	}
+	switch {
+	case len(rep.Wrong) > 0:
+		fmt.Fprintf(e.stdout, "3. Target and Mailchimp DISAGREE on %d of %d members, e.g. %s.\n", len(rep.Wrong), rep.Live, rep.Wrong[0].ID)
+		return errFailed
+	case rep.Stale > 0:
+		fmt.Fprintf(e.stdout, "3. The target still holds %d records of members who are gone, e.g. %s.\n", rep.Stale, rep.StaleRecords[0].ID)
+		return errFailed
+	}
+	fmt.Fprintf(e.stdout, "3. Target and Mailchimp agree: all %d members (archived included) match their records in the target,\n"+
+		"   and of the members who are gone it holds only %d tombstones (%s).\n\n", rep.Live, rep.Tombstones, tombstoneText(conn))
+	return nil
+}
+
+// mirrorOf is the strict comparison of the target with the audience, as
+// the connection's mapping and tombstones make it.
+func mirrorOf(sim *mcsim.Mailchimp, listID string, target *mcsim.Target, conn config.Connection) (mcsim.MirrorReport, error) {
+	mp, err := mappingOf(conn)
+	if err != nil {
+		return mcsim.MirrorReport{}, err
+	}
 	idKey, _ := mp.IDKey()
-	rep, err := mcsim.Mirror(sim, listID, target, mcsim.MirrorOptions{
+	return mcsim.Mirror(sim, listID, target, mcsim.MirrorOptions{
 		Record: func(member map[string]any) (map[string]any, error) {
 			body, err := mp.Append(nil, member)
 			if err != nil {
@@ -190,19 +222,115 @@ func checkAgreement(e env, sim *mcsim.Mailchimp, listID string, target *mcsim.Ta
 		Tombstone: conn.Target.Tombstone,
 		IDKey:     idKey,
 	})
+}
+
+// demoWebhookSecret is the demo's webhooks.secret; it is never printed.
+const demoWebhookSecret = "demo-webhook-secret-never-shown"
+
+// demoWebhook is the live step: the webhook receiver and its queue run in
+// process, refreshing through a worker under the connection's lease, as
+// serve --webhook-listen does; the webhook is registered with the
+// simulator through the Mailchimp client (the simulator checks the URL
+// with a GET first, as Mailchimp does); one member is edited, and the
+// demo waits for the edit to reach the target through the webhook, then
+// checks the target is still a strict mirror.
+func demoWebhook(ctx context.Context, e env, global *globalOptions, sim *mcsim.Mailchimp, target *mcsim.Target,
+	conn config.Connection, store *sqlite.Store, eng *engine.Engine, clk clock.Clock) error {
+	listID := conn.Mailchimp.ListID
+	cfg := &config.Config{Connections: []config.Connection{conn}}
+	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	w, err := worker.New(worker.Config{
+		Connections: workerConnections(cfg),
+		Store:       store,
+		Run:         connectionRunner(cfg, eng, limiter, global.logger), // never started: no scheduler runs here
+		Refresh:     connectionRefresher(cfg, eng, limiter, global.logger),
+		Notifier:    notify.Log{Logger: global.logger},
+		Clock:       clk,
+		Owner:       "demo",
+		Logger:      global.logger,
+	})
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(rep.Wrong) > 0:
-		fmt.Fprintf(e.stdout, "3. Target and Mailchimp DISAGREE on %d of %d members, e.g. %s.\n", len(rep.Wrong), rep.Live, rep.Wrong[0].ID)
+	// The queue's hooks are serve's, and they tell the demo when the
+	// profile event it waits for was delivered.
+	delivered := make(chan struct{}, 1)
+	hooks := w.WebhookHooks()
+	event := hooks.Event
+	hooks.Event = func(connection, eventType, outcome string) {
+		event(connection, eventType, outcome)
+		if eventType == webhook.TypeProfile && outcome == engine.RefreshDelivered {
+			select {
+			case delivered <- struct{}{}:
+			default:
+			}
+		}
+	}
+	q := webhook.NewQueue(webhook.QueueConfig{Refresher: w, Clock: clk, Hooks: hooks, Logger: global.logger})
+	qctx, stopQueue := context.WithCancel(ctx)
+	var queue sync.WaitGroup
+	queue.Go(func() { q.Run(qctx) })
+	defer queue.Wait()
+	defer stopQueue()
+	recv := webhook.NewReceiver(demoWebhookSecret, map[string]string{conn.Name: listID}, q, hooks, global.logger)
+	hookBase, stopHooks, err := serveLoopback(recv)
+	if err != nil {
+		return err
+	}
+	defer stopHooks()
+
+	mc, _, err := newClients(conn, clientOptions{limiter: limiter, logger: global.logger})
+	if err != nil {
+		return err
+	}
+	created, err := mc.CreateWebhook(ctx, listID, mailchimp.WebhookSpec{
+		URL: webhook.URL(hookBase, demoWebhookSecret, conn.Name), Events: webhooksEvents, Sources: webhooksSources,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "4. Live: a webhook registered with Mailchimp calls %s (token masked).\n", webhook.Masked(created.URL))
+
+	var member mcsim.Member
+	for _, m := range sim.Members(listID) {
+		if m.Status == mcsim.StatusSubscribed {
+			member = m
+			break
+		}
+	}
+	const name = "Live"
+	mcBefore, targetBefore := sim.Stats(), target.Stats()
+	changed := time.Now()
+	if err := sim.Change(listID, member.ID, func(m *mcsim.Member) { m.MergeFields["FNAME"] = name }); err != nil {
+		return err
+	}
+	select {
+	case <-delivered:
+	case <-time.After(10 * time.Second):
+		fmt.Fprintf(e.stdout, "   The edit of %s did not reach the target through the webhook within 10 s.\n", member.EmailAddress)
 		return errFailed
-	case rep.Stale > 0:
-		fmt.Fprintf(e.stdout, "3. The target still holds %d records of members who are gone, e.g. %s.\n", rep.Stale, rep.StaleRecords[0].ID)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	took := time.Since(changed)
+	if got := target.Records()[member.ID]["firstname"]; got != name {
+		fmt.Fprintf(e.stdout, "   The webhook was delivered, but the target holds first name %q for %s, not %q.\n", got, member.EmailAddress, name)
 		return errFailed
 	}
-	fmt.Fprintf(e.stdout, "3. Target and Mailchimp agree: all %d members (archived included) match their records in the target,\n"+
-		"   and of the members who are gone it holds only %d tombstones (%s).\n", rep.Live, rep.Tombstones, tombstoneText(conn))
+	mcRequests, targetRequests := sim.Stats().Requests-mcBefore.Requests, target.Stats().Requests-targetBefore.Requests
+	fmt.Fprintf(e.stdout, "   %s's first name changed to %q in Mailchimp; it reached the target through the webhook\n"+
+		"   in %d ms (%d Mailchimp %s, %d target %s, no run).\n", member.EmailAddress, name, took.Milliseconds(),
+		mcRequests, plural(mcRequests, "request", "requests"), targetRequests, plural(targetRequests, "request", "requests"))
+
+	rep, err := mirrorOf(sim, listID, target, conn)
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		fmt.Fprintf(e.stdout, "   The target is no longer a mirror of Mailchimp: %s.\n", rep)
+		return errFailed
+	}
+	fmt.Fprintf(e.stdout, "   Target and Mailchimp still agree: all %d members match, and it holds %d tombstones and no other record.\n", rep.Live, rep.Tombstones)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/memory"
+	"github.com/chimport/chimport/internal/webhook"
 )
 
 // runConfig is a config for the fixture's list with its state in dir.
@@ -150,6 +151,20 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "holds only 4 tombstones") {
 		t.Errorf("demo's final check does not account for the 4 members who left:\n%s", r.stdout)
+	}
+	// The live step: one edit reaches the target through the webhook,
+	// with one GET and one POST, and the target is still a mirror.
+	live := regexp.MustCompile(`(?m)^4\. Live: a webhook registered with Mailchimp calls http://127\.0\.0\.1:\d+/webhooks/mailchimp/demo/\*\*\*\* \(token masked\)\.\n` +
+		`   \S+ first name changed to "Live" in Mailchimp; it reached the target through the webhook\n` +
+		`   in (\d+) ms \(1 Mailchimp request, 1 target request, no run\)\.\n` +
+		`   Target and Mailchimp still agree: all 3003 members match, and it holds 4 tombstones and no other record\.\n`)
+	if m := live.FindStringSubmatch(r.stdout); m == nil {
+		t.Errorf("demo's live step is missing or reads otherwise:\n%s", r.stdout)
+	} else {
+		t.Logf("the demo's live change took %s ms through the webhook", m[1])
+	}
+	if token := webhook.Token(demoWebhookSecret, "demo"); strings.Contains(r.stdout+r.stderr, token) || strings.Contains(r.stdout+r.stderr, demoWebhookSecret) {
+		t.Error("the demo printed its webhook secret or token")
 	}
 }
 
