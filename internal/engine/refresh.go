@@ -63,17 +63,16 @@ func (e *Engine) Refresh(ctx context.Context, job Job, ids []string) (RefreshSum
 	if _, err := run.rejected.load(ctx, st); err != nil {
 		return sum, err
 	}
-	changes, err := e.fetchCurrent(ctx, job, members)
-	sum.MailchimpRequests = job.Mailchimp.Stats().Requests - before.Requests
-	if err != nil {
-		return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
-	}
+	var keep func([]change) ([]change, error)
 	if st.Roster.Complete() {
 		// Only a complete roster holds every member the target may hold;
 		// until a run has built it, a delete goes out on Mailchimp's word.
-		if changes, err = e.onlyHeld(ctx, job, changes, sum.Outcome); err != nil {
-			return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
-		}
+		keep = func(cs []change) ([]change, error) { return e.onlyHeld(ctx, job, cs, sum.Outcome) }
+	}
+	changes, err := e.fetchCurrent(ctx, job, members, keep)
+	sum.MailchimpRequests = job.Mailchimp.Stats().Requests - before.Requests
+	if err != nil {
+		return sum, fmt.Errorf("connection %q: refresh: %w", job.Connection, err)
 	}
 	var mu sync.Mutex
 	d := newDelivery(deliveryOf{

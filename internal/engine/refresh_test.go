@@ -44,6 +44,11 @@ func TestRefreshDeliversWhatMailchimpHolds(t *testing.T) {
 	if sum.MailchimpRequests != 4 {
 		t.Errorf("MailchimpRequests = %d, want 4", sum.MailchimpRequests)
 	}
+	// An event about nobody costs its GET only: the roster says there is
+	// nothing to delete, so the audience need not be checked.
+	if again, err := w.engine.Refresh(context.Background(), w.job(t), []string{never}); err != nil || again.MailchimpRequests != 1 {
+		t.Errorf("refresh of a member who never existed: %v, %d Mailchimp requests; want 1", err, again.MailchimpRequests)
+	}
 	w.checkInSync(t)
 	if _, ok := w.target.Records()[never]; ok {
 		t.Error("the target got a record for a member that never existed")

@@ -28,7 +28,7 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, st state.Connection
 	for i, r := range entries {
 		ids[i] = r.Member
 	}
-	changes, err := e.fetchCurrent(ctx, job, ids)
+	changes, err := e.fetchCurrent(ctx, job, ids, nil)
 	if err != nil {
 		return fmt.Errorf("retrying the %d records of the rejected log: %w", len(entries), err)
 	}
@@ -65,14 +65,15 @@ func (e *Engine) retryRejected(ctx context.Context, job Job, st state.Connection
 // PageConcurrency requests at a time, and returns the change that brings
 // the target in line with it: its record, or its delete when it is gone
 // (404, the audience still answering) or outside the status filter.
-func (e *Engine) fetchCurrent(ctx context.Context, job Job, ids []state.MemberID) ([]change, error) {
+// keep, when set, drops changes before the audience is checked, so a 404
+// whose delete it drops costs no check.
+func (e *Engine) fetchCurrent(ctx context.Context, job Job, ids []state.MemberID, keep func([]change) ([]change, error)) ([]change, error) {
 	fields := job.Mapping.Fields()
 	if len(job.Statuses) > 0 {
 		fields = append(fields, "status")
 	}
 	changes := make([]change, len(ids))
-	var gone int
-	var mu sync.Mutex
+	notFound := make([]bool, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.PageConcurrency)
 	for i, id := range ids {
@@ -80,9 +81,7 @@ func (e *Engine) fetchCurrent(ctx context.Context, job Job, ids []state.MemberID
 			m, err := job.Mailchimp.Member(gctx, job.ListID, id.String(), fields)
 			switch {
 			case errors.Is(err, mailchimp.ErrMemberNotFound):
-				mu.Lock()
-				gone++
-				mu.Unlock()
+				notFound[i] = true
 				changes[i] = change{op: target.Delete(id.String()), member: id}
 				return nil
 			case err != nil:
@@ -103,8 +102,26 @@ func (e *Engine) fetchCurrent(ctx context.Context, job Job, ids []state.MemberID
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if gone > 0 {
-		if err := e.checkListAnswers(ctx, job, gone); err != nil {
+	gone := make(map[state.MemberID]bool)
+	for i, nf := range notFound {
+		if nf {
+			gone[ids[i]] = true
+		}
+	}
+	if keep != nil {
+		var err error
+		if changes, err = keep(changes); err != nil {
+			return nil, err
+		}
+	}
+	n := 0
+	for _, c := range changes {
+		if c.op.Kind == target.OpDelete && gone[c.member] {
+			n++
+		}
+	}
+	if n > 0 {
+		if err := e.checkListAnswers(ctx, job, n); err != nil {
 			return nil, err
 		}
 	}
