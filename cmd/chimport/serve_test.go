@@ -295,5 +295,10 @@ func TestLagAlertsOnceAndRecovers(t *testing.T) {
 	}
 	if counts["lag"] != 3 || counts["recovered"] != 3 || len(counts) != 2 {
 		t.Errorf("alerts by kind = %v, want exactly one lag alert and one recovery per connection (3 each)", counts)
+		hook.mu.Lock()
+		for i, a := range hook.alerts {
+			t.Logf("alert %d at +%s: %v %v", i, hook.at[i].Sub(began).Round(time.Millisecond), a["kind"], a["connection"])
+		}
+		hook.mu.Unlock()
 	}
 }

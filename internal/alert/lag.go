@@ -126,6 +126,19 @@ func (p LagPolicy) CheckConfirmed(ctx context.Context, store AlertStore, n Notif
 // read after a flip.
 func (p LagPolicy) checkConfirmed(ctx context.Context, store AlertStore, n Notifier, conn string, f Freshness, read func(context.Context) (Freshness, error), now time.Time) error {
 	open := p.Lagging(f, now)
+	if open {
+		// f may be a beat's read of every connection, taken a while ago.
+		// Opening on it could reopen an incident another worker's run has
+		// just closed; the confirming read below would take that back, but
+		// a third check in between would close it again with a second
+		// recovery notice. Reading again first leaves only a run that
+		// completes between this read and the flip.
+		again, err := read(ctx)
+		if err != nil {
+			return err
+		}
+		f, open = again, p.Lagging(again, now)
+	}
 	changed, err := store.SetAlert(ctx, conn, string(KindLag), open, now)
 	if err != nil {
 		return fmt.Errorf("alert: recording the lag alert state of connection %q: %w", conn, err)

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/state"
 )
 
 func TestFreshnessLag(t *testing.T) {
@@ -324,4 +326,63 @@ func TestCheckConfirmedStaleReadSendsNothing(t *testing.T) {
 			t.Errorf("confirmed=%v: alerts sent (-want +got):\n%s", confirmed, diff)
 		}
 	}
+}
+
+// interleavingStore is a memStore that runs between once, right after the
+// first flip it makes: another worker's check landing in that gap.
+type interleavingStore struct {
+	memStore
+	between func()
+}
+
+func (s *interleavingStore) SetAlert(ctx context.Context, conn, kind string, open bool, at time.Time) (bool, error) {
+	changed, err := s.memStore.SetAlert(ctx, conn, kind, open, at)
+	if changed && s.between != nil {
+		f := s.between
+		s.between = nil
+		f()
+	}
+	return changed, err
+}
+
+// A beat acting on a read of every connection taken before another
+// worker's run closed the incident must not reopen it even for a moment: a
+// third check landing between that reopening and its confirming read would
+// close the incident again and send a second recovery notice.
+func TestCheckConfirmedStaleBeatReopensNothing(t *testing.T) {
+	p := LagPolicy{Threshold: 3 * time.Hour}
+	now := at.Add(10 * time.Hour)
+	lagging := Freshness{Watermark: now.Add(-5 * time.Hour)}
+	fresh := Freshness{Watermark: now.Add(-time.Minute)}
+	ctx := context.Background()
+	store, rec := &interleavingStore{}, &syncRecorder{}
+	if _, err := store.SetAlert(ctx, "shop", string(KindLag), true, now); err != nil {
+		t.Fatal(err)
+	}
+	read := func(context.Context) (Freshness, error) { return fresh, nil }
+	// Worker B's run has completed: B recovers the connection.
+	if err := p.CheckConfirmed(ctx, store, rec, "shop", read, now); err != nil {
+		t.Fatal(err)
+	}
+	// Worker C checks whenever a flip happens next.
+	store.between = func() {
+		if err := p.CheckConfirmed(ctx, store, rec, "shop", read, now); err != nil {
+			t.Error(err)
+		}
+	}
+	// Worker A's beat read every connection before B's run completed.
+	stale := state.ConnectionState{Connection: "shop", Watermark: lagging.Watermark}
+	if err := p.CheckConfirmed(ctx, store, rec, "shop", ReadFreshness(freshReader{fresh}, "shop", stale), now); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"recovered lag"}, rec.kinds()); diff != "" {
+		t.Errorf("alerts sent (-want +got):\n%s", diff)
+	}
+}
+
+// freshReader is a StateReader whose every read finds f's watermark.
+type freshReader struct{ f Freshness }
+
+func (r freshReader) Connection(_ context.Context, name string) (state.ConnectionState, error) {
+	return state.ConnectionState{Connection: name, Watermark: r.f.Watermark}, nil
 }
