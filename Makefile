@@ -4,14 +4,20 @@
 GO ?= go
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test fmt-check vet unit bench soak build tools chromium
+.PHONY: test fmt-check vet unit bench soak build tools chromium postgresql
 
 test: fmt-check vet tools unit
 
 # tools installs the AWS emulators the tests run against, once, into
 # .tools/: dynalite (DynamoDB) and s3rver (S3) from npm, goaws (SNS and SQS)
 # from the Go module proxy. Tests fail, never skip, when one is missing.
-tools: $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json $(TOOLS)/bin/goaws chromium
+tools: $(TOOLS)/node/node_modules/dynalite/cli.js $(TOOLS)/node/node_modules/s3rver/package.json $(TOOLS)/bin/goaws chromium postgresql
+
+# postgresql: Debian's server binaries, from which the tests make a
+# throwaway cluster (internal/pgtest); installed once per machine where
+# they are missing.
+postgresql:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # chromium renders the status page in a test; Debian's package, installed
 # once per machine (root is available on the build machines).

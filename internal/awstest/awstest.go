@@ -20,12 +20,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chimport/chimport/internal/testproc"
 )
 
 // Region and credentials the emulators accept. s3rver checks its fixed
@@ -41,8 +41,7 @@ type emulator struct {
 	once     sync.Once
 	endpoint string
 	err      error
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed once the one cmd.Wait returns
+	proc     *testproc.Process
 }
 
 var (
@@ -53,13 +52,18 @@ var (
 // Main runs the package's tests, then stops every emulator they started.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops every emulator started so far: for a TestMain that starts
+// other servers too, instead of Main.
+func Stop() {
 	for _, e := range all {
-		if e.cmd != nil && e.cmd.Process != nil {
-			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-			<-e.exited // launch's goroutine owns cmd.Wait; a second Wait races it
+		if e.proc != nil {
+			e.proc.Kill()
 		}
 	}
-	os.Exit(code)
 }
 
 // DynamoDB returns the endpoint URL of a dynalite server.
@@ -133,7 +137,7 @@ func Env(t testing.TB, endpoints map[string]string) {
 func (e *emulator) start(t testing.TB, name string, command func(toolsDir string, port int) (*exec.Cmd, error)) string {
 	t.Helper()
 	e.once.Do(func() {
-		e.endpoint, e.cmd, e.exited, e.err = launch(name, command)
+		e.endpoint, e.proc, e.err = launch(name, command)
 	})
 	if e.err != nil {
 		t.Fatalf("%s: %v (run `make tools`, which `make test` does, to install the emulators)", name, e.err)
@@ -141,51 +145,29 @@ func (e *emulator) start(t testing.TB, name string, command func(toolsDir string
 	return e.endpoint
 }
 
-func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, *exec.Cmd, chan struct{}, error) {
+func launch(name string, command func(string, int) (*exec.Cmd, error)) (string, *testproc.Process, error) {
 	dir, err := ToolsDir()
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
 	cmd, err := command(dir, port)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	// Its own process group, so Main can kill node and its children; and
-	// killed with the test binary if that dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logFile, err := os.CreateTemp("", "chimport-"+name+"-*.log")
+	proc, err := testproc.Start(name, cmd)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := startOnSpawnerThread(cmd); err != nil {
-		return "", nil, nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			return "http://" + addr, cmd, exited, nil
-		}
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logFile.Name())
-			return "", nil, nil, fmt.Errorf("%s exited before listening on %s:\n%s", name, addr, out)
-		case <-time.After(20 * time.Millisecond): // polling for the port, with a deadline
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			return "", nil, nil, fmt.Errorf("%s did not listen on %s within 30s", name, addr)
-		}
+	if err := proc.WaitListening(addr, 30*time.Second); err != nil {
+		proc.Kill()
+		return "", nil, err
 	}
+	return "http://" + addr, proc, nil
 }
 
 // ToolsDir is where `make tools` installs the emulators: $CHIMPORT_TOOLS_DIR,
@@ -239,39 +221,9 @@ func nodeTool(dir, name string) (string, error) {
 	return bin, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // WaitContext returns a context for a test step that gives up after d.
 func WaitContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// spawn runs functions on one OS thread that lives as long as the test
-// binary. Pdeathsig fires when the thread that started a child exits, not
-// the process, and the Go runtime may retire threads: an emulator started
-// from an ordinary goroutine could be killed in the middle of the tests.
-var spawn = make(chan func())
-
-func init() {
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread stays until exit
-		for f := range spawn {
-			f()
-		}
-	}()
-}
-
-func startOnSpawnerThread(cmd *exec.Cmd) error {
-	done := make(chan error)
-	spawn <- func() { done <- cmd.Start() }
-	return <-done
 }
