@@ -216,7 +216,7 @@ func (r *registry) lookup(rawURL string) (*Driver, string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	bad := func(format string, args ...any) (*Driver, string, error) {
-		return nil, "", &BadURLError{URL: redactPassword(rawURL), Reason: fmt.Sprintf(format, args...), Want: r.forms()}
+		return nil, "", &BadURLError{URL: RedactPassword(rawURL), Reason: fmt.Sprintf(format, args...), Want: r.forms()}
 	}
 	scheme, loc, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -249,12 +249,13 @@ func (r *registry) forms() string {
 	}
 }
 
-// redactPassword hides the password of a URL with user info
-// (postgres://user:secret@host/db), so a bad-URL error can be logged. The
+// RedactPassword hides the password of a URL with user info
+// (postgres://user:secret@host/db), so the URL can be logged or shown in
+// an error. The
 // rest is kept as given: it is what the user needs to find the mistake. The
 // user info ends at the last "@" before any query, so a password holding
 // "/" or "@" is hidden whole.
-func redactPassword(rawURL string) string {
+func RedactPassword(rawURL string) string {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		return rawURL

@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chimport/chimport/internal/state"
+)
+
+// write runs fn as one transaction on behalf of operation op on connection
+// name, after making sure the connection's row exists (so the store "knows"
+// every connection it was ever told about, and the foreign keys hold).
+// Every mutation goes through here. Transactions are READ COMMITTED:
+// every write that must see the latest row (the watermark's max, the
+// lease's claim, the fence) is one UPDATE, which locks the row and
+// re-evaluates its WHERE clause against the newest version if another
+// transaction changed it meanwhile, so none needs a stricter level or a
+// retry.
+func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) error) error {
+	if name == "" {
+		return opError(op, name, errors.New("empty connection name"))
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err != nil {
+		return opError(op, name, err)
+	}
+	return nil
+}
+
+func opError(op, name string, err error) error {
+	return fmt.Errorf("state: %s for %q: %w", op, name, err)
+}
+
+// StartRun implements state.Store.
+func (s *Store) StartRun(ctx context.Context, name string, at time.Time) error {
+	return s.write(ctx, "start run", name, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE connections
+			SET last_attempt = $2, first_attempt = coalesce(first_attempt, $2)
+			WHERE name = $1`, name, nanos(at))
+		return err
+	})
+}
+
+// SaveCheckpoint implements state.Store.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, cp state.Checkpoint) error {
+	enc, err := state.EncodeCheckpoint(cp)
+	if err != nil {
+		return opError("save checkpoint", name, err)
+	}
+	return s.write(ctx, "save checkpoint", name, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE connections SET checkpoint = $1
+			WHERE name = $2 AND `+fenceCondition("$3"), enc, name, cp.Token)
+		return fenced(ctx, tx, name, cp.Token, tag, err)
+	})
+}
+
+// CompleteRun implements state.Store.
+func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
+	const op = "complete run"
+	// A zero window end would read as "nothing delivered" and a zero finish
+	// time could not resolve failures; both mean a caller bug.
+	if run.WindowEnd.IsZero() {
+		return opError(op, run.Connection, errors.New("run has no window end"))
+	}
+	if run.Finished.IsZero() {
+		return opError(op, run.Connection, errors.New("run has no finish time"))
+	}
+	return s.write(ctx, op, run.Connection, func(tx pgx.Tx) error {
+		// The watermark moves in this one statement, by greatest() against
+		// the stored value rather than a value read earlier: however
+		// commits interleave, the larger window end wins. The fence is
+		// part of the same statement, and the statement comes first: a
+		// fenced run writes nothing at all.
+		tag, err := tx.Exec(ctx, `UPDATE connections SET
+				watermark = greatest(watermark, $2),
+				checkpoint = NULL,
+				last_error = '',
+				last_error_at = NULL,
+				last_success = $4,
+				last_read = $5,
+				last_delivered = $6,
+				total_delivered = total_delivered + $6
+			WHERE name = $1 AND `+fenceCondition("$3"),
+			run.Connection, nanos(run.WindowEnd), run.Token, nanos(run.Finished), run.Read, run.Delivered)
+		if err := fenced(ctx, tx, run.Connection, run.Token, tag, err); err != nil {
+			return err
+		}
+		// The run delivered every member with last_changed < WindowEnd, so
+		// a failure inside any window ending no later than that is
+		// repaired. A failure without a window end predates every window.
+		if _, err := tx.Exec(ctx, `UPDATE failures SET resolved_at = $3
+			WHERE connection = $1 AND resolved_at IS NULL AND (window_end IS NULL OR window_end <= $2)`,
+			run.Connection, nanos(run.WindowEnd), nanos(run.Finished)); err != nil {
+			return err
+		}
+		return s.appendRun(ctx, tx, run)
+	})
+}
+
+// FailRun implements state.Store.
+func (s *Store) FailRun(ctx context.Context, run state.Run) error {
+	return s.write(ctx, "fail run", run.Connection, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE connections SET last_error = $2, last_error_at = $4
+			WHERE name = $1 AND `+fenceCondition("$3"), run.Connection, text(run.Error), run.Token, nanos(run.Finished))
+		if err := fenced(ctx, tx, run.Connection, run.Token, tag, err); err != nil {
+			return err
+		}
+		return s.appendRun(ctx, tx, run)
+	})
+}
+
+// fenceCondition is the lease check of a fenced UPDATE of connections,
+// whose parameter param is the writer's token: token 0 (an unleased
+// writer) always passes.
+func fenceCondition(param string) string {
+	return fmt.Sprintf("(%[1]s::bigint = 0 OR lease_token = %[1]s)", param)
+}
+
+// fenced turns a fenced UPDATE (one row by name, which write has made sure
+// exists) that matched no row into an error wrapping ErrFenced. The caller
+// returns it, so write rolls the whole transaction back.
+func fenced(ctx context.Context, tx pgx.Tx, name string, token int64, tag pgconn.CommandTag, err error) error {
+	if err != nil || tag.RowsAffected() > 0 {
+		return err
+	}
+	var current int64
+	var owner string
+	if err := tx.QueryRow(ctx, `SELECT lease_token, lease_owner FROM connections WHERE name = $1`,
+		name).Scan(&current, &owner); err != nil {
+		return err
+	}
+	return state.Fenced(token, current, owner)
+}
+
+// appendRun adds run to the history and trims it to the newest keepRuns.
+func (s *Store) appendRun(ctx context.Context, tx pgx.Tx, run state.Run) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO runs (connection, started, finished,
+			window_start, window_end, full_sync, result, read_count, delivered_count, request_count, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		run.Connection, nanos(run.Started), nanos(run.Finished), nanos(run.WindowStart),
+		nanos(run.WindowEnd), run.Full, run.Result, run.Read, run.Delivered, run.Requests, text(run.Error)); err != nil {
+		return err
+	}
+	return trim(ctx, tx, "runs", run.Connection, s.keepRuns)
+}
+
+// AddFailure implements state.Store.
+func (s *Store) AddFailure(ctx context.Context, f state.Failure) error {
+	return s.write(ctx, "add failure", f.Connection, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO failures (connection, window_start, window_end,
+				view_name, page_offset, error, failed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			f.Connection, nanos(f.WindowStart), nanos(f.WindowEnd), f.View, f.Offset, text(f.Error), nanos(f.At)); err != nil {
+			return err
+		}
+		return trim(ctx, tx, "failures", f.Connection, s.keepFailures)
+	})
+}
+
+// trim deletes all but the newest keep rows of one connection from table
+// (runs or failures; never user input). Ids grow with every insert, so
+// "all but the newest" is everything at or below the id keep places down,
+// found through the (connection, id) index.
+func trim(ctx context.Context, tx pgx.Tx, table, name string, keep int) error {
+	_, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE connection = $1 AND id <=
+		(SELECT id FROM `+table+` WHERE connection = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`,
+		name, keep)
+	return err
+}
+
+// ClaimLease implements state.Store: one conditional UPDATE. Of several
+// workers claiming at once, the row lock lets one at a time in, and each
+// later one re-checks the condition against the row the earlier one left,
+// so exactly one finds the lease free.
+func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (state.Lease, error) {
+	const op = "claim lease"
+	exp, err := state.CheckClaim(owner, now, ttl)
+	if err != nil {
+		return state.Lease{}, opError(op, name, err)
+	}
+	lease := state.Lease{Connection: name, Owner: owner, Expires: exp}
+	err = s.write(ctx, op, name, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE connections
+			SET lease_owner = $2, lease_token = lease_token + 1, lease_expires = $4
+			WHERE name = $1 AND (lease_owner = '' OR lease_owner = $2 OR lease_expires IS NULL OR lease_expires <= $3)
+			RETURNING lease_token`,
+			name, owner, nanos(now), nanos(exp)).Scan(&lease.Token)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		held := &state.LeaseHeldError{Connection: name}
+		if err := tx.QueryRow(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = $1`,
+			name).Scan(&held.Owner, (*nanos)(&held.Expires)); err != nil {
+			return err
+		}
+		return held
+	})
+	if err != nil {
+		return state.Lease{}, err
+	}
+	return lease, nil
+}
+
+// RenewLease implements state.Store.
+func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time, ttl time.Duration) (state.Lease, error) {
+	const op = "renew lease"
+	exp, err := state.CheckRenew(lease, now, ttl)
+	if err != nil {
+		return state.Lease{}, opError(op, lease.Connection, err)
+	}
+	err = s.write(ctx, op, lease.Connection, func(tx pgx.Tx) error {
+		// A released lease has no owner, so it cannot be renewed.
+		tag, err := tx.Exec(ctx, `UPDATE connections SET lease_expires = $4
+			WHERE name = $1 AND lease_owner = $2 AND `+fenceCondition("$3"),
+			lease.Connection, lease.Owner, lease.Token, nanos(exp))
+		return fenced(ctx, tx, lease.Connection, lease.Token, tag, err)
+	})
+	if err != nil {
+		return state.Lease{}, err
+	}
+	lease.Expires = exp
+	return lease, nil
+}
+
+// ReleaseLease implements state.Store.
+func (s *Store) ReleaseLease(ctx context.Context, lease state.Lease) error {
+	const op = "release lease"
+	if err := state.CheckLease(lease); err != nil {
+		return opError(op, lease.Connection, err)
+	}
+	return s.write(ctx, op, lease.Connection, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE connections SET lease_owner = '', lease_expires = NULL
+			WHERE name = $1 AND `+fenceCondition("$2"), lease.Connection, lease.Token)
+		return fenced(ctx, tx, lease.Connection, lease.Token, tag, err)
+	})
+}
+
+// SetAlert implements state.Store. An insert that meets a row another
+// transaction is inserting, or a delete that meets a row another is
+// deleting, waits for that transaction and then finds the row there (or
+// gone): whether it changed a row is the compare-and-set's answer.
+func (s *Store) SetAlert(ctx context.Context, name, kind string, open bool, at time.Time) (bool, error) {
+	const op = "set alert"
+	if err := state.CheckAlert(kind, open, at); err != nil {
+		return false, opError(op, name, err)
+	}
+	var changed bool
+	err := s.write(ctx, op, name, func(tx pgx.Tx) error {
+		var tag pgconn.CommandTag
+		var err error
+		if open {
+			tag, err = tx.Exec(ctx, `INSERT INTO alerts (connection, kind, opened_at) VALUES ($1, $2, $3)
+				ON CONFLICT (connection, kind) DO NOTHING`, name, kind, nanos(at))
+		} else {
+			tag, err = tx.Exec(ctx, `DELETE FROM alerts WHERE connection = $1 AND kind = $2`, name, kind)
+		}
+		changed = tag.RowsAffected() > 0
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return changed, nil
+}
