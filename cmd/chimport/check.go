@@ -59,7 +59,7 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	// The store comes first: run stops there too, before any connection.
 	if err := state.Check(ctx, cfg.State); err != nil {
-		return fmt.Errorf("state %s: %w", cfg.State, err) // as openStore words it
+		return fmt.Errorf("state %s: %w", state.RedactPassword(cfg.State), err) // as openStore words it
 	}
 	// One limiter for the whole process: connections sharing an API key
 	// share its 10 request slots.

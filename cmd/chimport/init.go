@@ -34,7 +34,7 @@ func runInit(ctx context.Context, e env, cfg *config.Config) error {
 	// the same store.
 	report, err := state.Init(ctx, cfg.State)
 	if err != nil {
-		return fmt.Errorf("init %s: %w", cfg.State, err)
+		return fmt.Errorf("init %s: %w", state.RedactPassword(cfg.State), err)
 	}
 	for _, what := range report.Created {
 		fmt.Fprintf(e.stdout, "created  %s\n", what)

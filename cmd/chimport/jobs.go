@@ -203,7 +203,7 @@ func logRun(logger *slog.Logger, s engine.Summary, err error, bars bool) {
 func openStore(ctx context.Context, cfg *config.Config) (state.Store, error) {
 	st, err := state.Open(ctx, cfg.State)
 	if err != nil {
-		return nil, fmt.Errorf("state %s: %w", cfg.State, err)
+		return nil, fmt.Errorf("state %s: %w", state.RedactPassword(cfg.State), err)
 	}
 	return st, nil
 }

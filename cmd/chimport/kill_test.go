@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/awstest"
+	"github.com/chimport/chimport/internal/pgtest"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/sqlite"
 )
@@ -22,7 +23,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	awstest.Main(m)
+	code := m.Run()
+	awstest.Stop()
+	pgtest.Stop()
+	os.Exit(code)
 }
 
 // TestKillDuringRunLosesNothing kills `chimport run` with SIGKILL at random

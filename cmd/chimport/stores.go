@@ -9,5 +9,6 @@ package main
 // (passing internal/state/storetest), then import it here.
 import (
 	_ "github.com/chimport/chimport/internal/state/dynamodb" // dynamodb://?...
+	_ "github.com/chimport/chimport/internal/state/postgres" // postgres://USER:PASSWORD@HOST/DB
 	_ "github.com/chimport/chimport/internal/state/sqlite"   // sqlite://FILE
 )

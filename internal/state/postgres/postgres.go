@@ -18,8 +18,7 @@ import (
 // Store is the PostgreSQL state.Store, which workers on any number of
 // machines may share.
 type Store struct {
-	pool  *pgxpool.Pool
-	shown string // the URL, password hidden
+	pool *pgxpool.Pool
 
 	keepRuns, keepFailures int // changed only by tests
 }
@@ -35,9 +34,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := checkVersion(ctx, pool, cfg.Schema); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("state: open postgres %q: %w", cfg.Shown, explain(err))
+		return nil, fmt.Errorf("state: open postgres %s: %w", describe(cfg), explain(err))
 	}
-	return &Store{pool: pool, shown: cfg.Shown, keepRuns: state.KeepRuns, keepFailures: state.KeepFailures}, nil
+	return &Store{pool: pool, keepRuns: state.KeepRuns, keepFailures: state.KeepFailures}, nil
 }
 
 // Close closes the pool.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -209,7 +211,7 @@ func Init(ctx context.Context, cfg Config) (state.InitReport, error) {
 		return err
 	})
 	if err != nil {
-		return state.InitReport{}, fmt.Errorf("state: init postgres %q: %w", cfg.Shown, explain(err))
+		return state.InitReport{}, fmt.Errorf("state: init postgres %s: %w", where, explain(err))
 	}
 	var report state.InitReport
 	switch {
@@ -224,10 +226,10 @@ func Init(ctx context.Context, cfg Config) (state.InitReport, error) {
 }
 
 // describe names the database and server of cfg for people, without the
-// password.
+// password: "database chimport on db.internal:5432 as user chimport".
 func describe(cfg Config) string {
 	c := cfg.Pool.ConnConfig
-	return fmt.Sprintf("database %s on %s:%d", c.Database, c.Host, c.Port)
+	return fmt.Sprintf("database %s on %s as user %s", c.Database, net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.User)
 }
 
 // connect opens a pool and makes sure the server takes the credentials:
@@ -236,11 +238,11 @@ func describe(cfg Config) string {
 func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.Pool)
 	if err != nil {
-		return nil, fmt.Errorf("state: open postgres %q: %w", cfg.Shown, explain(err))
+		return nil, fmt.Errorf("state: open postgres %s: %w", describe(cfg), explain(err))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("state: open postgres %q: %w", cfg.Shown, explain(err))
+		return nil, fmt.Errorf("state: open postgres %s: %w", describe(cfg), explain(err))
 	}
 	return pool, nil
 }

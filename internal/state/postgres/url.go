@@ -85,8 +85,6 @@ type Config struct {
 	Pool *pgxpool.Config
 	// Schema holds the tables.
 	Schema string
-	// Shown is the URL as given, password hidden: errors quote it.
-	Shown string
 }
 
 // schemaPattern is the identifiers a schema may have without quoting, and
@@ -99,7 +97,7 @@ var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // the rest), and which a server would refuse if pgx passed an unknown one
 // on as a setting.
 func parse(loc string) (Config, error) {
-	cfg := Config{Schema: DefaultSchema, Shown: state.RedactPassword("postgres://" + loc)}
+	cfg := Config{Schema: DefaultSchema}
 	base, query, _ := strings.Cut(loc, "?")
 	values, err := url.ParseQuery(query)
 	if err != nil {
