@@ -12,6 +12,7 @@
 //
 //	internal/state/sqlite    sqlite://FILE, the embedded default
 //	internal/state/dynamodb  dynamodb://?..., for AWS deployments with several workers
+//	internal/state/postgres  postgres://..., for several workers anywhere
 //	internal/state/memory    in-process, for unit tests (no URL scheme)
 //
 // # Stores and URLs
@@ -84,5 +85,6 @@
 // # Testing
 //
 // Package storetest holds the one test suite every Store implementation
-// must pass; each store's package runs it (DynamoDB's against dynalite).
+// must pass; each store's package runs it (DynamoDB's against dynalite,
+// PostgreSQL's against a throwaway cluster: see internal/pgtest).
 package state

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +23,10 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 			return opError(op, name, err)
 		}
 	}
+	// Sorted by member, so that writers lock rows in one order (see
+	// sortedIDs).
 	rs = state.LastPerMember(rs)
+	slices.SortFunc(rs, func(a, b state.Rejection) int { return bytes.Compare(a.Member[:], b.Member[:]) })
 	members := make([][]byte, len(rs))
 	keys := make([]string, len(rs))
 	statuses := make([]int32, len(rs))
@@ -61,7 +66,7 @@ func (s *Store) ClearRejections(ctx context.Context, name string, members []stat
 			return nil
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM rejected WHERE connection = $1 AND member = ANY ($2::bytea[])`,
-			name, idArray(members))
+			name, idArray(sortedIDs(members)))
 		return err
 	})
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -24,6 +25,16 @@ func idArray(ids []state.MemberID) [][]byte {
 	return out
 }
 
+// sortedIDs is a sorted copy of ids. An insert takes its rows' locks in
+// the order it is given them, so two writers adding the same ids in
+// different orders could each wait for the other; in one order they
+// queue instead.
+func sortedIDs(ids []state.MemberID) []state.MemberID {
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(a, b state.MemberID) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
 // UpdateRoster implements state.Store: a row per id, in one transaction.
 // The adds go in first and the removes after them, so an id in both ends
 // up out. members moves by the rows the insert added and the delete took
@@ -39,9 +50,10 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 	if c.DefaultView > state.DefaultViewWithArchived {
 		return opError(op, name, fmt.Errorf("unknown default view %d", c.DefaultView))
 	}
+	add, remove := sortedIDs(c.Add), sortedIDs(c.Remove)
 	return s.write(ctx, op, name, func(tx pgx.Tx) error {
 		var moved int64
-		for part := range slices.Chunk(c.Add, idChunk) {
+		for part := range slices.Chunk(add, idChunk) {
 			tag, err := tx.Exec(ctx, `INSERT INTO roster (connection, member)
 				SELECT $1, unnest($2::bytea[]) ON CONFLICT DO NOTHING`, name, idArray(part))
 			if err != nil {
@@ -49,7 +61,7 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 			}
 			moved += tag.RowsAffected()
 		}
-		for part := range slices.Chunk(c.Remove, idChunk) {
+		for part := range slices.Chunk(remove, idChunk) {
 			tag, err := tx.Exec(ctx, `DELETE FROM roster WHERE connection = $1 AND member = ANY ($2::bytea[])`,
 				name, idArray(part))
 			if err != nil {

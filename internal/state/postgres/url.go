@@ -113,19 +113,27 @@ func parse(loc string) (Config, error) {
 		cfg.Schema = vals[0]
 		values.Del("schema")
 	}
-	setDefault := func(key, value string) {
-		if !values.Has(key) {
-			values.Set(key, value)
-		}
-	}
-	setDefault("pool_max_conns", fmt.Sprint(defaultMaxConns))
-	setDefault("connect_timeout", fmt.Sprint(int(defaultConnectTimeout.Seconds())))
-	setDefault("statement_timeout", fmt.Sprint(defaultStatementTimeout.Milliseconds()))
-	setDefault("idle_in_transaction_session_timeout", fmt.Sprint(defaultIdleInTransaction.Milliseconds()))
-	setDefault("application_name", "chimport")
 	pool, err := pgxpool.ParseConfig("postgres://" + base + "?" + values.Encode())
 	if err != nil {
 		return Config{}, fmt.Errorf("%s", hidePassword(err.Error(), loc))
+	}
+	// chimport's defaults, for what neither the URL nor the environment
+	// set.
+	if !values.Has("pool_max_conns") {
+		pool.MaxConns = defaultMaxConns
+	}
+	if pool.ConnConfig.ConnectTimeout == 0 {
+		pool.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	params := pool.ConnConfig.RuntimeParams
+	for key, value := range map[string]string{
+		"statement_timeout":                   fmt.Sprint(defaultStatementTimeout.Milliseconds()),
+		"idle_in_transaction_session_timeout": fmt.Sprint(defaultIdleInTransaction.Milliseconds()),
+		"application_name":                    "chimport",
+	} {
+		if params[key] == "" {
+			params[key] = value
+		}
 	}
 	// The tables are found through the search path, so no statement
 	// names the schema.

@@ -21,21 +21,46 @@ import (
 // re-evaluates its WHERE clause against the newest version if another
 // transaction changed it meanwhile, so none needs a stricter level or a
 // retry.
+//
+// Two transactions that lock the same rows in opposite orders deadlock,
+// and the server aborts one of them. The roster's statements sort their
+// ids so that they take row locks in one order, but a delete may still
+// meet the rows in the table's order, so a transaction the server chose
+// to abort is run again, up to maxAttempts times: each fn is written to
+// be run again from the start.
 func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) error) error {
 	if name == "" {
 		return opError(op, name, errors.New("empty connection name"))
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
-			return err
+	var err error
+	for range maxAttempts {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx,
+				`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+		if !aborted(err) {
+			break
 		}
-		return fn(tx)
-	})
+	}
 	if err != nil {
 		return opError(op, name, err)
 	}
 	return nil
+}
+
+// maxAttempts bounds how often write runs a transaction the server
+// aborted.
+const maxAttempts = 3
+
+// aborted reports whether err is the server aborting a transaction to
+// break a deadlock (or a serialisation failure), which running it again
+// resolves.
+func aborted(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 func opError(op, name string, err error) error {

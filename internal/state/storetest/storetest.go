@@ -1,5 +1,5 @@
 // Package storetest is the one test suite every state.Store implementation
-// runs (internal/state/sqlite, dynamodb and memory; a new store runs it
+// runs (internal/state/sqlite, dynamodb, postgres and memory; a new store runs it
 // from its own package tests), so they all keep the same promises: above
 // all, that the watermark never moves backwards.
 package storetest
