@@ -20,6 +20,7 @@ import (
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/mapping"
 	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/pgtest"
 	"github.com/chimport/chimport/internal/state"
 )
 
@@ -51,7 +52,7 @@ import (
 // members in the roster as the audience has.
 func TestKillDuringReconcileDeletesNoLiveMember(t *testing.T) {
 	// A trial takes a second at least, whatever the machine: each killed
-	// run needs a window, and windows are whole seconds. So the two stores
+	// run needs a window, and windows are whole seconds. So the three stores
 	// run side by side, and the environment for DynamoDB is set here,
 	// before they do.
 	awstest.Env(t, map[string]string{"DYNAMODB": awstest.DynamoDB(t)})
@@ -75,6 +76,13 @@ func TestKillDuringReconcileDeletesNoLiveMember(t *testing.T) {
 		}
 		t.Cleanup(func() { store.Close() })
 		killReconcileTest(t, f, tap, cfgPath, "a1b2c3d4e5", store, 13)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		f, tap := newTappedFixture(t, 3000)
+		url := pgtest.URL(t)
+		cfgPath := f.pgConfig(t, url, "")
+		killReconcileTest(t, f, tap, cfgPath, "newsletter", initPostgres(t, url), 17)
 	})
 }
 

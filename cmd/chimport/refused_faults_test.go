@@ -14,13 +14,14 @@ import (
 
 	"github.com/chimport/chimport/internal/awstest"
 	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/pgtest"
 	"github.com/chimport/chimport/internal/state"
 )
 
 // TestRefusalsUnderTargetFaults: the target refuses 5 members' records
 // and answers 503 to 20% of all requests meanwhile. The retries and the
 // bisection together lose nothing and log each refused member once, run
-// after run, in SQLite and in DynamoDB.
+// after run, in SQLite, DynamoDB and PostgreSQL.
 func TestRefusalsUnderTargetFaults(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		refusalsUnderFaults(t, newRefusals(t, 3000))
@@ -31,6 +32,11 @@ func TestRefusalsUnderTargetFaults(t *testing.T) {
 		if _, err := state.Init(context.Background(), url); err != nil {
 			t.Fatal(err)
 		}
+		refusalsUnderFaults(t, newRefusalsOn(t, 3000, url))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.URL(t)
+		initPostgres(t, url)
 		refusalsUnderFaults(t, newRefusalsOn(t, 3000, url))
 	})
 }

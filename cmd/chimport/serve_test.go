@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/state"
 )
 
 // serveProcess is a `chimport serve` process started by a test.
@@ -27,6 +28,9 @@ type serveProcess struct {
 	cmd    *exec.Cmd
 	addr   string // host:port of its HTTP endpoints
 	exited chan error
+	// out is everything it printed, stdout and stderr, so a test can
+	// look for secrets in it.
+	out syncBuffer
 }
 
 // startWorker runs `chimport serve` as a real process (this test binary in
@@ -39,17 +43,20 @@ func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *se
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	w := &serveProcess{cmd: cmd, exited: make(chan error, 1)}
+	cmd.Stderr = &w.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &serveProcess{cmd: cmd, exited: make(chan error, 1)}
 	addrs := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		re := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+		found := false
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			fmt.Fprintln(&w.out, sc.Text())
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !found {
+				found = true
 				addrs <- m[1]
 			}
 		}
@@ -97,39 +104,64 @@ func (w *serveProcess) lagChecks(t *testing.T) int {
 	return n
 }
 
-// threeLists is a simulator with three audiences, each synced by its own
-// connection to its own target.
-type threeLists struct {
+// servedLists is a simulator with several audiences, each synced by its
+// own connection to its own target, with the state in one store.
+type servedLists struct {
 	sim     *mcsim.Mailchimp
 	targets map[string]*mcsim.Target
-	cfg     string
+	lists   []string // the list ids; connection conn-ID syncs list ID
+	cfg     string   // the config, reaching the simulator directly
+
+	stateURL, every, extra string
+	baseURL                string            // the simulator's
+	targetURLs             map[string]string // by list id
 }
 
-var serveLists = []string{"list000001", "list000002", "list000003"}
+// newThreeLists is three lists every `every` with SQLite state.
+func newThreeLists(t *testing.T, every, extra string) *servedLists {
+	t.Helper()
+	return newLists(t, "sqlite://"+filepath.Join(t.TempDir(), "state.db"), 3, every, extra)
+}
 
-func newThreeLists(t *testing.T, every, extra string) *threeLists {
+// newLists is n lists of 1,500 members (list000001, list000002, ...), each
+// with a connection every `every` (conn-list000001, ...), their state at
+// stateURL; extra is added to the config's top level.
+func newLists(t *testing.T, stateURL string, n int, every, extra string) *servedLists {
 	t.Helper()
 	f := newFixture(t, 10) // its list is not used
-	x := &threeLists{sim: f.sim, targets: map[string]*mcsim.Target{}}
-	var b strings.Builder
-	fmt.Fprintf(&b, "state: sqlite://%s\n%s\nconnections:\n", filepath.Join(t.TempDir(), "state.db"), extra)
-	for i, id := range serveLists {
+	x := &servedLists{sim: f.sim, targets: map[string]*mcsim.Target{}, targetURLs: map[string]string{},
+		stateURL: stateURL, every: every, extra: extra, baseURL: f.baseURL}
+	for i := range n {
+		id := fmt.Sprintf("list%06d", i+1)
 		f.sim.AddList(id, 1500, int64(20+i))
 		tgt := mcsim.NewTarget(mcsim.TargetOptions{})
 		srv := httptest.NewServer(tgt)
 		t.Cleanup(srv.Close)
+		x.lists = append(x.lists, id)
 		x.targets[id] = tgt
-		fmt.Fprintf(&b, "  - name: conn-%s\n    every: %s\n    mailchimp: {api_key: \"${MAILCHIMP_API_KEY}\", list_id: %s, base_url: %q, settle: 0s}\n    target: {url: %q}\n",
-			id, every, id, f.baseURL, srv.URL+"/records")
+		x.targetURLs[id] = srv.URL + "/records"
 	}
-	x.cfg = writeFile(t, "chimport.yaml", b.String())
+	x.cfg = x.configVia(t, x.baseURL)
 	return x
+}
+
+// configVia is the config with Mailchimp at baseURL: the simulator's, or
+// something standing in front of it.
+func (x *servedLists) configVia(t *testing.T, baseURL string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "state: %s\n%s\nconnections:\n", x.stateURL, x.extra)
+	for _, id := range x.lists {
+		fmt.Fprintf(&b, "  - name: conn-%s\n    every: %s\n    mailchimp: {api_key: \"${MAILCHIMP_API_KEY}\", list_id: %s, base_url: %q, settle: 0s}\n    target: {url: %q}\n",
+			id, x.every, id, baseURL, x.targetURLs[id])
+	}
+	return writeFile(t, "chimport.yaml", b.String())
 }
 
 // inSync reports whether every target holds every member of its list as
 // Mailchimp has it now (email, status and first name).
-func (x *threeLists) inSync() bool {
-	for _, id := range serveLists {
+func (x *servedLists) inSync() bool {
+	for _, id := range x.lists {
 		records := x.targets[id].Records()
 		for _, m := range x.sim.Members(id) {
 			r, ok := records[m.ID]
@@ -141,11 +173,33 @@ func (x *threeLists) inSync() bool {
 	return true
 }
 
-func (x *threeLists) change(t *testing.T, round int) {
+func (x *servedLists) change(t *testing.T, round int) {
 	t.Helper()
-	for _, id := range serveLists {
+	for _, id := range x.lists {
 		for _, m := range x.sim.Members(id)[:5] {
 			must(t, x.sim.Change(id, m.ID, func(mm *mcsim.Member) { mm.MergeFields["FNAME"] = fmt.Sprintf("Round %d", round) }))
+		}
+	}
+}
+
+// checkWatermarksHonest: every connection completed a run, and every
+// member changed before its watermark is in its target as it is now.
+func (x *servedLists) checkWatermarksHonest(t *testing.T, store state.Store) {
+	t.Helper()
+	for _, id := range x.lists {
+		st, err := store.Connection(context.Background(), "conn-"+id)
+		must(t, err)
+		if st.Watermark.IsZero() {
+			t.Errorf("conn-%s never completed a run", id)
+		}
+		records := x.targets[id].Records()
+		for _, m := range x.sim.Members(id) {
+			if !m.LastChanged.Before(st.Watermark) {
+				continue
+			}
+			if r, ok := records[m.ID]; !ok || r["firstname"] != fmt.Sprint(m.MergeFields["FNAME"]) || r["status"] != m.Status {
+				t.Fatalf("conn-%s: member %s changed before the watermark %s is missing or stale in the target", id, m.ID, st.Watermark)
+			}
 		}
 	}
 }
@@ -201,23 +255,7 @@ func TestTwoWorkersShareConnections(t *testing.T) {
 	}
 
 	// However the workers stopped, every watermark keeps its promise.
-	store := openFixtureState(t, x.cfg)
-	for _, id := range serveLists {
-		st, err := store.Connection(context.Background(), "conn-"+id)
-		must(t, err)
-		if st.Watermark.IsZero() {
-			t.Errorf("conn-%s never completed a run", id)
-		}
-		records := x.targets[id].Records()
-		for _, m := range x.sim.Members(id) {
-			if !m.LastChanged.Before(st.Watermark) {
-				continue
-			}
-			if r, ok := records[m.ID]; !ok || r["firstname"] != fmt.Sprint(m.MergeFields["FNAME"]) || r["status"] != m.Status {
-				t.Fatalf("conn-%s: member %s changed before the watermark %s is missing or stale in the target", id, m.ID, st.Watermark)
-			}
-		}
-	}
+	x.checkWatermarksHonest(t, openFixtureState(t, x.cfg))
 }
 
 // webhookRecorder collects the alerts a webhook receives.
