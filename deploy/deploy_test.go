@@ -1689,7 +1689,8 @@ func TestFilterPattern(t *testing.T) {
 // TestExampleConfigsSetLagThreshold: every example config under deploy/
 // alerts when a connection falls 3 hours behind (two missed 90-minute runs).
 func TestExampleConfigsSetLagThreshold(t *testing.T) {
-	env := map[string]string{"MAILCHIMP_API_KEY": "0123456789abcdef0123456789abcdef-us6", "TARGET_API_KEY": "Bearer x"}
+	env := map[string]string{"MAILCHIMP_API_KEY": "0123456789abcdef0123456789abcdef-us6", "TARGET_API_KEY": "Bearer x",
+		"CHIMPORT_STATE_URL": "postgres://chimport:x@db.internal:5432/chimport?sslmode=require"}
 	configs := map[string]string{}
 	data, err := os.ReadFile(filepath.Join(terraformDir, "chimport.example.yaml"))
 	if err != nil {
@@ -1804,13 +1805,45 @@ func byKind(objs []k8sObject, kind string) []k8sObject {
 	return out
 }
 
+// inFile returns the one object of kind in kubernetes/file, or fails the
+// test.
+func inFile(t *testing.T, objs []k8sObject, file, kind string) k8sObject {
+	t.Helper()
+	var found []k8sObject
+	for _, o := range byKind(objs, kind) {
+		if o.file == filepath.Join("kubernetes", file) {
+			found = append(found, o)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("kubernetes/%s: want one %s, have %d", file, kind, len(found))
+	}
+	return found[0]
+}
+
+// definedNames lists the objects the pods may refer to, by kind and name.
+func definedNames(objs []k8sObject) map[string]map[string]bool {
+	defined := map[string]map[string]bool{}
+	for _, kind := range []string{"ConfigMap", "Secret", "PersistentVolumeClaim", "ServiceAccount"} {
+		defined[kind] = map[string]bool{}
+		for _, o := range byKind(objs, kind) {
+			defined[kind][o.name()] = true
+		}
+	}
+	return defined
+}
+
 func TestKubernetesManifests(t *testing.T) {
 	objs := loadKubernetes(t)
 	counts := map[string]int{}
 	for _, o := range objs {
 		counts[o.kind()]++
 	}
-	for kind, want := range map[string]int{"Deployment": 1, "Service": 1, "ConfigMap": 1, "Secret": 1, "PersistentVolumeClaim": 1, "ServiceAccount": 1} {
+	// Two variants of the serve Deployment, each with its Service (the same
+	// one) and config: SQLite (deployment-serve.yaml, configmap.yaml) and
+	// PostgreSQL (deployment-serve-postgres.yaml, configmap-postgres.yaml,
+	// checked in postgres_test.go).
+	for kind, want := range map[string]int{"Deployment": 2, "Service": 2, "ConfigMap": 2, "Secret": 1, "PersistentVolumeClaim": 1, "ServiceAccount": 1} {
 		if counts[kind] != want {
 			t.Errorf("want %d %s, have %d", want, kind, counts[kind])
 		}
@@ -1819,17 +1852,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(cronJobs) == 0 {
 		t.Fatal("no CronJob")
 	}
-	names := func(kind string) map[string]bool {
-		out := map[string]bool{}
-		for _, o := range byKind(objs, kind) {
-			out[o.name()] = true
-		}
-		return out
-	}
-	defined := map[string]map[string]bool{
-		"ConfigMap": names("ConfigMap"), "Secret": names("Secret"),
-		"PersistentVolumeClaim": names("PersistentVolumeClaim"), "ServiceAccount": names("ServiceAccount"),
-	}
+	defined := definedNames(objs)
 
 	for _, s := range byKind(objs, "Secret") {
 		if !strings.Contains(s.file, "example") {
@@ -1888,7 +1911,7 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	t.Run("serve", func(t *testing.T) {
-		d := byKind(objs, "Deployment")[0]
+		d := inFile(t, objs, "deployment-serve.yaml", "Deployment")
 		where := d.file + ": Deployment " + d.name()
 		spec := obj(dig(d.m, "spec"))
 		if spec["replicas"] != 1 {
@@ -1903,27 +1926,9 @@ func TestKubernetesManifests(t *testing.T) {
 		if args != "[serve --listen 0.0.0.0:9187]" {
 			t.Errorf("%s: args = %s, want [serve --listen 0.0.0.0:9187]", where, args)
 		}
-		ports := map[string]int{}
-		for _, p := range list(c["ports"]) {
-			name, _ := dig(p, "name").(string)
-			port, _ := dig(p, "containerPort").(int)
-			ports[name] = port
-		}
-		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
-			get := obj(dig(c, probe, "httpGet"))
-			if get["path"] != "/healthz" {
-				t.Errorf("%s: %s path = %v, want /healthz", where, probe, get["path"])
-			}
-			port, isNum := get["port"].(int)
-			if !isNum {
-				port = ports[fmt.Sprint(get["port"])]
-			}
-			if port != 9187 {
-				t.Errorf("%s: %s port = %v, want 9187", where, probe, get["port"])
-			}
-		}
+		checkHealthProbes(t, where, c)
 
-		svc := byKind(objs, "Service")[0]
+		svc := inFile(t, objs, "deployment-serve.yaml", "Service")
 		ann := obj(dig(svc.m, "metadata", "annotations"))
 		if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != "9187" {
 			t.Errorf("Service: want annotations prometheus.io/scrape \"true\" and prometheus.io/port \"9187\", have %v", ann)
@@ -1944,7 +1949,7 @@ func TestKubernetesManifests(t *testing.T) {
 	})
 
 	t.Run("config", func(t *testing.T) {
-		cm := byKind(objs, "ConfigMap")[0]
+		cm := inFile(t, objs, "configmap.yaml", "ConfigMap")
 		text, _ := dig(cm.m, "data", "chimport.yaml").(string)
 		env := map[string]string{}
 		for k, v := range obj(dig(byKind(objs, "Secret")[0].m, "stringData")) {
@@ -1966,6 +1971,31 @@ func TestKubernetesManifests(t *testing.T) {
 	})
 }
 
+// checkHealthProbes checks that a serve container's liveness and readiness
+// probes ask /healthz on port 9187.
+func checkHealthProbes(t *testing.T, where string, c map[string]any) {
+	t.Helper()
+	ports := map[string]int{}
+	for _, p := range list(c["ports"]) {
+		name, _ := dig(p, "name").(string)
+		port, _ := dig(p, "containerPort").(int)
+		ports[name] = port
+	}
+	for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+		get := obj(dig(c, probe, "httpGet"))
+		if get["path"] != "/healthz" {
+			t.Errorf("%s: %s path = %v, want /healthz", where, probe, get["path"])
+		}
+		port, isNum := get["port"].(int)
+		if !isNum {
+			port = ports[fmt.Sprint(get["port"])]
+		}
+		if port != 9187 {
+			t.Errorf("%s: %s port = %v, want 9187", where, probe, get["port"])
+		}
+	}
+}
+
 // checkPodSpec checks what every chimport pod needs and returns its one
 // container.
 func checkPodSpec(t *testing.T, where string, pod map[string]any, defined map[string]map[string]bool, objs []k8sObject) map[string]any {
@@ -1985,21 +2015,7 @@ func checkPodSpec(t *testing.T, where string, pod map[string]any, defined map[st
 		t.Fatalf("%s: want one container, have %d", where, len(cs))
 	}
 	c := obj(cs[0])
-	sc := obj(c["securityContext"])
-	if sc["readOnlyRootFilesystem"] != true {
-		t.Errorf("%s: readOnlyRootFilesystem must be true", where)
-	}
-	if sc["allowPrivilegeEscalation"] != false {
-		t.Errorf("%s: allowPrivilegeEscalation must be false", where)
-	}
-	if !slices.Contains(list(dig(sc, "capabilities", "drop")), any("ALL")) {
-		t.Errorf("%s: capabilities.drop must include ALL", where)
-	}
-	for _, p := range [][]any{{"requests", "cpu"}, {"requests", "memory"}, {"limits", "memory"}} {
-		if dig(c["resources"], p...) == nil {
-			t.Errorf("%s: resources.%s.%s is missing", where, p[0], p[1])
-		}
-	}
+	checkContainerHardened(t, where, c)
 
 	// Volumes: every referenced object exists.
 	volumes := map[string]map[string]any{}
@@ -2055,6 +2071,27 @@ func checkPodSpec(t *testing.T, where string, pod map[string]any, defined map[st
 		t.Errorf("%s: CHIMPORT_CONFIG=%q is not a ConfigMap key mounted in the container", where, configPath)
 	}
 	return c
+}
+
+// checkContainerHardened checks a container's own securityContext and
+// resources.
+func checkContainerHardened(t *testing.T, where string, c map[string]any) {
+	t.Helper()
+	sc := obj(c["securityContext"])
+	if sc["readOnlyRootFilesystem"] != true {
+		t.Errorf("%s: readOnlyRootFilesystem must be true", where)
+	}
+	if sc["allowPrivilegeEscalation"] != false {
+		t.Errorf("%s: allowPrivilegeEscalation must be false", where)
+	}
+	if !slices.Contains(list(dig(sc, "capabilities", "drop")), any("ALL")) {
+		t.Errorf("%s: capabilities.drop must include ALL", where)
+	}
+	for _, p := range [][]any{{"requests", "cpu"}, {"requests", "memory"}, {"limits", "memory"}} {
+		if dig(c["resources"], p...) == nil {
+			t.Errorf("%s: resources.%s.%s is missing", where, p[0], p[1])
+		}
+	}
 }
 
 // cronMinutesOfDay lists the minutes of the day at which a five-field cron
