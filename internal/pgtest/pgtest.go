@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,8 +80,8 @@ func Stop() {
 	select {
 	case <-server.proc.Exited():
 	case <-time.After(10 * time.Second):
-		server.proc.Kill()
 	}
+	server.proc.Kill() // and removes its log
 	_ = os.RemoveAll(server.dir)
 }
 
@@ -120,8 +121,12 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "chimport-pg-")
+	sweep()
+	dir, err := os.MkdirTemp("", folderPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	s := &Server{Host: "127.0.0.1", Password: rand.Text(), dir: dir}
@@ -144,22 +149,58 @@ func start() (*Server, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("initdb: %v\n%s", err, out))
 	}
-	if s.Port, err = testproc.FreePort(); err != nil {
-		return fail(err)
-	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.Port),
-		"-c", "listen_addresses="+s.Host, "-c", "unix_socket_directories="+dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=400", "-c", "shared_buffers=256MB")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if s.proc, err = testproc.Start("postgres", cmd); err != nil {
-		return fail(err)
-	}
-	if err := s.ready(); err != nil {
+	// The port was free a moment ago; another test binary starting a
+	// server at the same time may take it first, and then postgres
+	// exits: it tries another.
+	for attempt := 1; ; attempt++ {
+		if s.Port, err = testproc.FreePort(); err != nil {
+			return fail(err)
+		}
+		cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.Port),
+			"-c", "listen_addresses="+s.Host, "-c", "unix_socket_directories=",
+			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			"-c", "max_connections=400", "-c", "shared_buffers=256MB")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if s.proc, err = testproc.Start("postgres", cmd); err != nil {
+			return fail(err)
+		}
+		err = s.ready()
+		if err == nil {
+			return s, nil
+		}
+		inUse := strings.Contains(s.proc.Log(), "Address already in use")
 		s.proc.Kill()
-		return fail(err)
+		if !inUse || attempt == 3 {
+			return fail(err)
+		}
 	}
-	return s, nil
+}
+
+// Each cluster's folder is named folderPrefix..., and holds ownerFile:
+// the pid of the test binary that made it.
+const (
+	folderPrefix = "chimport-pg-"
+	ownerFile    = "owner"
+)
+
+// sweep removes the folders of clusters whose test binary died without
+// stopping them (killed, timed out): the server died with it, the folder
+// did not. A folder without an owner file is being made, unless it is old.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), folderPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			if info, err := os.Stat(dir); err == nil && time.Since(info.ModTime()) > time.Hour {
+				_ = os.RemoveAll(dir)
+			}
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // ready waits until the server takes connections (it listens a moment

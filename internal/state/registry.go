@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -249,12 +250,14 @@ func (r *registry) forms() string {
 	}
 }
 
-// RedactPassword hides the password of a URL with user info
-// (postgres://user:secret@host/db), so the URL can be logged or shown in
-// an error. The
-// rest is kept as given: it is what the user needs to find the mistake. The
-// user info ends at the last "@" before any query, so a password holding
-// "/" or "@" is hidden whole.
+// RedactPassword hides the passwords of a URL, so the URL can be logged
+// or shown in an error: the one in its user info
+// (postgres://user:secret@host/db) and the values of query parameters
+// that carry one (libpq's password= and sslpassword=). The rest is kept
+// as given: it is what the user needs to find the mistake. The user info
+// ends at the last "@" before any query, so a password holding "/" or "@"
+// is hidden whole; without an "@" there, at the last "@" of all, so one
+// holding a "?" is too.
 func RedactPassword(rawURL string) string {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -263,11 +266,28 @@ func RedactPassword(rawURL string) string {
 	beforeQuery, _, _ := strings.Cut(rest, "?")
 	at := strings.LastIndex(beforeQuery, "@")
 	if at < 0 {
-		return rawURL
+		at = strings.LastIndex(rest, "@")
 	}
-	user, _, hasPassword := strings.Cut(rest[:at], ":")
-	if !hasPassword {
-		return rawURL
+	// from is where the query is looked for: after the user info.
+	from := 0
+	if at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			rest = user + ":REDACTED" + rest[at:]
+			from = len(user) + len(":REDACTED")
+		} else if at < len(beforeQuery) {
+			from = at
+		}
 	}
-	return scheme + "://" + user + ":REDACTED" + rest[at:]
+	authority, query, hasQuery := strings.Cut(rest[from:], "?")
+	if !hasQuery {
+		return scheme + "://" + rest
+	}
+	pairs := strings.Split(query, "&")
+	for i, pair := range pairs {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil && (k == "password" || k == "sslpassword") {
+			pairs[i] = key + "=REDACTED"
+		}
+	}
+	return scheme + "://" + rest[:from] + authority + "?" + strings.Join(pairs, "&")
 }

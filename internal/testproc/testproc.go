@@ -59,10 +59,12 @@ func (p *Process) Log() string {
 // Signal sends sig to the process (not its group).
 func (p *Process) Signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 
-// Kill kills the process group and waits for the process to exit.
+// Kill kills the process group, waits for the process to exit, and
+// removes its log.
 func (p *Process) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
+	_ = os.Remove(p.log)
 }
 
 // WaitListening waits until something accepts TCP connections on addr,

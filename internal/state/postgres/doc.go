@@ -9,8 +9,11 @@
 // connect_timeout, ...) and the PG* environment variables (PGHOST,
 // PGPASSWORD, PGSSLMODE, ...) apply as they would to psql. chimport adds
 // schema=, the schema that holds its tables (chimport by default), and
-// pgxpool's pool_max_conns. Unless the URL or the environment says
-// otherwise, a process keeps a pool of 8 connections, each session has a
+// pgxpool's pool_max_conns (and pgx's default_query_exec_mode: behind
+// PgBouncer in transaction mode, simple_protocol). Unless the URL's own
+// parameters or the environment say otherwise (a -c in options= or
+// PGOPTIONS does not: the server applies these after it), a process keeps
+// a pool of 8 connections, each session has a
 // 30 s statement_timeout and a 1 min idle_in_transaction_session_timeout
 // (a worker frozen in a transaction lets go of its locks), connecting
 // gives up after 10 s, and sessions are named chimport
@@ -58,7 +61,12 @@
 // gone, so only one caller flips it. The roster's count moves by the rows
 // its insert (ON CONFLICT DO NOTHING) and delete statements report, so it
 // is exact at every commit and RosterSize reads it rather than counting.
-// Roster and rejected-log writes lock their rows in member order; a
-// transaction the server still aborts as a deadlock is run again, up to
-// three times.
+// Roster and rejected-log writes lock their rows in member order (inserts
+// in sorted order, deletes through a SELECT ... ORDER BY member FOR
+// UPDATE), so two writers of one connection queue rather than deadlock; a
+// transaction the server still aborts as a deadlock is run again after a
+// short random pause, up to three times. Init takes no statement timeout
+// (a migration may be long) but waits at most 10 s for a table's lock,
+// and does no DDL at all when the schema is up to date, so workers whose
+// user may only read and write the tables can run it too.
 package postgres

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,7 +35,7 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 	times := make([]int64, len(rs))
 	for i := range rs {
 		members[i] = rs[i].Member[:]
-		keys[i], reasons[i] = text(rs[i].Key), text(rs[i].Reason)
+		keys[i], reasons[i] = text(rs[i].Key), clip(text(rs[i].Reason), state.MaxRejectionReason)
 		statuses[i] = int32(rs[i].Status)
 		n, _ := state.Nanos(rs[i].LastAttempt) // CheckRejection saw it is set and in range
 		times[i] = *n
@@ -65,7 +66,7 @@ func (s *Store) ClearRejections(ctx context.Context, name string, members []stat
 		if len(members) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM rejected WHERE connection = $1 AND member = ANY ($2::bytea[])`,
+		_, err := tx.Exec(ctx, `DELETE FROM rejected WHERE connection = $1 AND member IN (`+lockInOrder("rejected")+`)`,
 			name, idArray(sortedIDs(members)))
 		return err
 	})
@@ -110,4 +111,13 @@ func (s *Store) NoteError(ctx context.Context, name, msg string, at time.Time) e
 			WHERE name = $1 AND (last_error_at IS NULL OR last_error_at <= $3)`, name, text(msg), nanos(at))
 		return err
 	})
+}
+
+// clip cuts s to at most n bytes on a character boundary: text may have
+// made a reason longer (a NUL byte becomes three).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") // s was valid: only a character cut in two goes
 }

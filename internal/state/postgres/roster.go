@@ -25,6 +25,15 @@ func idArray(ids []state.MemberID) [][]byte {
 	return out
 }
 
+// lockInOrder selects the rows of table (roster or rejected; never user
+// input) for connection $1 whose member is in $2, locking them in member
+// order. A DELETE ... = ANY on its own locks rows in the order its plan
+// meets them, which for a long list is a scan in the table's order, and
+// could wait on a writer that waits on it.
+func lockInOrder(table string) string {
+	return `SELECT member FROM ` + table + ` WHERE connection = $1 AND member = ANY ($2::bytea[]) ORDER BY member FOR UPDATE`
+}
+
 // sortedIDs is a sorted copy of ids. An insert takes its rows' locks in
 // the order it is given them, so two writers adding the same ids in
 // different orders could each wait for the other; in one order they
@@ -62,7 +71,7 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 			moved += tag.RowsAffected()
 		}
 		for part := range slices.Chunk(remove, idChunk) {
-			tag, err := tx.Exec(ctx, `DELETE FROM roster WHERE connection = $1 AND member = ANY ($2::bytea[])`,
+			tag, err := tx.Exec(ctx, `DELETE FROM roster WHERE connection = $1 AND member IN (`+lockInOrder("roster")+`)`,
 				name, idArray(part))
 			if err != nil {
 				return err
@@ -99,8 +108,17 @@ func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, erro
 	}
 	defer rows.Close()
 	out := make([]state.MemberID, 0, size)
+	// bytea's binary form is its bytes, read in place (valid until Next)
+	// without an allocation a row. A pool in simple-protocol mode (for
+	// PgBouncer) gets the text form, which Scan decodes.
+	binary := rows.FieldDescriptions()[0].Format == pgx.BinaryFormatCode
 	for rows.Next() {
-		b := rows.RawValues()[0] // bytea's binary form is its bytes; valid until Next
+		b := rows.RawValues()[0]
+		if !binary {
+			if err := rows.Scan(&b); err != nil {
+				return fail(err)
+			}
+		}
 		if len(b) != len(state.MemberID{}) {
 			return fail(fmt.Errorf("member id of %d bytes, want %d", len(b), len(state.MemberID{})))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -88,7 +89,7 @@ CREATE TABLE failures (
 	window_start bigint,
 	window_end   bigint,
 	view_name    text NOT NULL,
-	page_offset  integer NOT NULL,
+	page_offset  bigint NOT NULL,
 	error        text NOT NULL,
 	failed_at    bigint,
 	resolved_at  bigint -- finish time of the run that covered it; NULL while pending
@@ -116,28 +117,32 @@ CREATE TABLE rejected (
 	reason       text NOT NULL,
 	first_seen   bigint NOT NULL,
 	last_attempt bigint NOT NULL,
-	attempts     integer NOT NULL,
+	attempts     bigint NOT NULL,
 	PRIMARY KEY (connection, member)
 );
 CREATE INDEX rejected_latest ON rejected (connection, last_attempt DESC, member);
 `,
 }
 
+// initLockWait bounds how long a migration waits for a table's lock.
+const initLockWait = 10 * time.Second
+
 // Version is the schema version this build writes and reads.
 var Version = len(migrations)
 
 // readVersion reads the schema's version: 0 when it has no version table
-// (no chimport tables at all).
+// (no chimport tables at all). It asks whether the table exists first:
+// a failed SELECT would abort Init's transaction.
 func readVersion(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (int, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
 	var v int
 	err := q.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v)
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42P01": // undefined_table
-		return 0, nil
-	case errors.Is(err, pgx.ErrNoRows):
+	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	return v, err
@@ -172,7 +177,18 @@ func Init(ctx context.Context, cfg Config) (state.InitReport, error) {
 	where := fmt.Sprintf("PostgreSQL schema %s in %s", cfg.Schema, describe(cfg))
 	var from int
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// A migration of a large table may take longer than a statement
+		// may; waiting for the lock behind another init may too.
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('chimport schema ' || $1, 0))`, cfg.Schema); err != nil {
+			return err
+		}
+		// But a migration waiting for a table's lock holds up every worker
+		// queued behind it: it gives up after initLockWait instead, and
+		// init can be run again.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, initLockWait.Milliseconds())); err != nil {
 			return err
 		}
 		// Checked first rather than CREATE SCHEMA IF NOT EXISTS, which
@@ -187,11 +203,18 @@ func Init(ctx context.Context, cfg Config) (state.InitReport, error) {
 				return fmt.Errorf("create schema: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
-			return fmt.Errorf("create the version table: %w", err)
-		}
 		if from, err = readVersion(ctx, tx); err != nil {
 			return err
+		}
+		if from == Version {
+			// Nothing to do, and no DDL: a worker whose user may only read
+			// and write the tables runs init at start-up too.
+			return nil
+		}
+		if from == 0 {
+			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
+				return fmt.Errorf("create the version table: %w", err)
+			}
 		}
 		if from > Version {
 			return fmt.Errorf("%w: schema %q has version %d, this build knows up to %d", ErrSchemaTooNew, cfg.Schema, from, Version)
@@ -200,9 +223,6 @@ func Init(ctx context.Context, cfg Config) (state.InitReport, error) {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
 			}
-		}
-		if from == Version {
-			return nil
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM schema_version`); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/chimport/chimport/internal/pgtest"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/postgres"
+	"github.com/chimport/chimport/internal/state/storetest"
 )
 
 var t0 = time.Date(2024, 3, 10, 9, 30, 15, 123456789, time.UTC)
@@ -202,9 +203,12 @@ func TestSessionDefaults(t *testing.T) {
 func TestURLValidation(t *testing.T) {
 	for _, tt := range []struct{ url, want string }{
 		{"postgres://u:secret@db/x?schema=Bad-Name", `schema "Bad-Name"`},
-		{"postgres://u:secret@db/x?schema=a&schema=b", `"schema" given 2 times`},
+		{"postgres://u:secret@db/x?schema=a&schema=b", `"schema" given more than once`},
 		{"postgres://u:secret@db/x?schema=" + strings.Repeat("a", 64), "at most 63"},
 		{"postgres://u:secret@db/x?pool_max_conns=lots", "pool_max_conns"},
+		{"postgres://u:secret@db/x?schema=pg_temp", "PostgreSQL's own"},
+		{"postgres://u:s3cr3t?secret@db:bad/x", "cannot parse the URL"},
+		{"postgres://u@db:bad/x?password=secret", "cannot parse the URL"},
 	} {
 		err := state.ValidateURL(tt.url)
 		if !errors.Is(err, state.ErrBadURL) || !strings.Contains(err.Error(), tt.want) {
@@ -274,5 +278,62 @@ func TestRetention(t *testing.T) {
 	}
 	if n, err := s.Count(ctx, "SELECT count(*) FROM failures"); err != nil || n != 2 {
 		t.Errorf("failures kept = %d, %v; want 2", n, err)
+	}
+}
+
+// The URL's query reaches the server as written: a space in libpq's
+// options= stays a space.
+func TestQueryPassesThrough(t *testing.T) {
+	u := pgtest.URL(t)
+	initStore(t, u)
+	s := openStore(t, u+"&options=-c%20work_mem%3D8MB").(*postgres.Store)
+	if got, err := s.Show(context.Background(), "work_mem"); err != nil || got != "8MB" {
+		t.Errorf("work_mem = %q, %v; want the options= setting 8MB", got, err)
+	}
+}
+
+// Behind PgBouncer a pool runs in simple-protocol mode, where results
+// come back as text: every promise still holds.
+func TestPostgresStoreSimpleProtocol(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (state.Store, func() state.Store) {
+		url := pgtest.URL(t) + "&default_query_exec_mode=simple_protocol"
+		initStore(t, url)
+		return openStore(t, url), func() state.Store { return openStore(t, url) }
+	})
+}
+
+// Workers whose user may only read and write the tables run init at
+// start-up too: with the schema up to date, it changes nothing and needs
+// no privilege to create.
+func TestInitByAWorkerWithoutCreate(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Start(t)
+	u := pgtest.URL(t)
+	initStore(t, u)
+	admin := openStore(t, u).(*postgres.Store)
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := parsed.Query().Get("schema")
+	role := "worker_" + schema
+	for _, stmt := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, srv.Password),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", pgtest.Database, role),
+		fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s", schema, role),
+	} {
+		if err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	worker := strings.Replace(u, pgtest.User+":", role+":", 1)
+	report := initStore(t, worker)
+	if len(report.Created) != 0 || len(report.Existing) != 1 {
+		t.Errorf("init by the worker = %+v, want the schema found", report)
+	}
+	s := openStore(t, worker)
+	if err := s.StartRun(ctx, "news", t0); err != nil {
+		t.Fatalf("the worker cannot write: %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,30 +102,53 @@ var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 func parse(loc string) (Config, error) {
 	cfg := Config{Schema: DefaultSchema}
 	base, query, _ := strings.Cut(loc, "?")
-	values, err := url.ParseQuery(query)
-	if err != nil {
-		return Config{}, fmt.Errorf("query: %w", err)
-	}
-	if vals, ok := values["schema"]; ok {
-		if len(vals) > 1 {
-			return Config{}, fmt.Errorf("parameter %q given %d times", "schema", len(vals))
+	// The query goes on to pgx as given, but for schema=: decoding and
+	// encoding it again would turn a space into a "+", which libpq reads
+	// as a plus sign.
+	var rest []string
+	var given []string // keys the URL sets, decoded
+	schemas := 0
+	for _, pair := range strings.Split(query, "&") {
+		if pair == "" {
+			continue
 		}
-		if !schemaPattern.MatchString(vals[0]) {
-			return Config{}, fmt.Errorf("schema %q: want a lower-case name of letters, digits and _ (at most 63)", vals[0])
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return Config{}, fmt.Errorf("query: parameter %q: %v", rawKey, err)
 		}
-		cfg.Schema = vals[0]
-		values.Del("schema")
+		given = append(given, key)
+		if key != "schema" {
+			rest = append(rest, pair)
+			continue
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return Config{}, fmt.Errorf("query: schema %q: %v", rawValue, err)
+		}
+		if schemas++; schemas > 1 {
+			return Config{}, fmt.Errorf("parameter %q given more than once", "schema")
+		}
+		if err := checkSchema(value); err != nil {
+			return Config{}, err
+		}
+		cfg.Schema = value
 	}
-	pool, err := pgxpool.ParseConfig("postgres://" + base + "?" + values.Encode())
+	raw := "postgres://" + base
+	if len(rest) > 0 {
+		raw += "?" + strings.Join(rest, "&")
+	}
+	pool, err := pgxpool.ParseConfig(raw)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s", hidePassword(err.Error(), loc))
+		return Config{}, parseError(err)
 	}
 	// chimport's defaults, for what neither the URL nor the environment
-	// set.
-	if !values.Has("pool_max_conns") {
+	// set. A setting given in libpq's options= (or PGOPTIONS) does not
+	// count: the server applies these after it.
+	if !slices.Contains(given, "pool_max_conns") {
 		pool.MaxConns = defaultMaxConns
 	}
-	if pool.ConnConfig.ConnectTimeout == 0 {
+	if !slices.Contains(given, "connect_timeout") && os.Getenv("PGCONNECT_TIMEOUT") == "" {
 		pool.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	params := pool.ConnConfig.RuntimeParams
@@ -137,21 +163,33 @@ func parse(loc string) (Config, error) {
 	}
 	// The tables are found through the search path, so no statement
 	// names the schema.
-	pool.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	params["search_path"] = cfg.Schema
 	cfg.Pool = pool
 	return cfg, nil
 }
 
-// hidePassword blanks the URL's password out of msg: pgx quotes the
-// string it could not parse.
-func hidePassword(msg, loc string) string {
-	u, err := url.Parse("postgres://" + loc)
-	if err != nil || u.User == nil {
-		return msg
+// checkSchema refuses a schema name that needs quoting, or one of
+// PostgreSQL's own.
+func checkSchema(name string) error {
+	switch {
+	case !schemaPattern.MatchString(name):
+		return fmt.Errorf("schema %q: want a lower-case name of letters, digits and _ (at most 63)", name)
+	case strings.HasPrefix(name, "pg_") || name == "information_schema":
+		return fmt.Errorf("schema %q is one of PostgreSQL's own", name)
 	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, "REDACTED")
-		msg = strings.ReplaceAll(msg, url.QueryEscape(p), "REDACTED")
+	return nil
+}
+
+// parseError is pgx's complaint about a URL without its quote of the
+// URL, which hides the password only where pgx can find it; the bad-URL
+// error around it shows the URL with every password hidden.
+func parseError(err error) error {
+	msg := err.Error()
+	if quoted, reason, ok := strings.Cut(msg, "`: "); ok && strings.HasPrefix(quoted, "cannot parse `") {
+		return fmt.Errorf("cannot parse the URL: %s", reason)
 	}
-	return msg
+	if strings.Contains(msg, "`") {
+		return errors.New("cannot parse the URL")
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,16 @@ func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) e
 		return opError(op, name, errors.New("empty connection name"))
 	}
 	var err error
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			// The two writers the server stopped would meet again if both
+			// started over at once.
+			select {
+			case <-time.After(time.Duration(1+rand.IntN(20*attempt)) * time.Millisecond):
+			case <-ctx.Done():
+				return opError(op, name, ctx.Err())
+			}
+		}
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx,
 				`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
