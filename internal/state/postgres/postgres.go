@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,9 @@ import (
 // machines may share.
 type Store struct {
 	pool *pgxpool.Pool
+	// known holds the names whose connections row this handle has seen
+	// committed (see write).
+	known sync.Map
 
 	keepRuns, keepFailures int // changed only by tests
 }

@@ -15,7 +15,8 @@ import (
 
 // write runs fn as one transaction on behalf of operation op on connection
 // name, after making sure the connection's row exists (so the store "knows"
-// every connection it was ever told about, and the foreign keys hold).
+// every connection it was ever told about, and the foreign keys hold):
+// once per connection and handle, since no row is ever deleted.
 // Every mutation goes through here. Transactions are READ COMMITTED:
 // every write that must see the latest row (the watermark's max, the
 // lease's claim, the fence) is one UPDATE, which locks the row and
@@ -45,15 +46,22 @@ func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) e
 			}
 		}
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx,
-				`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
-				return err
+			if _, known := s.known.Load(name); !known {
+				if _, err := tx.Exec(ctx,
+					`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+					return err
+				}
 			}
 			return fn(tx)
 		})
 		if !aborted(err) {
 			break
 		}
+	}
+	if err == nil {
+		// The row is committed, and rows are never deleted: later writes
+		// of this connection need not make sure of it, a round trip each.
+		s.known.Store(name, struct{}{})
 	}
 	if err != nil {
 		return opError(op, name, err)
