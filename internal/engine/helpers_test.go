@@ -17,6 +17,7 @@ import (
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mapping"
 	"github.com/chimport/chimport/internal/mcsim"
+	"github.com/chimport/chimport/internal/pgtest"
 	"github.com/chimport/chimport/internal/retry"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/memory"
@@ -59,14 +60,16 @@ type worldOptions struct {
 	members   int
 	inclusive bool
 	seed      int64
-	store     string // "sqlite" (the default), "dynamodb" (dynalite) or "memory"
+	store     string // "sqlite" (the default), "dynamodb" (dynalite), "postgres" (pgtest's cluster) or "memory"
 	// inProcess leaves HTTP out: the in-process source and target, and the
 	// memory store unless store says otherwise.
 	inProcess bool
 }
 
-// stores are the state stores the end-to-end tests run against.
-var stores = []string{"sqlite", "dynamodb"}
+// stores are the state stores the end-to-end tests run against: every
+// real one. DynamoDB runs on dynalite, PostgreSQL on pgtest's throwaway
+// cluster; a test fails, never skips, when either cannot start.
+var stores = []string{"sqlite", "dynamodb", "postgres"}
 
 var tableSeq atomic.Int64
 
@@ -84,6 +87,11 @@ func openStore(t *testing.T, kind string) state.Store {
 		awstest.Env(t, map[string]string{"DYNAMODB": awstest.DynamoDB(t)})
 		n := tableSeq.Add(1)
 		url = fmt.Sprintf("dynamodb://?history_table=history%d&failures_table=failures%d&runs_table=runs%d", n, n, n)
+		if _, err := state.Init(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	case "postgres":
+		url = pgtest.URL(t) // a schema of its own, which init creates
 		if _, err := state.Init(ctx, url); err != nil {
 			t.Fatal(err)
 		}

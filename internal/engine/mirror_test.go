@@ -3,7 +3,8 @@ package engine
 // Tests of the mirror: members deleted for good, members whose address
 // changed (and with it their id) and members that left the status filter
 // leave the target, and no member that exists is ever deleted. They run in
-// process, on the simulator's list model and the memory store.
+// process, on the simulator's list model and the memory store; those about
+// the roster's exact counts and fenced deletes run on every real store.
 
 import (
 	"context"
@@ -82,53 +83,61 @@ func (g *guardedSink) Apply(ctx context.Context, ops []target.Op) error {
 	return g.Target.Apply(ctx, ops)
 }
 
+// TestMirrorDeletesAndAddressChanges runs every variant of Mailchimp's
+// paging and default view on the memory store (the engine's logic), and
+// one on every real store: the roster's ids, its exact count and its Left.
 func TestMirrorDeletesAndAddressChanges(t *testing.T) {
 	bothInclusivities(t, func(t *testing.T, inclusive bool) {
 		bothDefaultViews(t, func(t *testing.T, withArchived bool) {
-			w := newWorld(t, worldOptions{members: 2000, seed: 31, inclusive: inclusive, inProcess: true})
-			w.sim.SetDefaultViewIncludesArchived(withArchived)
-			ctx := context.Background()
-			first, err := w.run(t, ctx, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.checkMirror(t)
-			if first.Members != int64(len(w.sim.Members(testList))) {
-				t.Errorf("after the first sync the roster holds %d members; the audience has %d", first.Members, len(w.sim.Members(testList)))
-			}
-
-			ids := memberIDs(w)
-			w.pass()
-			for _, id := range ids[:6] {
-				must(t, w.sim.Delete(testList, id))
-			}
-			for i, id := range ids[6:11] {
-				_, err := w.sim.ChangeAddress(testList, id, fmt.Sprintf("moved.%d@example.org", i))
-				must(t, err)
-			}
-			w.pass()
-			sink := &guardedSink{Target: w.target, t: t, w: w}
-			job := w.job(t)
-			job.Sink = sink
-			sum, err := w.engine.Run(ctx, job)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !sum.Reconciled || sum.Tombstoned != 11 || sum.Delivered != 5 {
-				t.Errorf("run after 6 deletes and 5 address changes: reconciled %v (%s), %d left, %d delivered; want a reconcile, 11 left, the 5 new addresses delivered",
-					sum.Reconciled, sum.ReconcileReason, sum.Tombstoned, sum.Delivered)
-			}
-			w.checkMirror(t)
-			if want := int64(len(w.sim.Members(testList))); sum.Members != want {
-				t.Errorf("roster holds %d members; the audience has %d", sum.Members, want)
-			}
-			st, err := w.store.Connection(ctx, "test")
-			must(t, err)
-			if st.Roster.Left != 11 {
-				t.Errorf("roster state %+v: want Left 11", st.Roster)
-			}
+			testMirrorDeletesAndAddressChanges(t, "memory", inclusive, withArchived)
 		})
 	})
+	forEachStore(t, func(t *testing.T, store string) { testMirrorDeletesAndAddressChanges(t, store, false, false) })
+}
+
+func testMirrorDeletesAndAddressChanges(t *testing.T, store string, inclusive, withArchived bool) {
+	w := newWorld(t, worldOptions{members: 2000, seed: 31, inclusive: inclusive, inProcess: true, store: store})
+	w.sim.SetDefaultViewIncludesArchived(withArchived)
+	ctx := context.Background()
+	first, err := w.run(t, ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.checkMirror(t)
+	if first.Members != int64(len(w.sim.Members(testList))) {
+		t.Errorf("after the first sync the roster holds %d members; the audience has %d", first.Members, len(w.sim.Members(testList)))
+	}
+
+	ids := memberIDs(w)
+	w.pass()
+	for _, id := range ids[:6] {
+		must(t, w.sim.Delete(testList, id))
+	}
+	for i, id := range ids[6:11] {
+		_, err := w.sim.ChangeAddress(testList, id, fmt.Sprintf("moved.%d@example.org", i))
+		must(t, err)
+	}
+	w.pass()
+	sink := &guardedSink{Target: w.target, t: t, w: w}
+	job := w.job(t)
+	job.Sink = sink
+	sum, err := w.engine.Run(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Reconciled || sum.Tombstoned != 11 || sum.Delivered != 5 {
+		t.Errorf("run after 6 deletes and 5 address changes: reconciled %v (%s), %d left, %d delivered; want a reconcile, 11 left, the 5 new addresses delivered",
+			sum.Reconciled, sum.ReconcileReason, sum.Tombstoned, sum.Delivered)
+	}
+	w.checkMirror(t)
+	if want := int64(len(w.sim.Members(testList))); sum.Members != want {
+		t.Errorf("roster holds %d members; the audience has %d", sum.Members, want)
+	}
+	st, err := w.store.Connection(ctx, "test")
+	must(t, err)
+	if st.Roster.Left != 11 {
+		t.Errorf("roster state %+v: want Left 11", st.Roster)
+	}
 }
 
 // TestMirrorNoChangeRun: once the roster agrees with Mailchimp, a run
@@ -210,8 +219,10 @@ func TestMirrorStatusFilter(t *testing.T) {
 // TestMirrorBuildsRosterOnUpgrade: state from a release without rosters
 // (here: a watermark, and a target that already holds every member) gets a
 // roster from one scan of ids, and that run sends nothing it need not.
-func TestMirrorBuildsRosterOnUpgrade(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 2300, seed: 34, inProcess: true})
+func TestMirrorBuildsRosterOnUpgrade(t *testing.T) { forEachStore(t, testMirrorBuildsRosterOnUpgrade) }
+
+func testMirrorBuildsRosterOnUpgrade(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 2300, seed: 34, inProcess: true, store: store})
 	ctx := context.Background()
 	var ops []target.Op
 	for _, m := range w.sim.Members(testList) {
@@ -348,8 +359,10 @@ func (s *takeoverSource) Member(ctx context.Context, listID, hash string, fields
 // TestMirrorDeletesAreFenced: a worker that loses its lease during a
 // reconcile sends no delete: the member may have come back since, and
 // the new owner delivered it.
-func TestMirrorDeletesAreFenced(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 600, seed: 37, inProcess: true})
+func TestMirrorDeletesAreFenced(t *testing.T) { forEachStore(t, testMirrorDeletesAreFenced) }
+
+func testMirrorDeletesAreFenced(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 600, seed: 37, inProcess: true, store: store})
 	ctx := context.Background()
 	lease, err := w.store.ClaimLease(ctx, "test", "a", w.clk.Now(), time.Minute)
 	must(t, err)

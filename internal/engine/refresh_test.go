@@ -59,8 +59,13 @@ func TestRefreshDeliversWhatMailchimpHolds(t *testing.T) {
 	}
 }
 
-func TestRefreshIsFencedByTheLease(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 20, seed: 29, inProcess: true})
+// The fencing tests run on every real store: a write carrying a token
+// that is no longer the connection's current one is refused by the store
+// itself (state.ErrFenced), each store its own way.
+func TestRefreshIsFencedByTheLease(t *testing.T) { forEachStore(t, testRefreshIsFencedByTheLease) }
+
+func testRefreshIsFencedByTheLease(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 20, seed: 29, inProcess: true, store: store})
 	ctx := context.Background()
 	if _, err := w.run(t, ctx, false); err != nil {
 		t.Fatal(err)
@@ -110,7 +115,11 @@ func (s *slowMember) Member(ctx context.Context, listID, hash string, fields []s
 // once the refresh's lease had expired, and then the refresh's delivery is
 // fenced: the newer value stays.
 func TestASlowRefreshNeverOverwritesANewerRun(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 20, seed: 31, inProcess: true})
+	forEachStore(t, testASlowRefreshNeverOverwritesANewerRun)
+}
+
+func testASlowRefreshNeverOverwritesANewerRun(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 20, seed: 31, inProcess: true, store: store})
 	ctx := context.Background()
 	if _, err := w.run(t, ctx, false); err != nil {
 		t.Fatal(err)
@@ -164,9 +173,13 @@ func TestASlowRefreshNeverOverwritesANewerRun(t *testing.T) {
 }
 
 // Batches of a refresh are fenced each on its own, several at once (a
-// test for the race detector).
+// test for the race detector, and of each store's concurrent checks).
 func TestRefreshFencesConcurrentBatches(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 40, seed: 37, inProcess: true})
+	forEachStore(t, testRefreshFencesConcurrentBatches)
+}
+
+func testRefreshFencesConcurrentBatches(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 40, seed: 37, inProcess: true, store: store})
 	ctx := context.Background()
 	if _, err := w.run(t, ctx, false); err != nil {
 		t.Fatal(err)

@@ -88,10 +88,17 @@ func opID(op target.Op) string {
 }
 
 // refusalWorld is an in-process world with a first sync done, and a
-// refusing sink in front of its target for the runs after it.
+// refusing sink in front of its target for the runs after it, on the
+// memory store.
 func refusalWorld(t *testing.T, members int) (*world, *refusingSink, func() (Summary, error)) {
 	t.Helper()
-	w := newWorld(t, worldOptions{members: members, seed: 7, inProcess: true})
+	return refusalWorldOn(t, "", members)
+}
+
+// refusalWorldOn is refusalWorld on the given store.
+func refusalWorldOn(t *testing.T, store string, members int) (*world, *refusingSink, func() (Summary, error)) {
+	t.Helper()
+	w := newWorld(t, worldOptions{members: members, seed: 7, inProcess: true, store: store})
 	sink := newRefusingSink(w.target)
 	run := func() (Summary, error) {
 		job := w.job(t)
@@ -130,8 +137,15 @@ func loggedRejections(t *testing.T, w *world) []state.Rejection {
 	return log
 }
 
+// The tests of what the rejected log holds (an entry per member, its
+// attempts, emptied once delivered or gone) and of fenced deletes run on
+// every real store.
 func TestOneRefusedRecordDoesNotHoldBackTheRest(t *testing.T) {
-	w, sink, run := refusalWorld(t, 200)
+	forEachStore(t, testOneRefusedRecordDoesNotHoldBackTheRest)
+}
+
+func testOneRefusedRecordDoesNotHoldBackTheRest(t *testing.T, store string) {
+	w, sink, run := refusalWorldOn(t, store, 200)
 	ids := changeMembers(t, w, 31, "changed")
 	bad := ids[17]
 	sink.set(func(s *refusingSink) { s.refuse[bad] = true })
@@ -321,7 +335,11 @@ func TestATooLargeBatchIsSplitAndLaterBatchesAreSmaller(t *testing.T) {
 }
 
 func TestARefusedTombstoneIsLoggedAndRetried(t *testing.T) {
-	w, sink, run := refusalWorld(t, 50)
+	forEachStore(t, testARefusedTombstoneIsLoggedAndRetried)
+}
+
+func testARefusedTombstoneIsLoggedAndRetried(t *testing.T, store string) {
+	w, sink, run := refusalWorldOn(t, store, 50)
 	gone := w.sim.Members(testList)[4].ID
 	if err := w.sim.Delete(testList, gone); err != nil {
 		t.Fatal(err)
@@ -394,7 +412,11 @@ func TestTheErrorARunRetriesIsItsLastErrorWhileItGoesOn(t *testing.T) {
 }
 
 func TestRefusalsUnderTargetFaultsLoseNothingAndLogEachMemberOnce(t *testing.T) {
-	w := newWorld(t, worldOptions{members: 3000, seed: 13})
+	forEachStore(t, testRefusalsUnderTargetFaultsLoseNothingAndLogEachMemberOnce)
+}
+
+func testRefusalsUnderTargetFaultsLoseNothingAndLogEachMemberOnce(t *testing.T, store string) {
+	w := newWorld(t, worldOptions{members: 3000, seed: 13, store: store})
 	members := w.sim.Members(testList)
 	bad := []string{members[10].ID, members[1500].ID, members[2999].ID}
 	w.target.RefuseIDs(bad...)
@@ -517,7 +539,11 @@ func TestRecordsAlreadyLoggedDoNotCountAgainstTheLimit(t *testing.T) {
 }
 
 func TestARetriedDeleteIsFencedByTheLease(t *testing.T) {
-	w, sink, _ := refusalWorld(t, 50)
+	forEachStore(t, testARetriedDeleteIsFencedByTheLease)
+}
+
+func testARetriedDeleteIsFencedByTheLease(t *testing.T, store string) {
+	w, sink, _ := refusalWorldOn(t, store, 50)
 	ctx := context.Background()
 	ids := changeMembers(t, w, 5, "changed")
 	bad := ids[1]

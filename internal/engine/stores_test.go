@@ -1,8 +1,10 @@
 package engine
 
-// The engine links no store; its tests open SQLite and DynamoDB stores by
-// URL (state.Open), so they link the two drivers here.
+// The engine links no store; its tests open SQLite, DynamoDB and
+// PostgreSQL stores by URL (state.Open), so they link the three drivers
+// here.
 import (
 	_ "github.com/chimport/chimport/internal/state/dynamodb"
+	_ "github.com/chimport/chimport/internal/state/postgres"
 	_ "github.com/chimport/chimport/internal/state/sqlite"
 )
