@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,22 +66,14 @@ func TestKillDuringReconcileDeletesNoLiveMember(t *testing.T) {
 		f, tap := newTappedFixture(t, 3000)
 		cfgPath := f.dynamoConfig(t, "reconkill", "")
 		url := "dynamodb://?history_table=reconkill-history&failures_table=reconkill-failures&runs_table=reconkill-runs"
-		if _, err := state.Init(context.Background(), url); err != nil {
-			t.Fatal(err)
-		}
-		store, err := state.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		killReconcileTest(t, f, tap, cfgPath, "a1b2c3d4e5", store, 13)
+		killReconcileTest(t, f, tap, cfgPath, "a1b2c3d4e5", initStore(t, url), 13)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		f, tap := newTappedFixture(t, 3000)
 		url := pgtest.URL(t)
-		cfgPath := f.pgConfig(t, url, "")
-		killReconcileTest(t, f, tap, cfgPath, "newsletter", initPostgres(t, url), 17)
+		cfgPath := f.configWithState(t, url, "")
+		killReconcileTest(t, f, tap, cfgPath, "newsletter", initStore(t, url), 17)
 	})
 }
 

@@ -45,27 +45,19 @@ func TestKillDuringRunLosesNothing(t *testing.T) {
 		f := newFixture(t, 20000)
 		cfgPath := f.dynamoConfig(t, "killed", "")
 		url := "dynamodb://?history_table=killed-history&failures_table=killed-failures&runs_table=killed-runs"
-		if _, err := state.Init(context.Background(), url); err != nil {
-			t.Fatal(err)
-		}
-		store, err := state.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		killTest(t, f, cfgPath, "a1b2c3d4e5", store)
+		killTest(t, f, cfgPath, "a1b2c3d4e5", initStore(t, url))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		f := newFixture(t, 20000)
 		url := pgtest.URL(t)
-		cfgPath := f.pgConfig(t, url, "")
-		killTest(t, f, cfgPath, "newsletter", initPostgres(t, url))
+		cfgPath := f.configWithState(t, url, "")
+		killTest(t, f, cfgPath, "newsletter", initStore(t, url))
 	})
 }
 
-// initPostgres makes the store's tables at url, as `chimport init` does,
+// initStore makes the store's tables at url, as `chimport init` does,
 // and opens it for the test to read.
-func initPostgres(t *testing.T, url string) state.Store {
+func initStore(t *testing.T, url string) state.Store {
 	t.Helper()
 	if _, err := state.Init(context.Background(), url); err != nil {
 		t.Fatal(err)

@@ -34,26 +34,6 @@ import (
 // of its own per test), and the simulators. Every output of every command
 // is searched for the cluster's password, which is random per test binary.
 
-// pgConfig is a config for the fixture's list, the connection named
-// newsletter, with its state at stateURL.
-func (f *fixture) pgConfig(t *testing.T, stateURL, extra string) string {
-	t.Helper()
-	return writeFile(t, "chimport.yaml", fmt.Sprintf(`state: %s
-%s
-connections:
-  - name: newsletter
-    mailchimp:
-      api_key: ${MAILCHIMP_API_KEY}
-      list_id: a1b2c3d4e5
-      base_url: %s
-      settle: 0s
-    target:
-      url: %s
-      headers:
-        Authorization: ${TARGET_API_KEY}
-`, stateURL, extra, f.baseURL, f.targetURL))
-}
-
 // pgSchema is the schema a pgtest URL names.
 func pgSchema(t *testing.T, stateURL string) string {
 	t.Helper()
@@ -135,7 +115,7 @@ func TestPostgresInitIsIdempotent(t *testing.T) {
 	f := newFixture(t, 10)
 	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
 	stateURL := pgtest.URL(t)
-	cfg := f.pgConfig(t, stateURL, "")
+	cfg := f.configWithState(t, stateURL, "")
 	where := pgWhere(t, pgSchema(t, stateURL))
 	var outputs []string
 	keep := func(r result) result {
@@ -158,7 +138,7 @@ func TestPostgresInitIsIdempotent(t *testing.T) {
 	// Concurrent inits on a schema nobody made yet: one creates it, the
 	// others wait for it (the advisory lock) and find it made.
 	fresh := pgtest.URL(t)
-	freshCfg := f.pgConfig(t, fresh, "")
+	freshCfg := f.configWithState(t, fresh, "")
 	freshWhere := pgWhere(t, pgSchema(t, fresh))
 	results := make(chan result, 4)
 	for range 4 {
@@ -405,19 +385,7 @@ func TestTwoWorkersShareFourConnectionsOnPostgres(t *testing.T) {
 	x.change(t, 3)
 	waitUntil(t, "round 3", 60*time.Second, x.inSync)
 
-	start := time.Now()
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-b.exited:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM, want 0", err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("serve took %s to stop, want under 10s", d)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15s of SIGTERM")
-	}
+	b.terminate(t)
 
 	store, err := state.Open(context.Background(), stateURL)
 	must(t, err)
@@ -485,7 +453,7 @@ func TestPostgresWrongPasswordIsMasked(t *testing.T) {
 			for k, v := range tt.vars {
 				vars[k] = v
 			}
-			cfg := f.pgConfig(t, tt.stateURL, "")
+			cfg := f.configWithState(t, tt.stateURL, "")
 			for _, args := range [][]string{{"run"}, {"check"}, {"status"}, {"init"}, {"rejected"}, {"serve", "--listen", "127.0.0.1:0"}} {
 				r := chimportProcess(t, vars, append(args, "--config", cfg, "--log-level", "debug", "--log-format", "json")...)
 				what := args[0]
@@ -515,7 +483,7 @@ func TestPostgresWrongPasswordIsMasked(t *testing.T) {
 	// naming state:, and it does not quote the password either.
 	t.Run("a URL that does not parse", func(t *testing.T) {
 		vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
-		cfg := f.pgConfig(t, "postgres://"+pgtest.User+":Wr0ng"+srv.Password+"@"+srv.Host+":notaport/"+pgtest.Database+"?"+query, "")
+		cfg := f.configWithState(t, "postgres://"+pgtest.User+":Wr0ng"+srv.Password+"@"+srv.Host+":notaport/"+pgtest.Database+"?"+query, "")
 		for _, cmd := range []string{"run", "check", "init"} {
 			r := runCLI(t, context.Background(), vars, cmd, "--config", cfg)
 			if r.code != exitUsage || !strings.Contains(r.stderr, "state: ") || !strings.Contains(r.stderr, "invalid port") {
@@ -539,7 +507,7 @@ func TestPostgresUninitialisedSchemaIsRefused(t *testing.T) {
 	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
 	stateURL := pgtest.URL(t)
 	schema := pgSchema(t, stateURL)
-	cfg := f.pgConfig(t, stateURL, "")
+	cfg := f.configWithState(t, stateURL, "")
 	admin := pgAdmin(t)
 	var outputs []string
 	cli := func(args ...string) result {

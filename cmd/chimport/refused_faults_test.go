@@ -36,7 +36,7 @@ func TestRefusalsUnderTargetFaults(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		url := pgtest.URL(t)
-		initPostgres(t, url)
+		initStore(t, url)
 		refusalsUnderFaults(t, newRefusalsOn(t, 3000, url))
 	})
 }

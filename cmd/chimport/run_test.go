@@ -24,8 +24,13 @@ import (
 // runConfig is a config for the fixture's list with its state in dir.
 func (f *fixture) runConfig(t *testing.T, extra string) string {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "state.db")
-	return writeFile(t, "chimport.yaml", fmt.Sprintf(`state: sqlite://%s
+	return f.configWithState(t, "sqlite://"+filepath.Join(t.TempDir(), "state.db"), extra)
+}
+
+// configWithState is runConfig's connection with its state at stateURL.
+func (f *fixture) configWithState(t *testing.T, stateURL, extra string) string {
+	t.Helper()
+	return writeFile(t, "chimport.yaml", fmt.Sprintf(`state: %s
 connections:
   - name: newsletter
     mailchimp:
@@ -37,7 +42,7 @@ connections:
       url: %s
       headers:
         Authorization: ${TARGET_API_KEY}
-%s`, db, f.baseURL, f.targetURL, extra))
+%s`, stateURL, f.baseURL, f.targetURL, extra))
 }
 
 func TestRunSyncsAndStatusReports(t *testing.T) {

@@ -35,6 +35,25 @@ type serveProcess struct {
 
 // startWorker runs `chimport serve` as a real process (this test binary in
 // main mode), waits until it listens, and kills it when the test ends.
+// terminate stops the worker with SIGTERM, as a deployment does: it must
+// exit 0 within 10 s.
+func (p *serveProcess) terminate(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM, want 0", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("serve took %s to stop, want under 10s", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of SIGTERM")
+	}
+}
+
 func startWorker(t *testing.T, cfgPath string, env []string, args ...string) *serveProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
@@ -240,19 +259,7 @@ func TestTwoWorkersShareConnections(t *testing.T) {
 	x.change(t, 3)
 	waitUntil(t, "round 3", 60*time.Second, x.inSync)
 
-	start := time.Now()
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-b.exited:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM, want 0", err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("serve took %s to stop, want under 10s", d)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15s of SIGTERM")
-	}
+	b.terminate(t)
 
 	// However the workers stopped, every watermark keeps its promise.
 	x.checkWatermarksHonest(t, openFixtureState(t, x.cfg))
