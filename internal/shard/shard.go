@@ -38,10 +38,11 @@ type Shard struct {
 // All reports whether s holds every connection.
 func (s Shard) All() bool { return s.Count <= 1 }
 
-// Holds reports whether the connection named name belongs to s. The hash
-// is FNV-1a (64 bits) of the name, modulo Count: stable across releases and
-// machines, so a connection stays in its shard from run to run while N
-// stays the same. Changing N moves connections between shards, which is
+// Holds reports whether the connection named name belongs to s: the first
+// 8 bytes of the name's SHA-256, big-endian, modulo Count. That is stable
+// across releases and machines, so a connection stays in its shard from
+// run to run while N stays the same, and even at any N (FNV's low bits are
+// not: names that differ only at the end bunch up at N = 16). Changing N moves connections between shards, which is
 // harmless: every shard reads the one shared state store.
 func (s Shard) Holds(name string) bool {
 	if s.All() {
