@@ -3,7 +3,6 @@ package mailchimp
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -29,13 +28,30 @@ const (
 	basicUser = "chimport"
 )
 
-// Config configures a Client. Only APIKey is required.
+// Config configures a Client. Exactly one of APIKey and AccessToken is
+// required.
 type Config struct {
 	// APIKey is "<key>-<dc>". It is sent only as the Basic auth password
 	// and never logged or put in an error.
 	APIKey string
+	// AccessToken is an OAuth access token, the alternative to APIKey for
+	// an app that connects other people's accounts. It is sent only as
+	// "Authorization: Bearer <token>" and is a secret like a key.
+	AccessToken string
+	// DC is the data center of AccessToken's account ("us6"). Empty means
+	// it is looked up at MetadataURL on the first request. With an API key
+	// it may only repeat the key's own suffix.
+	DC string
+	// MetadataURL is Mailchimp's OAuth metadata endpoint; empty means
+	// DefaultMetadataURL. Tests point it at the simulator.
+	MetadataURL string
+	// Datacenters caches the lookups at MetadataURL across Clients: build
+	// one per process. Nil means a private cache, which only spares this
+	// Client a second lookup.
+	Datacenters *Datacenters
 	// BaseURL overrides https://<dc>.api.mailchimp.com/3.0 (the simulator,
-	// tests, a proxy). When set, the key needs no dc suffix.
+	// tests, a proxy), whatever the key's suffix, DC or MetadataURL say.
+	// When set, the key needs no dc suffix and no lookup is made.
 	BaseURL string
 	// Connection names the connection in errors and logs.
 	Connection string
@@ -45,6 +61,7 @@ type Config struct {
 	HTTPClient *http.Client
 	// Limiter is shared by every Client in the process; nil means a
 	// private NewLimiter(DefaultPerKey), which only protects this Client.
+	// Its slots are per key and per token alike.
 	Limiter *Limiter
 	// Retry is the backoff policy; zero fields take retry's defaults.
 	// Its OnRetry, if set, is called after the client's own logging.
@@ -55,72 +72,55 @@ type Config struct {
 
 // Client calls the Mailchimp Marketing API. It is safe for concurrent use.
 type Client struct {
-	apiKey     string
-	key        keyID
-	base       string
-	connection string
-	http       *http.Client
-	limiter    *Limiter
-	retry      retry.Policy
-	log        *slog.Logger
-	redactor   *strings.Replacer
+	cred        credential
+	metadataURL string
+	datacenters *Datacenters
+	connection  string
+	http        *http.Client
+	limiter     *Limiter
+	retry       retry.Policy
+	log         *slog.Logger
+	redactor    *strings.Replacer
 
 	mu    sync.Mutex
+	base  string // "" until a token's data center is looked up
 	stats Stats
 }
 
-// Datacenter returns the data center of an API key, the suffix after its
-// last '-' ("...-us6" gives "us6"). The error never contains key material.
-func Datacenter(apiKey string) (string, error) {
-	apiKey = strings.TrimSpace(apiKey)
-	i := strings.LastIndexByte(apiKey, '-')
-	if i < 1 || i == len(apiKey)-1 {
-		return "", errors.New(`mailchimp: the API key has no data center suffix (expected "<key>-<dc>", e.g. "...-us6")`)
-	}
-	dc := strings.ToLower(apiKey[i+1:])
-	for _, r := range dc {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
-			// Do not echo the suffix: a mangled key may put secret bytes there.
-			return "", errors.New(`mailchimp: the API key's data center suffix is not letters and digits (expected e.g. "-us6")`)
-		}
-	}
-	return dc, nil
-}
-
-// New validates cfg and returns a Client.
+// New validates cfg and returns a Client. It does no I/O: a token's data
+// center, when neither DC nor BaseURL gives it, is looked up on the first
+// request.
 func New(cfg Config) (*Client, error) {
-	key := strings.TrimSpace(cfg.APIKey)
-	if key == "" {
-		return nil, errors.New("mailchimp: the API key is empty")
+	cred, err := newCredential(cfg.APIKey, cfg.AccessToken)
+	if err != nil {
+		return nil, err
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		dc, err := Datacenter(key)
-		if err != nil {
-			return nil, err
-		}
-		base = "https://" + dc + ".api.mailchimp.com/3.0"
-	} else {
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			return nil, errors.New("mailchimp: base URL must be an absolute http(s) URL without credentials or query")
-		}
+	base, err := initialBase(cfg, cred)
+	if err != nil {
+		return nil, err
+	}
+	metadataURL := cfg.MetadataURL
+	if metadataURL == "" {
+		metadataURL = DefaultMetadataURL
+	}
+	if !isPlainURL(metadataURL) {
+		return nil, errors.New("mailchimp: metadata URL must be an absolute http(s) URL without credentials or query")
 	}
 	c := &Client{
-		apiKey:     key,
-		key:        newKeyID(key),
-		base:       base,
-		connection: cfg.Connection,
-		http:       cfg.HTTPClient,
-		limiter:    cfg.Limiter,
-		retry:      cfg.Retry.WithDefaults(),
-		log:        cfg.Logger,
-		redactor: strings.NewReplacer(
-			"Basic "+basicAuth(key), "[redacted]",
-			basicAuth(key), "[redacted]",
-			key, "[redacted]",
-		),
-		stats: Stats{ByStatus: map[int]int64{}},
+		cred:        cred,
+		metadataURL: metadataURL,
+		datacenters: cfg.Datacenters,
+		base:        base,
+		connection:  cfg.Connection,
+		http:        cfg.HTTPClient,
+		limiter:     cfg.Limiter,
+		retry:       cfg.Retry.WithDefaults(),
+		log:         cfg.Logger,
+		redactor:    cred.redactor(),
+		stats:       Stats{ByStatus: map[int]int64{}},
+	}
+	if c.datacenters == nil {
+		c.datacenters = NewDatacenters()
 	}
 	if c.limiter == nil {
 		c.limiter = NewLimiter(DefaultPerKey)
@@ -150,11 +150,16 @@ var sharedTransport = sync.OnceValue(func() *http.Transport {
 	}
 })
 
-// Stats counts what a Client sent.
+// Stats counts what a Client sent. The lookups of a token's data center
+// are not Marketing API calls: they are counted in MetadataRequests alone,
+// and in none of the other fields.
 type Stats struct {
-	Requests int64         // HTTP attempts sent, retries included
-	Retries  int64         // attempts that were retried
-	ByStatus map[int]int64 // attempts by response status; 0 = no response (transport error)
+	Requests int64         // HTTP attempts sent to the Marketing API, retries included
+	Retries  int64         // of those, attempts that were retried
+	ByStatus map[int]int64 // those attempts by response status; 0 = no response (transport error)
+	// MetadataRequests counts the attempts at the OAuth metadata endpoint,
+	// retries included; a cached data center costs none.
+	MetadataRequests int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -175,12 +180,31 @@ func (c *Client) count(f func(*Stats)) {
 	f(&c.stats)
 }
 
-func basicAuth(key string) string {
-	return base64.StdEncoding.EncodeToString([]byte(basicUser + ":" + key))
+// countAttempt counts an attempt as it is sent (status -1) and then its
+// outcome (0 for no response): a metadata lookup only in MetadataRequests.
+func (c *Client) countAttempt(metadata bool, status int) {
+	c.count(func(s *Stats) {
+		switch {
+		case metadata && status < 0:
+			s.MetadataRequests++
+		case metadata:
+		case status < 0:
+			s.Requests++
+		default:
+			s.ByStatus[status]++
+		}
+	})
 }
 
-// redact removes the API key and the Authorization value from text that
-// came from the server, in case something on the way echoed the request.
+// callError names the call in an error that is not an *Error (a caller's
+// cancellation), keeping it matchable.
+func callError(connection, method, endpoint string, err error) error {
+	return fmt.Errorf("%s%w", callPrefix(connection, method, endpoint), err)
+}
+
+// redact removes the API key or access token and the Authorization value
+// from text that came from the server, in case something on the way echoed
+// the request.
 func (c *Client) redact(s string) string { return c.redactor.Replace(s) }
 
 // request is one logical call to Mailchimp.
@@ -199,6 +223,13 @@ type request struct {
 	// error is that attempt's outcome. It is how a call that is not
 	// idempotent is retried without doing its work twice.
 	beforeRetry func(ctx context.Context, last error) (done bool, err error)
+
+	// url, when set, is the absolute URL to call instead of the base URL
+	// plus endpoint, and auth the Authorization value instead of the
+	// credential's: the OAuth metadata lookup (metadata set), which is
+	// counted apart from the Marketing API's calls.
+	url, auth string
+	metadata  bool
 }
 
 // call makes one logical request without a body: see send.
@@ -212,10 +243,19 @@ func (c *Client) call(ctx context.Context, method, endpoint string, query url.Va
 // retried like any other transient fault.
 func (c *Client) send(ctx context.Context, r request, decode func(*http.Response) error) error {
 	method, endpoint := r.method, r.endpoint
+	if r.url == "" {
+		// Before the attempts, not in them: the lookup has retries of its
+		// own, and takes the slot an attempt would hold.
+		if _, err := c.baseURL(ctx); err != nil {
+			return err
+		}
+	}
 	policy := c.retry
 	userHook := policy.OnRetry
 	policy.OnRetry = func(attempt int, err error, wait time.Duration) {
-		c.count(func(s *Stats) { s.Retries++ })
+		if !r.metadata {
+			c.count(func(s *Stats) { s.Retries++ })
+		}
 		attrs := []slog.Attr{
 			slog.String("connection", c.connection),
 			slog.String("method", method),
@@ -258,7 +298,7 @@ func (c *Client) send(ctx context.Context, r request, decode func(*http.Response
 	}
 	if ctx.Err() != nil || e == nil {
 		// Stopped by the caller: keep ctx.Err() matchable, name the call.
-		return fmt.Errorf("%s%w", callPrefix(c.connection, method, endpoint), err)
+		return callError(c.connection, method, endpoint, err)
 	}
 	// Return the typed error itself (not retry's wrapper): its message
 	// already says how many attempts were made and what to do.
@@ -268,13 +308,18 @@ func (c *Client) send(ctx context.Context, r request, decode func(*http.Response
 // attempt sends one HTTP request and classifies the outcome.
 func (c *Client) attempt(ctx context.Context, r request, decode func(*http.Response) error) error {
 	method, endpoint := r.method, r.endpoint
-	release, err := c.limiter.acquire(ctx, c.key)
+	release, err := c.limiter.acquire(ctx, c.cred.id)
 	if err != nil {
 		return err // only a done ctx fails an acquire
 	}
 	defer release()
 
-	target := c.base + endpoint
+	target := r.url
+	if target == "" {
+		c.mu.Lock()
+		target = c.base + endpoint // known: send looked it up first
+		c.mu.Unlock()
+	}
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
@@ -286,23 +331,27 @@ func (c *Client) attempt(ctx context.Context, r request, decode func(*http.Respo
 	if err != nil {
 		return c.newError(KindInvalid, method, endpoint, 0, err)
 	}
-	req.SetBasicAuth(basicUser, c.apiKey)
+	auth := c.cred.header
+	if r.auth != "" {
+		auth = r.auth
+	}
+	req.Header.Set("Authorization", auth)
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Accept", "application/json")
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 
-	c.count(func(s *Stats) { s.Requests++ })
+	c.countAttempt(r.metadata, -1)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.count(func(s *Stats) { s.ByStatus[0]++ })
+		c.countAttempt(r.metadata, 0)
 		return c.transportError(ctx, method, endpoint, 0, err)
 	}
 	// Runs before release: the slot is freed only once the connection is
 	// back in the pool or closed.
 	defer drainAndClose(resp.Body)
-	c.count(func(s *Stats) { s.ByStatus[resp.StatusCode]++ })
+	c.countAttempt(r.metadata, resp.StatusCode)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The status decides the kind; a body cut short only loses detail.
@@ -312,7 +361,7 @@ func (c *Client) attempt(ctx context.Context, r request, decode func(*http.Respo
 			redact = func(s string) string { return c.redact(r.scrub.Replace(s)) }
 		}
 		e := statusError(resp, body, c.retry.Clock.Now(), redact)
-		e.Connection, e.Method, e.Endpoint = c.connection, method, endpoint
+		e.Connection, e.Method, e.Endpoint, e.token = c.connection, method, endpoint, c.cred.token
 		return e
 	}
 	if err := decode(resp); err != nil {
@@ -329,7 +378,7 @@ func (c *Client) attempt(ctx context.Context, r request, decode func(*http.Respo
 }
 
 func (c *Client) newError(k Kind, method, endpoint string, status int, err error) *Error {
-	e := &Error{Kind: k, Connection: c.connection, Method: method, Endpoint: endpoint, Status: status, Err: err}
+	e := &Error{Kind: k, Connection: c.connection, Method: method, Endpoint: endpoint, Status: status, Err: err, token: c.cred.token}
 	if k == KindBadBody {
 		e.Title = "unreadable response body"
 	}

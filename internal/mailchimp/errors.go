@@ -19,7 +19,7 @@ import (
 type Kind int
 
 const (
-	KindAuth        Kind = iota + 1 // 401: the API key was rejected
+	KindAuth        Kind = iota + 1 // 401: the API key or access token was rejected
 	KindForbidden                   // 403 with a problem document: the key may not do this
 	KindNotFound                    // 404: usually a wrong list id
 	KindInvalid                     // 400 and other 4xx: the request itself is wrong
@@ -54,7 +54,7 @@ type FieldError struct {
 }
 
 // Error is a failed Mailchimp call after the retry policy gave up or
-// decided not to retry. It never contains the API key.
+// decided not to retry. It never contains the API key or access token.
 type Error struct {
 	Kind        Kind
 	Connection  string // connection name from the config, for the operator
@@ -69,6 +69,7 @@ type Error struct {
 	Err         error // underlying cause (transport or decode error), if any
 
 	retryAfter time.Duration // from a Retry-After header; Mailchimp sends none today
+	token      bool          // the call carried an OAuth access token, not an API key
 }
 
 // Error returns one line: where, what, and what to do next.
@@ -116,6 +117,9 @@ func (e *Error) Advice() (a advice.Advice, ok bool) {
 	if a, ok := e.webhookAdvice(); ok {
 		return a, true
 	}
+	if a, ok := e.tokenAdvice(); ok {
+		return a, true
+	}
 	a.Status = e.Status
 	switch e.Kind {
 	case KindAuth:
@@ -136,6 +140,33 @@ func (e *Error) Advice() (a advice.Advice, ok bool) {
 	return a, true
 }
 
+// tokenAdvice is the advice of a call with an OAuth access token where it
+// differs from a key's: a token is not typed in but granted when someone
+// connects their account, so a refused one means connecting it again; and
+// the metadata lookup has its own config fields.
+func (e *Error) tokenAdvice() (advice.Advice, bool) {
+	a := advice.Advice{Status: e.Status}
+	switch {
+	case !e.token:
+		return a, false
+	case e.Kind == KindAuth:
+		a.Problem = "Mailchimp refused the OAuth access token"
+		a.Action = "The access token was refused or revoked: connect the Mailchimp account again (OAuth) and set the new token as mailchimp.access_token for this connection."
+	case e.Endpoint == MetadataEndpoint && (e.Kind == KindForbidden || e.Kind == KindNotFound || e.Kind == KindInvalid):
+		a.Problem = "Mailchimp's OAuth metadata endpoint refused to name the account's data center"
+		a.Action = "Check mailchimp.metadata_url (unset means " + DefaultMetadataURL + "), or set mailchimp.dc for this connection."
+	case e.Kind == KindForbidden:
+		a.Problem = "Mailchimp refused the access token access to the audience"
+		a.Action = "Check that the Mailchimp account connected with mailchimp.access_token owns mailchimp.list_id, and that the account is active."
+	case e.Kind == KindNotFound:
+		a.Problem = "Mailchimp has no audience with this list id"
+		a.Action = "Check mailchimp.list_id: the audience may have been deleted, or it belongs to another account than the access token's."
+	default:
+		return a, false
+	}
+	return a, true
+}
+
 // hint ends the error message: the advice, or for an error the next run
 // retries, why it failed and that it will be retried.
 func (e *Error) hint() string {
@@ -143,7 +174,10 @@ func (e *Error) hint() string {
 		return a.String()
 	}
 	cause := "Mailchimp or the network is unavailable"
-	if e.Kind == KindRateLimited {
+	switch {
+	case e.Kind == KindRateLimited && e.token:
+		cause = "Mailchimp is rate limiting this access token"
+	case e.Kind == KindRateLimited:
 		cause = "Mailchimp is rate limiting this API key"
 	}
 	if e.Attempts > 1 {
@@ -185,6 +219,8 @@ type problem struct {
 	Detail   string       `json:"detail"`
 	Instance string       `json:"instance"`
 	Errors   []FieldError `json:"errors"`
+	// Error is what the OAuth endpoints send instead ({"error":"invalid_token"}).
+	Error string `json:"error"`
 }
 
 // statusError builds the *Error for a non-2xx response from its (already
@@ -200,6 +236,9 @@ func statusError(resp *http.Response, body []byte, now time.Time, redact func(st
 			e.Title = p.Title
 		}
 		e.Detail, e.Instance = p.Detail, p.Instance
+		if e.Detail == "" {
+			e.Detail = p.Error
+		}
 		for _, fe := range p.Errors {
 			e.FieldErrors = append(e.FieldErrors, FieldError{Field: clip(redact(fe.Field)), Message: clip(redact(fe.Message))})
 		}

@@ -2,7 +2,6 @@ package mailchimp
 
 import (
 	"context"
-	"crypto/sha256"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
@@ -12,15 +11,10 @@ import (
 // key; the 11th gets a 429.
 const DefaultPerKey = 10
 
-// keyID identifies an API key without holding it: the limiter's map must
-// not become one more place the secret lives.
-type keyID [sha256.Size]byte
-
-func newKeyID(apiKey string) keyID { return sha256.Sum256([]byte(apiKey)) }
-
-// Limiter allows at most N simultaneous requests per API key, across every
-// Client that shares it. Build one per process and hand it to every Client,
-// so connections that use the same key also share its 10 slots.
+// Limiter allows at most N simultaneous requests per API key or access
+// token, across every Client that shares it. Build one per process and hand
+// it to every Client, so connections that use the same key (or token) also
+// share its 10 slots. A key and a token never share slots.
 type Limiter struct {
 	perKey int64
 	mu     sync.Mutex

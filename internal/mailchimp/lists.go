@@ -1,11 +1,14 @@
 package mailchimp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 )
 
 // healthy is what GET /ping says when the API is up.
@@ -74,4 +77,60 @@ func (c *Client) List(ctx context.Context, listID string) (*List, error) {
 		return nil, err
 	}
 	return list, nil
+}
+
+// ListSummary is an audience of the account, as Lists finds it.
+type ListSummary struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// listsFields trims GET /lists to what Lists reads.
+const listsFields = "lists.id,lists.name,total_items"
+
+// Lists returns every audience of the account, sorted by id, paging GET
+// /lists a thousand at a time. Paging stops at an empty page or once the
+// offset reaches the latest total_items; an audience created or deleted
+// meanwhile may shift a page boundary, so ids are de-duplicated, and a page
+// that brings no new id ends the walk, so a server that misbehaves cannot
+// keep it going forever. An audience missed that way is found by the next
+// call.
+func (c *Client) Lists(ctx context.Context) ([]ListSummary, error) {
+	const endpoint = "/lists"
+	seen := map[string]ListSummary{}
+	for offset := 0; ; {
+		query := url.Values{
+			"count":  {strconv.Itoa(MaxPageSize)},
+			"offset": {strconv.Itoa(offset)},
+			"fields": {listsFields},
+		}
+		var page struct {
+			Lists      []ListSummary `json:"lists"`
+			TotalItems int           `json:"total_items"`
+		}
+		err := c.call(ctx, http.MethodGet, endpoint, query, func(resp *http.Response) error {
+			page.Lists, page.TotalItems = nil, 0 // a retried attempt starts afresh
+			return decodeJSON(resp, &page)
+		})
+		if err != nil {
+			return nil, err
+		}
+		fresh := 0
+		for _, l := range page.Lists {
+			if _, dup := seen[l.ID]; !dup && l.ID != "" {
+				seen[l.ID] = l
+				fresh++
+			}
+		}
+		offset += len(page.Lists)
+		if fresh == 0 || offset >= page.TotalItems {
+			break
+		}
+	}
+	out := make([]ListSummary, 0, len(seen))
+	for _, l := range seen {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b ListSummary) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
