@@ -34,8 +34,13 @@ output "task_definition_family" {
 }
 
 output "schedule_name" {
-  description = "Name of the EventBridge Scheduler schedule."
-  value       = aws_scheduler_schedule.chimport.name
+  description = "Name of the EventBridge Scheduler schedule (with shards > 1, shard 1's; schedule_names lists them all)."
+  value       = aws_scheduler_schedule.chimport[0].name
+}
+
+output "schedule_names" {
+  description = "Names of the EventBridge Scheduler schedules, one per shard, shard 1 first."
+  value       = aws_scheduler_schedule.chimport[*].name
 }
 
 output "log_group_name" {

@@ -161,6 +161,17 @@ variable "schedule_enabled" {
   default     = true
 }
 
+variable "shards" {
+  description = "How many tasks each firing starts, each with its share of the connections (CHIMPORT_SHARD=i/N: a stable hash of the connection name, sub-connections of list_id \"*\" included). 1 (the default): one task runs every connection. For thousands of connections in one scheduled run; the state tables are shared. See README.md (Shards)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.shards >= 1 && var.shards <= 100 && floor(var.shards) == var.shards
+    error_message = "shards must be a whole number from 1 to 100 (1: one task runs every connection)."
+  }
+}
+
 variable "subnet_ids" {
   description = "Subnets for the task. Private subnets need a NAT gateway (or VPC endpoints for ECR, S3, logs, SSM, DynamoDB, SNS) and still need the internet for Mailchimp and your target."
   type        = list(string)
