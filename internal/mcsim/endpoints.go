@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,7 +252,19 @@ func (s *Mailchimp) serveList(w http.ResponseWriter, r *http.Request, listID str
 		s.writeNotFound(w)
 		return
 	}
-	st := l.stats()
+	sel := parseFieldSelection(r.URL.Query().Get("fields"), r.URL.Query().Get("exclude_fields"))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(appendObject(nil, listObject(l, true), sel))
+}
+
+// listObject is the list resource of GET /lists/{id} and of each item of
+// GET /lists. Its stats cost a scan of the members, so a caller that will
+// not write them leaves them out.
+func listObject(l *list, withStats bool) object {
+	var st listStats
+	if withStats {
+		st = l.stats()
+	}
 	info := l.info
 	self := "https://us1.api.mailchimp.com/3.0/lists/" + l.id
 	o := object{
@@ -304,9 +317,10 @@ func (s *Mailchimp) serveList(w http.ResponseWriter, r *http.Request, listID str
 			{{"rel", "members"}, {"href", self + "/members"}, {"method", "GET"}},
 		}},
 	}
-	sel := parseFieldSelection(r.URL.Query().Get("fields"), r.URL.Query().Get("exclude_fields"))
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(appendObject(nil, o, sel))
+	if !withStats {
+		o = slices.DeleteFunc(o, func(f field) bool { return f.key == "stats" })
+	}
+	return o
 }
 
 // problem is Mailchimp's error document (RFC 7807 problem details).

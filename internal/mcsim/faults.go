@@ -90,7 +90,7 @@ func (s *Mailchimp) nextFault() Fault {
 }
 
 // serveFault answers r with fault f instead of the endpoint's answer.
-func (s *Mailchimp) serveFault(w *countingWriter, r *http.Request, f Fault) {
+func (s *Mailchimp) serveFault(w *countingWriter, r *http.Request, credential string, f Fault) {
 	switch f {
 	case FaultServerHTML:
 		status := http.StatusBadGateway
@@ -114,7 +114,7 @@ func (s *Mailchimp) serveFault(w *countingWriter, r *http.Request, f Fault) {
 	case FaultDrop:
 		s.drop(w)
 	case FaultTruncate:
-		s.truncate(w, r)
+		s.truncate(w, r, credential)
 	default:
 		panic("mcsim: unknown fault " + f.String())
 	}
@@ -135,9 +135,9 @@ func (s *Mailchimp) drop(w *countingWriter) {
 
 // truncate renders the real response, announces its full length, sends half
 // of it and then aborts, which makes net/http close the connection.
-func (s *Mailchimp) truncate(w *countingWriter, r *http.Request) {
+func (s *Mailchimp) truncate(w *countingWriter, r *http.Request, credential string) {
 	buf := &bufferedResponse{header: make(http.Header)}
-	s.route(buf, r, func() bool { return true }) // the latency was already waited
+	s.route(buf, r, credential, func() bool { return true }) // the latency was already waited
 	body := buf.body.Bytes()
 	for k, v := range buf.header {
 		w.Header()[k] = v

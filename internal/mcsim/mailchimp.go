@@ -64,9 +64,11 @@ type Mailchimp struct {
 	// hooks keeps the registered webhooks and delivers the lists' events.
 	hooks *webhookHub
 
-	mu         sync.Mutex // guards the fields below
-	keys       map[string]*keyState
-	rng        *rand.Rand // faults and problem instance ids
+	mu         sync.Mutex                 // guards the fields below
+	keys       map[string]*keyState       // API keys
+	tokens     map[string]*keyState       // OAuth access tokens
+	owned      map[string]map[string]bool // credential -> its account's list ids (accounts.go)
+	rng        *rand.Rand                 // faults and problem instance ids
 	faultQueue []Fault
 	faultRate  float64
 	faultKinds []Fault
@@ -84,8 +86,10 @@ type Mailchimp struct {
 	testHookAcquired func(key string)
 }
 
+// keyState is one credential's connection slots.
 type keyState struct {
 	inFlight int
+	revoked  bool // a revoked access token (RevokeAccessToken)
 }
 
 var _ http.Handler = (*Mailchimp)(nil)
@@ -105,6 +109,8 @@ func New(opts Options) *Mailchimp {
 		firstList: opts.ListID,
 		lists:     make(map[string]*list),
 		keys:      make(map[string]*keyState),
+		tokens:    make(map[string]*keyState),
+		owned:     make(map[string]map[string]bool),
 		rng:       newRand(opts.Seed),
 		stats:     Stats{ByStatus: make(map[int]int)},
 		hooks:     newWebhookHub(opts.Webhooks, opts.Seed),
@@ -262,25 +268,12 @@ func (s *Mailchimp) Members(listID string) []Member {
 	return l.snapshot()
 }
 
-// authenticate returns the API key from HTTP Basic auth if it is accepted.
-func (s *Mailchimp) authenticate(r *http.Request) (string, bool) {
-	_, key, ok := r.BasicAuth()
-	if !ok || key == "" {
-		return "", false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, known := s.keys[key]
-	return key, known
-}
-
 // acquire takes one of the key's connection slots. A request over the limit
 // is refused, but it still counts towards MaxInFlight: that figure exists to
 // show whether a client ever tried to exceed the limit.
-func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
+func (s *Mailchimp) acquire(ks *keyState) (release func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ks := s.keys[key]
 	ks.inFlight++
 	s.stats.MaxInFlight = max(s.stats.MaxInFlight, ks.inFlight)
 	if ks.inFlight > s.opts.MaxConnsPerKey {
@@ -300,6 +293,10 @@ func (s *Mailchimp) acquire(key string) (release func(), ok bool) {
 // ServeHTTP serves the API: auth, the connection limit, latency, faults, then
 // the endpoint.
 func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == MetadataPath {
+		s.serveMetadata(w, r) // another server than the API: not in its counts
+		return
+	}
 	rw := &countingWriter{ResponseWriter: w}
 	kind := kindOther
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/3.0/"); ok {
@@ -322,14 +319,14 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeNotFound(rw)
 		return
 	}
-	key, ok := s.authenticate(r)
+	key, ks, ok := s.authenticate(r)
 	if !ok {
 		// Never echo the key: it would end up in someone's logs.
 		s.writeProblem(rw, http.StatusUnauthorized, "API Key Invalid",
 			"Your API key may be invalid, or you've attempted to access the wrong datacenter.", nil)
 		return
 	}
-	release, ok := s.acquire(key)
+	release, ok := s.acquire(ks)
 	if !ok {
 		out.limitRejected = true
 		s.writeTooManyRequests(rw)
@@ -362,17 +359,23 @@ func (s *Mailchimp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out.fault = true
-		s.serveFault(rw, r, f)
+		s.serveFault(rw, r, key, f)
 		return
 	}
-	out.members = s.route(rw, r, wait)
+	out.members = s.route(rw, r, key, wait)
 }
 
-// route dispatches to an endpoint. It returns the number of members written
-// when it served a members page, -1 otherwise.
-func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bool) int {
+// route dispatches to an endpoint for credential. It returns the number of
+// members written when it served a members page, -1 otherwise.
+func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, credential string, wait func() bool) int {
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/3.0/"), "/")
 	parts := strings.Split(path, "/")
+	if len(parts) >= 2 && parts[0] == "lists" && !s.sees(credential, parts[1]) {
+		if wait() {
+			s.writeNotFound(w) // another account's audience
+		}
+		return -1
+	}
 	members := len(parts) == 3 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members"
 	member := len(parts) == 4 && parts[0] == "lists" && parts[1] != "" && parts[2] == "members" && parts[3] != ""
 	if members && r.Method == http.MethodGet {
@@ -391,6 +394,8 @@ func (s *Mailchimp) route(w http.ResponseWriter, r *http.Request, wait func() bo
 	switch {
 	case path == "ping":
 		serve = func() int { s.servePing(w); return -1 }
+	case path == "lists":
+		serve = func() int { s.serveLists(w, r, credential); return -1 }
 	case len(parts) == 2 && parts[0] == "lists" && parts[1] != "":
 		serve = func() int { s.serveList(w, r, parts[1]); return -1 }
 	case member:

@@ -92,13 +92,13 @@ func (src *Source) call(ctx context.Context, endpoint string, serve func() (stat
 func (src *Source) front(endpoint string, out *outcome) (release func(), status int, err error) {
 	s := src.sim
 	s.mu.Lock()
-	_, known := s.keys[src.key]
+	ks, known := s.keys[src.key]
 	s.mu.Unlock()
 	if !known || src.key == "" {
 		return nil, http.StatusUnauthorized, problemError(mailchimp.KindAuth, endpoint, http.StatusUnauthorized, "API Key Invalid",
 			"Your API key may be invalid, or you've attempted to access the wrong datacenter.")
 	}
-	release, ok := s.acquire(src.key)
+	release, ok := s.acquire(ks)
 	if !ok {
 		out.limitRejected = true
 		return nil, http.StatusTooManyRequests, problemError(mailchimp.KindRateLimited, endpoint, http.StatusTooManyRequests, "Too Many Requests",
@@ -155,7 +155,7 @@ func (src *Source) Members(ctx context.Context, listID string, q mailchimp.Membe
 	err := src.call(ctx, endpoint, func() (int, int, int64, error) {
 		s := src.sim
 		l, err := s.list(listID)
-		if err != nil {
+		if err != nil || !s.sees(src.key, listID) {
 			return http.StatusNotFound, -1, 0, notFoundError(endpoint)
 		}
 		params := q.Values()
@@ -205,7 +205,7 @@ func (src *Source) Member(ctx context.Context, listID, subscriberHash string, fi
 	var member mailchimp.Member
 	err := src.call(ctx, endpoint, func() (int, int, int64, error) {
 		m, ok := src.sim.member(listID, subscriberHash)
-		if !ok {
+		if !ok || !src.sim.sees(src.key, listID) {
 			return http.StatusNotFound, -1, 0, fmt.Errorf("mcsim: GET %s: 404: %w", endpoint, mailchimp.ErrMemberNotFound)
 		}
 		var paths []string

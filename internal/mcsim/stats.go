@@ -29,6 +29,9 @@ type Stats struct {
 	LimitRejected int // 429s caused by the connection limit (not injected)
 	Faults        int // injected faults
 	BytesServed   int64
+	// MetadataRequests counts the requests at MetadataPath, whatever their
+	// answer. They are another server's, so no other counter includes them.
+	MetadataRequests int
 }
 
 // Stats returns a copy of the counters.
