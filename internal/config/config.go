@@ -1,8 +1,6 @@
 package config
 
 import (
-	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -29,6 +27,20 @@ const (
 	MaxBatchSize = 10000
 	// MaxNameLength keeps connection names usable as state keys and metric labels.
 	MaxNameLength = 64
+	// MaxListIDLength bounds an audience id. Mailchimp's are 10 hex
+	// characters; the bound leaves room for other ids (the simulator's
+	// k0001l02) while keeping a sub-connection's name short.
+	MaxListIDLength = 64
+	// MaxSubNameLength bounds a sub-connection's name, <name>.<list id>:
+	// state stores, metric labels and status output take names this long.
+	MaxSubNameLength = MaxNameLength + 1 + MaxListIDLength
+
+	// DefaultMetadataURL is Mailchimp's OAuth metadata endpoint, which tells
+	// the data center of an access token.
+	DefaultMetadataURL = "https://login.mailchimp.com/oauth2/metadata"
+	// AllLists as mailchimp.list_id makes a connection cover every audience
+	// of the account, discovered at each run.
+	AllLists = "*"
 )
 
 // The values of target.deletes: how the record of a member who left (deleted
@@ -98,11 +110,18 @@ type Webhooks struct {
 // Enabled reports whether webhooks are configured.
 func (w Webhooks) Enabled() bool { return w.Secret != "" }
 
-// Connection syncs one Mailchimp audience to one target.
+// Connection syncs one Mailchimp audience to one target, or with ListID
+// AllLists every audience of an account (see Discovers and Sub).
 type Connection struct {
 	// Name identifies the connection in state, logs, metrics and the
 	// --connection flag: 1 to 64 characters of a-z, 0-9, _ and -, unique.
+	// A sub-connection's name is SubName(parent, list id), which has a '.'
+	// no configured name has, and is at most MaxSubNameLength long.
 	Name string `yaml:"name"`
+	// Parent is "" for a connection as written, and for a sub-connection
+	// (one audience of a list_id sequence, or of "*") the Name of the
+	// connection it came from.
+	Parent string `yaml:"-"`
 	// Every is how often `chimport serve` syncs this connection (default 90m).
 	Every Duration `yaml:"every"`
 	// Cron, when set, schedules the connection on a cron expression
@@ -127,6 +146,8 @@ type Connection struct {
 	// Webhooks, when false, keeps this connection out of the webhooks
 	// even when webhooks.secret is set; nil (unset) means in.
 	Webhooks *bool `yaml:"webhooks"`
+	// Origin is where the connection is written; Warnings names it.
+	Origin Origin `yaml:"-"`
 }
 
 // WebhooksOn reports whether the connection takes webhooks under cfg.
@@ -134,14 +155,30 @@ func (c Connection) WebhooksOn(w Webhooks) bool {
 	return w.Enabled() && (c.Webhooks == nil || *c.Webhooks)
 }
 
-// Mailchimp is the audience side of a connection.
+// Mailchimp is the audience side of a connection. Exactly one of APIKey and
+// AccessToken is set.
 type Mailchimp struct {
 	// APIKey is "<key>-<dc>", e.g. "0123abcd-us6"; the dc picks the server.
 	APIKey Secret `yaml:"api_key"`
-	// ListID is the audience ("list") id, e.g. "a1b2c3d4e5".
+	// AccessToken is an OAuth access token, the alternative to APIKey for
+	// apps that connect other people's accounts. It is a Secret like a key.
+	AccessToken Secret `yaml:"access_token"`
+	// DC is the data center of an access token, e.g. "us6"; optional. With
+	// an API key it is refused: the key's suffix is the data center.
+	DC string `yaml:"dc"`
+	// MetadataURL is where the client looks up an access token's data
+	// center when neither DC nor BaseURL says it (default
+	// DefaultMetadataURL). Set it only for tests and proxies.
+	MetadataURL string `yaml:"metadata_url"`
+	// ListID is the audience ("list") id, e.g. "a1b2c3d4e5": 1 to 64
+	// letters, digits, _ and -. AllLists ("*") covers every audience of the
+	// account. The file may also give a list of ids, which Load expands
+	// into one sub-connection per id, so a loaded ListID is never a list.
 	ListID string `yaml:"list_id"`
 	// BaseURL is the API root without a trailing slash. Left empty, it is
-	// https://<dc>.api.mailchimp.com/3.0; set it to point at a simulator.
+	// https://<dc>.api.mailchimp.com/3.0, dc from the API key or from DC;
+	// with an access token and no DC it stays empty, and the client finds
+	// the data center through MetadataURL. Set it to point at a simulator.
 	BaseURL string `yaml:"base_url"`
 	// Settle holds back changes younger than this until the next run, so a
 	// member being edited right now is read once it has settled (default 60s;
@@ -212,7 +249,8 @@ func (c *Config) WithDefaults() *Config {
 }
 
 // WithDefaults returns a copy of c in which every zero field that has a
-// default gets it, and an empty Mailchimp.BaseURL is derived from the API key.
+// default gets it, and an empty Mailchimp.BaseURL is derived from the API key
+// or from DC (see Mailchimp.BaseURL).
 //
 // Zero cannot mean "unset" for Settle once a file has been read, because
 // settle: 0s is a real setting. Load therefore applies these defaults before
@@ -229,7 +267,10 @@ func (c Connection) WithDefaults() Connection {
 		c.Mailchimp.Settle = Duration(DefaultSettle)
 	}
 	if c.Mailchimp.BaseURL == "" {
-		c.Mailchimp.BaseURL = defaultBaseURL(c.Mailchimp.APIKey)
+		c.Mailchimp.BaseURL = c.Mailchimp.defaultBaseURL()
+	}
+	if c.Mailchimp.MetadataURL == "" {
+		c.Mailchimp.MetadataURL = DefaultMetadataURL
 	}
 	if c.Target.BatchSize == 0 {
 		c.Target.BatchSize = DefaultBatchSize
@@ -255,10 +296,14 @@ func (c Connection) WithDefaults() Connection {
 // prefill lets the decoder lay a connection from the file over its defaults.
 func (c *Connection) prefill() { *c = c.WithDefaults() }
 
-// defaultBaseURL is the API root for the key's datacenter, or "" when the key
-// has none (Validate reports that).
-func defaultBaseURL(key Secret) string {
-	dc, ok := datacenter(key)
+// defaultBaseURL is the API root for the key's datacenter or for DC, or ""
+// when there is neither (Validate reports a bad key; an access token without
+// DC is looked up at run time).
+func (m Mailchimp) defaultBaseURL() string {
+	dc, ok := datacenter(m.APIKey)
+	if m.APIKey == "" && validDC(m.DC) {
+		dc, ok = m.DC, true
+	}
 	if !ok {
 		return ""
 	}
@@ -273,63 +318,11 @@ func datacenter(key Secret) (string, bool) {
 		return "", false
 	}
 	dc := string(key[i+1:])
+	return dc, validDC(dc)
+}
+
+// validDC reports whether dc looks like a data center: letters then digits.
+func validDC(dc string) bool {
 	letters := strings.IndexFunc(dc, func(r rune) bool { return r < 'a' || r > 'z' })
-	if letters <= 0 || strings.IndexFunc(dc[letters:], func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return "", false
-	}
-	return dc, true
-}
-
-// Select returns the connections named, in the file's order, or all of them
-// when names is empty. Unknown names are an *UnknownConnectionsError listing
-// every one of them and the names that exist.
-func (c *Config) Select(names []string) ([]Connection, error) {
-	if len(names) == 0 {
-		return slices.Clone(c.Connections), nil
-	}
-	known := make(map[string]bool, len(c.Connections))
-	for _, conn := range c.Connections {
-		known[conn.Name] = true
-	}
-	want := make(map[string]bool, len(names))
-	var unknown []string
-	for _, n := range names {
-		if !known[n] && !want[n] {
-			unknown = append(unknown, n)
-		}
-		want[n] = true
-	}
-	if len(unknown) > 0 {
-		err := &UnknownConnectionsError{Unknown: unknown}
-		for _, conn := range c.Connections {
-			err.Known = append(err.Known, conn.Name)
-		}
-		return nil, err
-	}
-	var out []Connection
-	for _, conn := range c.Connections {
-		if want[conn.Name] {
-			out = append(out, conn)
-		}
-	}
-	return out, nil
-}
-
-// UnknownConnectionsError is returned by Select for names that are not in
-// the configuration. It is a usage error, not a problem with the file.
-type UnknownConnectionsError struct {
-	Unknown []string // as given, without repeats
-	Known   []string // in the file's order
-}
-
-func (e *UnknownConnectionsError) Error() string {
-	noun := "connection"
-	if len(e.Unknown) > 1 {
-		noun = "connections"
-	}
-	quoted := make([]string, len(e.Unknown))
-	for i, n := range e.Unknown {
-		quoted[i] = fmt.Sprintf("%q", n)
-	}
-	return fmt.Sprintf("unknown %s %s (known: %s)", noun, strings.Join(quoted, ", "), strings.Join(e.Known, ", "))
+	return letters > 0 && strings.IndexFunc(dc[letters:], func(r rune) bool { return r < '0' || r > '9' }) < 0
 }

@@ -60,7 +60,8 @@ func TestWithDefaults(t *testing.T) {
 	want := Connection{
 		Every:          Duration(DefaultEvery),
 		ReconcileEvery: Duration(DefaultReconcileEvery),
-		Mailchimp:      Mailchimp{APIKey: "k-us2", BaseURL: "https://us2.api.mailchimp.com/3.0", Settle: Duration(DefaultSettle)},
+		Mailchimp: Mailchimp{APIKey: "k-us2", BaseURL: "https://us2.api.mailchimp.com/3.0", Settle: Duration(DefaultSettle),
+			MetadataURL: DefaultMetadataURL},
 		Target: Target{BatchSize: DefaultBatchSize, Timeout: Duration(DefaultTimeout), MaxRejected: DefaultMaxRejected,
 			Deletes: DeletesTombstone, Tombstone: Tombstone{"status": "deleted"}},
 		Mapping: DefaultMapping(),

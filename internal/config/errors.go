@@ -8,27 +8,43 @@ import (
 // Problem is one thing wrong with a configuration.
 type Problem struct {
 	// Field is the path of the field, e.g. "connections[1].mailchimp.list_id",
-	// or "" for a problem with the file as a whole.
+	// or "" for a problem with the file as a whole. In a directory's
+	// problem, connections[N] counts the connections of Source.
 	Field string
-	// Message says what is wrong. It already ends in "(line N)" when the
-	// problem has a line, and it never contains a secret value.
+	// Message says what is wrong, and never contains a secret value. For a
+	// problem without a Source it already ends in "(line N)" when the
+	// problem has a line; with a Source, String puts the place in front.
 	Message string
 	// Line is the line the problem is about, 0 when there is none (a missing
 	// field has no line).
 	Line int
+	// Source is the file the problem is in when the configuration is a
+	// directory of fragments (LoadDir), or "" for the Error's Source (one
+	// file, or a problem with the directory as a whole).
+	Source string
 }
 
+// String is "field: message", or for a problem in one of a directory's
+// files "file:line: field: message", a place editors and terminals jump to.
 func (p Problem) String() string {
-	if p.Field == "" {
-		return p.Message
+	s := p.Message
+	if p.Field != "" {
+		s = p.Field + ": " + s
 	}
-	return p.Field + ": " + p.Message
+	switch {
+	case p.Source == "":
+		return s
+	case p.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", p.Source, p.Line, s)
+	}
+	return p.Source + ": " + s
 }
 
 // Error is every problem found in one configuration. main maps it to the
 // "bad configuration" exit code with errors.As.
 type Error struct {
-	// Source names the configuration, normally the file's path.
+	// Source names the configuration, normally the file's or directory's
+	// path; a directory's problems name their own file.
 	Source   string
 	Problems []Problem
 	// Err is the underlying error when the file could not be read at all, so

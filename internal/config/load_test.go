@@ -117,7 +117,10 @@ func TestLoadFull(t *testing.T) {
 			},
 		},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	for i := range want.Connections {
+		want.Connections[i].Mailchimp.MetadataURL = DefaultMetadataURL
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Connection{}, "Origin")); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -135,6 +138,8 @@ func TestLoadMinimalGetsAllDefaults(t *testing.T) {
 				ListID:  "a1b2c3d4e5",
 				BaseURL: "https://us6.api.mailchimp.com/3.0",
 				Settle:  dur(60 * time.Second),
+
+				MetadataURL: DefaultMetadataURL,
 			},
 			Target: Target{
 				URL:         "https://api.example.com/record",
@@ -145,6 +150,7 @@ func TestLoadMinimalGetsAllDefaults(t *testing.T) {
 				Tombstone:   Tombstone{"status": "deleted"},
 			},
 			Mapping: DefaultMapping(),
+			Origin:  Origin{Field: "connections[0]", Line: 2},
 		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -202,7 +208,7 @@ func TestExampleParses(t *testing.T) {
 	minimal := mustLoad(t, "testdata/minimal.yaml", nil)
 	minimal.Connections[0].Mailchimp.APIKey = Secret(testEnv["MAILCHIMP_API_KEY"])
 	minimal.Connections[0].Target.Headers = map[string]Secret{"Authorization": Secret(testEnv["TARGET_API_KEY"])}
-	if diff := cmp.Diff(minimal, cfg, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(minimal, cfg, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(Connection{}, "Origin")); diff != "" {
 		t.Errorf("example differs from the defaults (-defaults +example):\n%s", diff)
 	}
 
@@ -220,7 +226,7 @@ func TestErrorFormat(t *testing.T) {
 	_, err := Parse([]byte("connections:\n  - name: Bad\n"), "chimport.yaml", nil)
 	want := `config chimport.yaml: 4 problems:
   connections[0].name: must use only a-z, 0-9, _ and -, got "Bad" (line 2)
-  connections[0].mailchimp.api_key: required
+  connections[0].mailchimp.api_key: required (or access_token, for an account connected through OAuth)
   connections[0].mailchimp.list_id: required
   connections[0].target.url: required`
 	if err == nil || err.Error() != want {

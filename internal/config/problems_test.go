@@ -66,10 +66,10 @@ func TestParseProblems(t *testing.T) {
 			yaml: "connections:\n  - every: 1m\n  - name: b\n    mailchimp: {}\n    target: ~\n",
 			want: []string{
 				"connections[0].name: required",
-				"connections[0].mailchimp.api_key: required",
+				"connections[0].mailchimp.api_key: required (or access_token, for an account connected through OAuth)",
 				"connections[0].mailchimp.list_id: required",
 				"connections[0].target.url: required",
-				"connections[1].mailchimp.api_key: required",
+				"connections[1].mailchimp.api_key: required (or access_token, for an account connected through OAuth)",
 				"connections[1].mailchimp.list_id: required",
 				"connections[1].target.url: required",
 			},
@@ -125,7 +125,7 @@ connections:
 				"connections[0].mailchimp.api_key: environment variable KEY is not set (line 6)",
 				"connections[0].mailchimp.list_id: environment variable LIST is not set (line 6)",
 				"connections[0].mailchimp.list_id: environment variable REGION is not set (line 6)",
-				"connections[1].mailchimp.api_key: required (line 9)",
+				"connections[1].mailchimp.api_key: required (or access_token, for an account connected through OAuth) (line 9)",
 			},
 		},
 		{

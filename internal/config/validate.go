@@ -26,15 +26,24 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-type validator struct{ problems []Problem }
+type validator struct {
+	problems []Problem
+	// lists holds, by connection index, the ids of a list_id sequence that
+	// Load has not expanded yet; that connection's ListID is empty.
+	lists map[int][]string
+	// nameOf names where connection i's name is, for a duplicate; nil
+	// means connections[i].name.
+	nameOf func(i int) string
+}
 
 func (v *validator) add(field, msg string) {
 	v.problems = append(v.problems, Problem{Field: field, Message: msg})
 }
 
 // validate returns problems in field order; Load re-sorts them by line.
-func (c *Config) validate() []Problem {
-	var v validator
+func (c *Config) validate() []Problem { return c.validateWith(&validator{}) }
+
+func (c *Config) validateWith(v *validator) []Problem {
 	v.state(c.State)
 	v.alerts(c.Alerts)
 	v.webhooks(c.Webhooks)
@@ -44,12 +53,17 @@ func (c *Config) validate() []Problem {
 	first := map[string]int{}
 	for i, conn := range c.Connections {
 		p := joinIndex("connections", i)
-		v.connection(p, conn)
-		if !validName(conn.Name) {
+		ids, isList := v.lists[i]
+		v.connection(p, conn, ids, isList)
+		if !validName(conn.Name) && conn.Parent == "" {
 			continue
 		}
 		if j, dup := first[conn.Name]; dup {
-			v.add(p+".name", fmt.Sprintf("duplicate of connections[%d].name %q", j, conn.Name))
+			where := joinIndex("connections", j) + ".name"
+			if v.nameOf != nil {
+				where = v.nameOf(j)
+			}
+			v.add(p+".name", fmt.Sprintf("duplicate of %s %q", where, conn.Name))
 		} else {
 			first[conn.Name] = i
 		}
@@ -140,8 +154,14 @@ func validTopicName(s string) bool {
 	})
 }
 
-func (v *validator) connection(p string, c Connection) {
+// connection checks c; ids are its list_id sequence when isList.
+func (v *validator) connection(p string, c Connection, ids []string, isList bool) {
 	switch name := p + ".name"; {
+	case c.Parent != "":
+		// A sub-connection built in code (Sub): its name is derived.
+		if !validName(c.Parent) || c.Name != SubName(c.Parent, c.Mailchimp.ListID) {
+			v.add(name, "a sub-connection's name must be <parent>.<list id>, its parent's name as a connection's; build it with Connection.Sub")
+		}
 	case c.Name == "":
 		v.add(name, "required")
 	case len(c.Name) > MaxNameLength:
@@ -161,50 +181,10 @@ func (v *validator) connection(p string, c Connection) {
 	if c.LagThreshold < 0 {
 		v.add(p+".lag_threshold", "must be 0 (use alerts.lag_threshold) or more")
 	}
-	v.mailchimp(p+".mailchimp", c.Mailchimp)
+	v.mailchimp(p+".mailchimp", c.Mailchimp, ids, isList)
 	v.target(p+".target", c.Target)
 	v.mapping(p+".mapping", c.Mapping)
 	v.deletes(p, c)
-}
-
-func (v *validator) mailchimp(p string, m Mailchimp) {
-	switch key := m.APIKey.Reveal(); {
-	case key == "":
-		v.add(p+".api_key", "required")
-	case strings.ContainsFunc(key, unicode.IsSpace):
-		v.add(p+".api_key", "must not contain spaces or line breaks")
-	default:
-		if _, ok := datacenter(m.APIKey); !ok {
-			v.add(p+".api_key", "must end in -<datacenter>, e.g. -us6")
-		}
-	}
-	switch {
-	case m.ListID == "":
-		v.add(p+".list_id", "required")
-	case !isWord(m.ListID):
-		// It goes into the request path, where / or ? would change the request.
-		v.add(p+".list_id", "must use only letters, digits, _ and -")
-	}
-	// Empty only when there is no usable API key, which is reported above.
-	if m.BaseURL != "" {
-		if msg := checkHTTPURL(m.BaseURL); msg != "" {
-			v.add(p+".base_url", msg)
-		}
-	}
-	if m.Settle < 0 {
-		v.add(p+".settle", "must not be negative")
-	}
-	first := map[string]int{}
-	for i, s := range m.Statuses {
-		f := joinIndex(p+".statuses", i)
-		if !slices.Contains(Statuses, s) {
-			v.add(f, fmt.Sprintf("unknown status %q; want one of %s", s, strings.Join(Statuses, ", ")))
-		} else if j, dup := first[s]; dup {
-			v.add(f, fmt.Sprintf("duplicate of statuses[%d] %q", j, s))
-		} else {
-			first[s] = i
-		}
-	}
 }
 
 func (v *validator) target(p string, t Target) {
