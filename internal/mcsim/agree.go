@@ -24,9 +24,12 @@ type Disagreement struct {
 // decoded with UseNumber. Records the target holds for members deleted
 // permanently are not counted: the API never shows a deleted member, so no
 // sync can know of the deletion. Mirror is the strict check, which counts
-// them.
+// them. With a composite TargetOptions.Key, a member's record is found by
+// the key fields of what record makes of it, so one target may hold
+// several lists.
 func Agreement(sim *Mailchimp, listID string, target *Target, record func(member map[string]any) (map[string]any, error)) (checked int, bad []Disagreement, err error) {
 	records := target.Records()
+	composite := len(target.opts.Key) > 1
 	for _, m := range sim.Members(listID) {
 		doc, err := memberDoc(m)
 		if err != nil {
@@ -37,7 +40,11 @@ func Agreement(sim *Mailchimp, listID string, target *Target, record func(member
 			return checked, bad, fmt.Errorf("member %s: %w", m.ID, err)
 		}
 		checked++
-		if got := records[m.ID]; !reflect.DeepEqual(want, got) {
+		key := m.ID
+		if composite {
+			key = target.keyOf(want)
+		}
+		if got := records[key]; !reflect.DeepEqual(want, got) {
 			bad = append(bad, Disagreement{ID: m.ID, Want: want, Got: got})
 		}
 	}
@@ -74,6 +81,12 @@ type MirrorOptions struct {
 	// IDKey is the record field that holds the record's id; "" means "id",
 	// the field the target simulator keys its records by.
 	IDKey string
+	// ListIDKey, when set, is the record field that names the record's
+	// audience, for a target that several audiences share (a composite
+	// TargetOptions.Key such as id + list_id): only the records whose
+	// ListIDKey is listID are this connection's, and the others are not
+	// looked at. A tombstone may then carry ListIDKey too.
+	ListIDKey string
 }
 
 // MirrorReport is what Mirror found. Every record in the target is exactly
@@ -162,6 +175,10 @@ func Mirror(sim *Mailchimp, listID string, target *Target, opts MirrorOptions) (
 	// The target's records by the id they carry under idKey; one without
 	// a string id there cannot be a live member's, so it is stale.
 	stored := target.Records()
+	if opts.ListIDKey != "" {
+		maps.DeleteFunc(stored, func(_ string, rec map[string]any) bool { return rec[opts.ListIDKey] != listID })
+		delete(tombstone, opts.ListIDKey)
+	}
 	rep.Records = len(stored)
 	byID := make(map[string]map[string]any, len(stored))
 	for _, key := range slices.Sorted(maps.Keys(stored)) {
@@ -203,7 +220,7 @@ func Mirror(sim *Mailchimp, listID string, target *Target, opts MirrorOptions) (
 	for id, rec := range byID {
 		switch {
 		case live[id]:
-		case tombstone != nil && isTombstone(rec, idKey, tombstone):
+		case tombstone != nil && isTombstone(rec, idKey, opts.ListIDKey, tombstone):
 			rep.Tombstones++
 		default:
 			rep.StaleRecords = append(rep.StaleRecords, StaleRecord{ID: id, Record: rec})
@@ -227,9 +244,13 @@ func asJSON(v map[string]any) (map[string]any, error) {
 }
 
 // isTombstone reports whether rec holds exactly idKey and tombstone's keys,
-// with tombstone's values.
-func isTombstone(rec map[string]any, idKey string, tombstone map[string]any) bool {
-	if _, ok := rec[idKey]; !ok || len(rec) != len(tombstone)+1 {
+// with tombstone's values, and listIDKey when that is set.
+func isTombstone(rec map[string]any, idKey, listIDKey string, tombstone map[string]any) bool {
+	want := len(tombstone) + 1
+	if _, ok := rec[listIDKey]; ok && listIDKey != "" {
+		want++
+	}
+	if _, ok := rec[idKey]; !ok || len(rec) != want {
 		return false
 	}
 	for k, v := range tombstone {

@@ -7,7 +7,9 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,11 +24,23 @@ type TargetOptions struct {
 	Latency time.Duration
 	// Seed seeds the random failures of SetFailRate.
 	Seed int64
+	// Key names the record fields whose string values together identify
+	// a record; empty means ["id"]. With ["id", "list_id"] one person in
+	// two audiences is two records. Every record must carry every key
+	// field (400 otherwise), and a DELETE names them: the first as the
+	// path's last segment, the others as query parameters of their own
+	// names (DELETE /records/{id}?list_id=...).
+	Key []string
 }
+
+// DefaultTargetKey is the record key of a Target without TargetOptions.Key.
+var DefaultTargetKey = []string{"id"}
 
 // Target simulates the customer's API: POST a JSON array of records, each
 // with a string "id", and it upserts them by id (last write wins); DELETE
 // .../{id} removes the record with that id (204, or 404 when there is none).
+// TargetOptions.Key may make the identity a tuple of fields (id and
+// list_id), which upserts and DELETEs then go by.
 // It is the idempotent sink the sync engine assumes. Create it with
 // NewTarget.
 //
@@ -37,8 +51,8 @@ type TargetOptions struct {
 type Target struct {
 	opts TargetOptions
 
-	mu      sync.Mutex // guards everything below
-	records map[string]json.RawMessage
+	mu      sync.Mutex                 // guards everything below
+	records map[string]json.RawMessage // by batchRecord.mapKey
 	// decoded caches Records' decoding of each stored record until the
 	// record is written again: tests compare the target with the audience
 	// after every run, and decoding every record each time was most of
@@ -97,6 +111,10 @@ const maxBatchBytes = 64 << 20
 
 // NewTarget returns an empty Target.
 func NewTarget(opts TargetOptions) *Target {
+	if len(opts.Key) == 0 {
+		opts.Key = DefaultTargetKey
+	}
+	opts.Key = slices.Clone(opts.Key)
 	return &Target{
 		opts:     opts,
 		records:  make(map[string]json.RawMessage),
@@ -109,16 +127,17 @@ func NewTarget(opts TargetOptions) *Target {
 
 // store keeps a record; t.mu must be held.
 func (t *Target) store(rec batchRecord) {
-	t.records[rec.id] = rec.raw
-	delete(t.decoded, rec.id)
+	k := rec.mapKey()
+	t.records[k] = rec.raw
+	delete(t.decoded, k)
 }
 
-// remove deletes a record and says whether there was one; t.mu must be
-// held.
-func (t *Target) remove(id string) bool {
-	_, ok := t.records[id]
-	delete(t.records, id)
-	delete(t.decoded, id)
+// remove deletes the record with key (a mapKey) and says whether there was
+// one; t.mu must be held.
+func (t *Target) remove(key string) bool {
+	_, ok := t.records[key]
+	delete(t.records, key)
+	delete(t.decoded, key)
 	t.stats.Deletes++
 	if ok {
 		t.stats.RecordsDeleted++
@@ -126,8 +145,10 @@ func (t *Target) remove(id string) bool {
 	return ok
 }
 
-// Records returns a copy of every stored record by id. Numbers come back as
-// json.Number, so values survive exactly as sent.
+// Records returns a copy of every stored record by id, or with a composite
+// TargetOptions.Key by its key fields' values joined with "|" in Key's
+// order ("<id>|<list_id>"). Numbers come back as json.Number, so values
+// survive exactly as sent.
 func (t *Target) Records() map[string]map[string]any {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -167,7 +188,17 @@ func cloneJSON(v any) any {
 	return v
 }
 
-// Len returns how many distinct ids are stored.
+// keyOf is the Records map key of a decoded record: its key fields' string
+// values joined with "|" ("" for a field it lacks).
+func (t *Target) keyOf(rec map[string]any) string {
+	parts := make([]string, len(t.opts.Key))
+	for f, field := range t.opts.Key {
+		parts[f], _ = rec[field].(string)
+	}
+	return strings.Join(parts, keySep)
+}
+
+// Len returns how many distinct records (by key) are stored.
 func (t *Target) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -289,7 +320,7 @@ func (t *Target) servePost(w http.ResponseWriter, r *http.Request) {
 		t.reply(w, http.StatusRequestEntityTooLarge, `{"error":"batch too large"}`)
 		return
 	}
-	batch, err := parseBatch(body)
+	batch, err := parseBatch(body, t.opts.Key)
 	if err != nil {
 		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
 		t.reply(w, http.StatusBadRequest, string(msg))

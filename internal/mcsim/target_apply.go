@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/chimport/chimport/internal/target"
 )
@@ -16,8 +17,13 @@ import (
 // Deletes and RecordsDeleted; a delete of an id with no record is no
 // error). A batch is checked whole before anything is stored.
 //
+// With a composite TargetOptions.Key a delete names every key field: in
+// its Record (a JSON object holding them, e.g. {"id":..,"list_id":..}) or,
+// when that is empty, in its ID as Records' map key does ("<id>|<list_id>").
+//
 // The refusal rules judge it as a POST with tombstones would be judged:
-// every upsert's record, and the record {"id": id} for every delete. A
+// every upsert's record, and the record of its key fields ({"id": id}) for
+// every delete. A
 // batch with a refused operation applies nothing and fails with a
 // *target.Error whose Status is the refuse status and whose Body names the
 // operation's index; its Method is DELETE when that operation is a
@@ -47,7 +53,7 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 	for i, op := range ops {
 		switch op.Kind {
 		case target.OpUpsert:
-			recs, err := parseBatch(append(append([]byte{'['}, op.Record...), ']'))
+			recs, err := parseBatch(append(append([]byte{'['}, op.Record...), ']'), t.opts.Key)
 			if err != nil {
 				t.count(http.StatusBadRequest)
 				return &target.Error{Method: http.MethodPost, URL: "mcsim", Status: http.StatusBadRequest,
@@ -60,13 +66,14 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 			}
 			upserts += len(recs)
 		case target.OpDelete:
-			if op.ID == "" {
+			rec, err := t.deleteKey(op)
+			if err != nil {
 				t.count(http.StatusBadRequest)
 				return &target.Error{Method: http.MethodDelete, URL: "mcsim", Status: http.StatusBadRequest,
-					Body: fmt.Sprintf("operation %d: a delete needs a record id", i), Attempts: 1}
+					Body: fmt.Sprintf("operation %d: %v", i, err), Attempts: 1}
 			}
-			applied = append(applied, appliedOp{deleteID: op.ID, isDelete: true})
-			judged = append(judged, batchRecord{id: op.ID})
+			applied = append(applied, appliedOp{deleteKey: rec.mapKey(), isDelete: true})
+			judged = append(judged, rec)
 			opOf = append(opOf, i)
 		default:
 			return fmt.Errorf("mcsim: operation %d has no kind", i)
@@ -95,7 +102,7 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 	t.mu.Lock()
 	for _, op := range applied {
 		if op.isDelete {
-			t.remove(op.deleteID)
+			t.remove(op.deleteKey)
 		} else {
 			t.store(op.upsert)
 		}
@@ -109,7 +116,33 @@ func (t *Target) Apply(ctx context.Context, ops []target.Op) error {
 
 // appliedOp is one checked operation of a batch.
 type appliedOp struct {
-	upsert   batchRecord
-	deleteID string
-	isDelete bool
+	upsert    batchRecord
+	deleteKey string // a mapKey
+	isDelete  bool
+}
+
+// deleteKey is the key an Apply delete names, as a record without raw.
+func (t *Target) deleteKey(op target.Op) (batchRecord, error) {
+	keyFields := t.opts.Key
+	var key []string
+	switch {
+	case len(op.Record) > 0:
+		var isObject bool
+		if key, isObject = recordKey(op.Record, keyFields); !isObject {
+			return batchRecord{}, fmt.Errorf("a delete's record must be a JSON object of its key fields")
+		}
+	case len(keyFields) == 1:
+		key = []string{op.ID}
+	default:
+		key = strings.Split(op.ID, keySep)
+		if len(key) != len(keyFields) {
+			return batchRecord{}, fmt.Errorf("a delete needs %s, as a record or as an id joined with %q", strings.Join(keyFields, ", "), keySep)
+		}
+	}
+	for f, v := range key {
+		if v == "" {
+			return batchRecord{}, fmt.Errorf("a delete needs a record %s", keyFields[f])
+		}
+	}
+	return batchRecord{id: key[0], key: key}, nil
 }

@@ -64,7 +64,7 @@ func (t *Target) RefuseAll(reason string) {
 }
 
 // RefuseIDs adds ids to the refused-id set: the records with these ids
-// (their "id" key), and DELETEs of them, are refused with RefusedIDReason
+// (their "id" key, or the first field of TargetOptions.Key), and DELETEs of them, are refused with RefusedIDReason
 // until AcceptIDs or AcceptAll takes them out. Tombstones of these ids are
 // refused too; a test that wants to refuse only upserts can use a
 // SetRefuseRule rule that looks at the record's other fields.
@@ -178,7 +178,7 @@ func (t *Target) judge(recs []batchRecord) (refusal, bool) {
 		// Outside the lock: the rule is the test's code, and may be slow or
 		// ask the target something.
 		for i, rec := range recs[:first] {
-			if reason := rule(decodeForRule(rec)); reason != "" {
+			if reason := rule(t.decodeForRule(rec)); reason != "" {
 				return refusal{status: status, index: i, id: rec.id, reason: reason}, true
 			}
 		}
@@ -190,10 +190,15 @@ func (t *Target) judge(recs []batchRecord) (refusal, bool) {
 }
 
 // decodeForRule decodes a record (already validated as an object) for a
-// RefuseRule, or makes {"id": id} for a delete.
-func decodeForRule(rec batchRecord) map[string]any {
+// RefuseRule, or makes the record of its key fields ({"id": id}) for a
+// delete.
+func (t *Target) decodeForRule(rec batchRecord) map[string]any {
 	if rec.raw == nil {
-		return map[string]any{"id": rec.id}
+		out := make(map[string]any, len(rec.key))
+		for f, v := range rec.key {
+			out[t.opts.Key[f]] = v
+		}
+		return out
 	}
 	var out map[string]any
 	dec := json.NewDecoder(bytes.NewReader(rec.raw))

@@ -203,9 +203,9 @@ func TestRecordIDMatchesMapDecode(t *testing.T) {
 	}
 	for _, rec := range records {
 		wantID, wantObject := byMap([]byte(rec))
-		gotID, gotObject := recordID([]byte(rec))
-		if gotID != wantID || gotObject != wantObject {
-			t.Errorf("recordID(%s) = %q, %v; want %q, %v", rec, gotID, gotObject, wantID, wantObject)
+		gotKey, gotObject := recordKey([]byte(rec), []string{"id"})
+		if gotKey[0] != wantID || gotObject != wantObject {
+			t.Errorf("recordKey(%s) = %q, %v; want %q, %v", rec, gotKey[0], gotObject, wantID, wantObject)
 		}
 	}
 }
