@@ -156,3 +156,17 @@ func fromIndex(count int, lookupEnv func(string) (string, bool)) (Shard, string,
 	}
 	return Shard{Index: index + 1, Count: count}, name, nil
 }
+
+// PerKey is how many of a key's limit simultaneous Mailchimp requests one
+// shard may make: limit divided by Count, at least 1. Shards run side by
+// side know nothing of each other, and the audiences of one account (one
+// key or token) spread over all of them, so each takes its share and
+// together they stay within Mailchimp's limit, up to limit shards. Shards
+// run one after another leave slots unused, which costs little with many
+// accounts: a run's requests are spread over all of them.
+func (s Shard) PerKey(limit int) int {
+	if s.All() {
+		return limit
+	}
+	return max(1, limit/s.Count)
+}

@@ -109,3 +109,18 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+// Shards side by side must together stay within a key's limit.
+func TestPerKeyShares(t *testing.T) {
+	for n := 1; n <= 10; n++ {
+		if got := (Shard{Index: 1, Count: n}).PerKey(10); got*n > 10 || got < 1 {
+			t.Errorf("N=%d: %d slots per shard, %d together", n, got, got*n)
+		}
+	}
+	if got := (Shard{}).PerKey(10); got != 10 {
+		t.Errorf("the whole gets %d slots, want 10", got)
+	}
+	if got := (Shard{Index: 3, Count: 40}).PerKey(10); got != 1 {
+		t.Errorf("N=40: %d slots, want 1", got)
+	}
+}
