@@ -23,7 +23,7 @@ func (l *loader) mergeDefaults(root *yaml.Node) {
 	// as defaults.x, rather than once per connection.
 	var d Connection
 	d.prefill()
-	l.decode(defaults, reflect.ValueOf(&d).Elem(), "defaults")
+	l.decode(withoutList(defaults), reflect.ValueOf(&d).Elem(), "defaults")
 
 	if conns == nil || conns.Kind != yaml.SequenceNode {
 		return
@@ -90,4 +90,17 @@ func markAll(n *yaml.Node, set map[*yaml.Node]bool) {
 	for _, c := range n.Content {
 		markAll(c, set)
 	}
+}
+
+// withoutList returns defaults without a list_id sequence, which each
+// connection that inherits it expands and checks (see takeLists).
+func withoutList(defaults *yaml.Node) *yaml.Node {
+	mc := lookup(defaults, "mailchimp")
+	if mc == nil || mc.Kind != yaml.MappingNode {
+		return defaults
+	}
+	if ids := lookup(mc, "list_id"); ids == nil || ids.Kind != yaml.SequenceNode {
+		return defaults
+	}
+	return withValue(defaults, "mailchimp", withoutKey(mc, "list_id"))
 }

@@ -94,6 +94,12 @@ func (l *loader) prepare(n *yaml.Node, t reflect.Type, path string) {
 			}
 			l.prepare(v, f.typ, p)
 		})
+	case t.Kind() == reflect.String && n.Kind == yaml.SequenceNode:
+		// mailchimp.list_id, whose list Load expands; any other string
+		// given a list is refused when decoded.
+		for i, c := range n.Content {
+			l.expandNode(c, t, joinIndex(path, i))
+		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
 			l.prepare(c, t.Elem(), joinIndex(path, i))

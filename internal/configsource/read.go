@@ -16,7 +16,7 @@ import (
 const MaxSize = 1 << 20
 
 // Read returns the config bytes at location: an s3://bucket/key URL, or a
-// local file path. lookupEnv is the process environment (nil means empty); it
+// local file path (a directory is for Load). lookupEnv is the process environment (nil means empty); it
 // decides whether S3 is reached through a custom endpoint (see readS3). AWS
 // credentials and the region come from the standard SDK environment.
 func Read(ctx context.Context, location string, lookupEnv func(string) (string, bool)) ([]byte, error) {
@@ -39,8 +39,13 @@ func Read(ctx context.Context, location string, lookupEnv func(string) (string, 
 	}
 }
 
-// Load reads the config at location and parses it with config.Parse.
+// Load reads the config at location and parses it. A local path is read by
+// config.Load, so it may be a directory of fragments; an s3:// location is
+// always one object, parsed with config.Parse.
 func Load(ctx context.Context, location string, lookupEnv func(string) (string, bool)) (*config.Config, error) {
+	if _, _, isURL := strings.Cut(location, "://"); !isURL {
+		return config.Load(location, lookupEnv)
+	}
 	data, err := Read(ctx, location, lookupEnv)
 	if err != nil {
 		return nil, err
@@ -79,7 +84,8 @@ func parseS3(location string) (s3Location, error) {
 	case key == "":
 		return s3Location{}, errors.New("must be s3://BUCKET/KEY: the object key is missing, e.g. s3://" + bucket + "/chimport.yaml")
 	case strings.HasSuffix(key, "/"):
-		return s3Location{}, errors.New("names a folder (it ends in /); add the file name, e.g. s3://" + bucket + "/" + key + "chimport.yaml")
+		return s3Location{}, errors.New("names a folder (it ends in /), and only a local --config may be a directory of fragments; " +
+			"name one object, e.g. s3://" + bucket + "/" + key + "chimport.yaml")
 	}
 	return s3Location{bucket: bucket, key: key}, nil
 }

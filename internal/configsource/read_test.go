@@ -46,7 +46,7 @@ func TestReadBadLocations(t *testing.T) {
 		{"s3:///chimport.yaml", "config s3:///chimport.yaml: 1 problem:\n  must be s3://BUCKET/KEY: the bucket name is missing"},
 		{"s3://bucket", "config s3://bucket: 1 problem:\n  must be s3://BUCKET/KEY: the object key is missing, e.g. s3://bucket/chimport.yaml"},
 		{"s3://bucket/", "config s3://bucket/: 1 problem:\n  must be s3://BUCKET/KEY: the object key is missing, e.g. s3://bucket/chimport.yaml"},
-		{"s3://bucket/conf/", "config s3://bucket/conf/: 1 problem:\n  names a folder (it ends in /); add the file name, e.g. s3://bucket/conf/chimport.yaml"},
+		{"s3://bucket/conf/", "config s3://bucket/conf/: 1 problem:\n  names a folder (it ends in /), and only a local --config may be a directory of fragments; name one object, e.g. s3://bucket/conf/chimport.yaml"},
 		{"s3://my bucket/x.yaml", "config s3://my bucket/x.yaml: 1 problem:\n  must be s3://BUCKET/KEY: the bucket name has spaces or URL syntax in it"},
 		{"https://user:pw@example.com/c.yaml", "config https://user:pw@example.com/c.yaml: 1 problem:\n  must be a local file path or s3://BUCKET/KEY; https:// is not supported"},
 	}

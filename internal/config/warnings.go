@@ -1,0 +1,141 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Warning is something in a valid configuration that is most likely a
+// mistake; `chimport check` prints them, and nothing refuses to run.
+type Warning struct {
+	// Field is the path of the first connection concerned, e.g.
+	// "connections[3]" (counted in Source), or "" for one built in code.
+	Field string
+	// Source is that connection's file when the configuration is a
+	// directory, else "".
+	Source string
+	// Line is that connection's line, 0 when it has none.
+	Line int
+	// Message says what is wrong and what to do about it.
+	Message string
+}
+
+// String reads like a Problem's: "file:line: field: message" for a
+// directory, "field: message (line N)" for one file.
+func (w Warning) String() string {
+	p := Problem{Field: w.Field, Message: w.Message, Line: w.Line, Source: w.Source}
+	if w.Source == "" && w.Line > 0 {
+		p.Message += fmt.Sprintf(" (line %d)", w.Line)
+	}
+	return p.String()
+}
+
+// maxNamed is how many connections a warning names before "and N more".
+const maxNamed = 3
+
+// Warnings returns one warning per target URL that records of two or more
+// audiences reach under keys that do not tell audiences apart: a mapping
+// with no field whose path is list_id and none whose path is contact_id.
+// The same person has the same member id (the MD5 of the address) in every
+// audience, so those records overwrite each other. A "*" connection counts
+// as several audiences on its own, and a list of ids as one audience per id.
+// URLs are compared trimmed, with scheme and host in any case.
+func (c *Config) Warnings() []Warning {
+	type group struct {
+		first     int      // index of the first connection
+		audiences int      // how many audiences deliver there
+		names     []string // configured names, sub-connections under their parent's
+		seen      map[string]bool
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, conn := range c.Connections {
+		if conn.Mapping.keysAudience() {
+			continue
+		}
+		key := targetKey(conn.Target.URL)
+		g := groups[key]
+		if g == nil {
+			g = &group{first: i, seen: map[string]bool{}}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.audiences++
+		if conn.Discovers() {
+			g.audiences++ // several in itself, however many it finds
+		}
+		name := conn.Name
+		if conn.Parent != "" {
+			name = conn.Parent
+		}
+		if !g.seen[name] {
+			g.seen[name] = true
+			g.names = append(g.names, name)
+		}
+	}
+	var out []Warning
+	for _, key := range order {
+		g := groups[key]
+		if g.audiences < 2 {
+			continue
+		}
+		first := c.Connections[g.first]
+		w := Warning{Field: first.Origin.Field, Source: first.Origin.Source, Line: first.Origin.Line}
+		if w.Field == "" {
+			w.Field = joinIndex("connections", g.first)
+		}
+		verb := "deliver"
+		if len(g.names) == 1 {
+			verb = "delivers"
+		}
+		w.Message = fmt.Sprintf("%s %s several audiences to the same target URL with records keyed by the member id alone, "+
+			"and one person's id is the same in every audience, so their records overwrite each other; "+
+			"add list_id: list_id to the mapping and key the target on id + list_id, or key it on contact_id (contact_id: contact_id)",
+			nameList(g.names), verb)
+		out = append(out, w)
+	}
+	return out
+}
+
+// keysAudience reports whether the records tell audiences apart: a field
+// carries the audience id or the contact id, which is one per audience.
+func (m Mapping) keysAudience() bool {
+	for _, f := range m {
+		if f.Path == "list_id" || f.Path == "contact_id" {
+			return true
+		}
+	}
+	return false
+}
+
+// targetKey is a target URL as compared for Warnings.
+func targetKey(s string) string {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return strings.TrimRight(u.String(), "/")
+}
+
+// nameList is "connection a", "connections a and b", or "connections a, b,
+// c and 4 more".
+func nameList(names []string) string {
+	if len(names) == 1 {
+		return "connection " + names[0]
+	}
+	shown := names
+	if len(shown) > maxNamed {
+		shown = names[:maxNamed]
+	}
+	s := "connections " + strings.Join(shown, ", ")
+	if rest := len(names) - len(shown); rest > 0 {
+		return fmt.Sprintf("%s and %d more", s, rest)
+	}
+	if i := strings.LastIndex(s, ", "); i >= 0 {
+		s = s[:i] + " and " + s[i+2:]
+	}
+	return s
+}
