@@ -87,6 +87,12 @@ func TestNewRejects(t *testing.T) {
 		{"relative base URL", mailchimp.Config{APIKey: "0123abcd-us6", BaseURL: "/3.0"}},
 		{"credentials in base URL", mailchimp.Config{APIKey: "0123abcd-us6", BaseURL: "https://u:0123abcd-us6@x/3.0"}},
 		{"ftp base URL", mailchimp.Config{APIKey: "0123abcd-us6", BaseURL: "ftp://x/3.0"}},
+		{"key and token", mailchimp.Config{APIKey: "0123abcd-us6", AccessToken: "0123abcd"}},
+		{"blank token", mailchimp.Config{AccessToken: "  "}},
+		{"token, dc not letters and digits", mailchimp.Config{AccessToken: "0123abcd", DC: "evil.example.com/x"}},
+		{"key, another dc", mailchimp.Config{APIKey: "0123abcd-us6", DC: "us7"}},
+		{"token, metadata URL with credentials", mailchimp.Config{AccessToken: "0123abcd", MetadataURL: "https://u:0123abcd@x/oauth2/metadata"}},
+		{"token, relative metadata URL", mailchimp.Config{AccessToken: "0123abcd", MetadataURL: "/oauth2/metadata"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

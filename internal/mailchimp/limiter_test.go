@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,4 +201,56 @@ func TestLimiterSlotFreeDuringBackoff(t *testing.T) {
 	if err := within(t, done, "the first Ping"); err != nil {
 		t.Errorf("first Ping: %v", err)
 	}
+}
+
+// A token has its own 10 slots, shared by every Client on it, and a key
+// with the very same text has 10 others: 30 callers on each, held at the
+// server until all are stuck, put exactly 10 of each in flight.
+func TestLimiterPerToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit, callers = 10, 30
+		var mu sync.Mutex
+		inflight := map[string]int{}
+		held := make(chan struct{})
+		_, httpClient := newPipeServer(t, func(w http.ResponseWriter, r *http.Request) {
+			kind, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			mu.Lock()
+			inflight[kind]++
+			mu.Unlock()
+			<-held
+			chimpy(w, r)
+		})
+		var heldOnce sync.Once
+		release := func() { heldOnce.Do(func() { close(held) }) }
+		t.Cleanup(release)
+		lim := mailchimp.NewLimiter(limit)
+		const secret = "0123456789abcdef0123456789abcdef-us6" // a key and a token alike
+		var clients []*mailchimp.Client
+		for i := range 4 {
+			cfg := pipeConfig(httpClient)
+			cfg.Limiter, cfg.Retry.MaxAttempts = lim, 1
+			cfg.APIKey = secret
+			if i%2 == 1 {
+				cfg.APIKey, cfg.AccessToken = "", secret
+			}
+			clients = append(clients, newClient(t, cfg))
+		}
+		errs := make(chan error, 2*callers)
+		for i := range 2 * callers {
+			go func() { errs <- clients[i%4].Ping(t.Context()) }()
+		}
+		synctest.Wait()
+		mu.Lock()
+		got := map[string]int{"Basic": inflight["Basic"], "Bearer": inflight["Bearer"]}
+		mu.Unlock()
+		if got["Basic"] != limit || got["Bearer"] != limit {
+			t.Errorf("in flight once every caller is stuck = %v, want %d with the key and %d with the token", got, limit, limit)
+		}
+		release()
+		for range 2 * callers {
+			if err := <-errs; err != nil {
+				t.Errorf("Ping: %v", err)
+			}
+		}
+	})
 }

@@ -11,12 +11,35 @@ import (
 	"github.com/chimport/chimport/internal/mailchimp"
 )
 
-// The API key and the Authorization value appear in no error and no log
-// line, even when the server echoes them back.
+// The API key or access token and the Authorization value appear in no
+// error and no log line, even when the server echoes them back: at the
+// API and, for a token, at the metadata endpoint.
 func TestNoSecretsInErrorsOrLogs(t *testing.T) {
+	t.Run("api key", func(t *testing.T) {
+		secret := testKey[:strings.LastIndexByte(testKey, '-')]
+		auth := base64.StdEncoding.EncodeToString([]byte("chimport:" + testKey))
+		checkNoSecrets(t, func(cfg *mailchimp.Config) {}, secret, auth, "Basic ")
+	})
+	t.Run("access token", func(t *testing.T) {
+		checkNoSecrets(t, func(cfg *mailchimp.Config) { cfg.APIKey, cfg.AccessToken = "", testToken }, testToken, testToken[:8], "Bearer ")
+	})
+	t.Run("access token at the metadata endpoint", func(t *testing.T) {
+		checkNoSecrets(t, func(cfg *mailchimp.Config) {
+			cfg.MetadataURL = strings.TrimSuffix(cfg.BaseURL, "/3.0") + "/oauth2/metadata"
+			cfg.APIKey, cfg.AccessToken, cfg.BaseURL = "", testToken, ""
+		}, testToken, testToken[:8], "Bearer ")
+	})
+}
+
+// checkNoSecrets runs every echoing fault against a client that edit
+// configures, and looks for each of bad in what comes out.
+func checkNoSecrets(t *testing.T, edit func(*mailchimp.Config), bad ...string) {
 	echoAuth := func(status int) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			_, key, _ := r.BasicAuth()
+			if key == "" {
+				key = strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "OAuth ")
+			}
 			writeProblem(w, status, "Echo "+key, "you sent "+r.Header.Get("Authorization")+" and key "+key,
 				mailchimp.FieldError{Field: key, Message: r.Header.Get("Authorization")})
 		}
@@ -41,6 +64,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 		s := newServer(t, h)
 		cfg, _ := testConfig(s.URL)
 		cfg.Logger = logger
+		edit(&cfg)
 		c := newClient(t, cfg)
 		_, err := c.Members(context.Background(), testList, mailchimp.MembersQuery{})
 		if err == nil {
@@ -60,6 +84,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	cfg, _ := testConfig(s.URL)
 	cfg.Logger = logger
+	edit(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	messages = append(messages, newClient(t, cfg).Ping(ctx).Error())
@@ -69,10 +94,8 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	}
 	messages = append(messages, strings.Split(logs.String(), "\n")...)
 
-	secret := testKey[:strings.LastIndexByte(testKey, '-')]
-	auth := base64.StdEncoding.EncodeToString([]byte("chimport:" + testKey))
 	for _, m := range messages {
-		for _, bad := range []string{secret, auth, "Basic "} {
+		for _, bad := range bad {
 			if strings.Contains(m, bad) {
 				t.Errorf("secret %q leaked in %q", bad, m)
 			}
