@@ -1,7 +1,7 @@
 // Package mcsim simulates the two services chimport sits between: the
-// Mailchimp Marketing API (members, one member, list, webhooks and ping
-// endpoints) and a customer's HTTP API that accepts batches of records and
-// deletes.
+// Mailchimp Marketing API (members, one member, list, lists, webhooks and
+// ping endpoints, and the OAuth metadata endpoint) and a customer's HTTP
+// API that accepts batches of records and deletes.
 //
 // Tests, `chimport demo` and `chimport sim` use it instead of the real
 // services, so it reproduces the behaviour the sync engine has to survive,
@@ -23,7 +23,13 @@
 //   - optionally, ties among equal sort keys served in a new order on every
 //     request (SetUnstableTieOrder), as a database may serve them;
 //   - fields / exclude_fields dot paths, count capped silently at 1000;
-//   - at most MaxConnsPerKey simultaneous requests per API key (429 beyond);
+//   - at most MaxConnsPerKey simultaneous requests per API key or OAuth
+//     access token (429 beyond); tokens (AddAccessToken) go as Bearer
+//     headers, can be revoked (RevokeAccessToken: 401), and are answered at
+//     /oauth2/metadata with the simulator's own address as api_endpoint;
+//   - accounts: lists granted to a credential (Grant, AddAccountList) are
+//     all it sees, in GET /lists and on the lists' routes; RemoveList makes
+//     an audience disappear;
 //   - injected faults: 5xx with an HTML body, 429, 403 without a body,
 //     dropped connections and truncated bodies;
 //   - churn: edits, unsubscribes, archives, signups, address changes and
@@ -45,7 +51,8 @@
 //
 // Mailchimp is the API simulator (an http.Handler serving paths under /3.0/);
 // Target is the record sink: batches of records POSTed as a JSON array,
-// upserted by id, and DELETE .../{id} of one record. Like a customer's API
+// upserted by id (or by a tuple of fields, TargetOptions.Key, such as id and
+// list_id), and DELETE .../{id} of one record. Like a customer's API
 // it can refuse records (RefuseIDs, SetRefuseRule: the whole batch refused
 // with a 422 or 400 that names the first bad record) and batches too large
 // (SetMaxBatch: 413), after any injected failure. Both also have an
