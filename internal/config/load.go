@@ -282,7 +282,7 @@ func (l *loader) sorted() []Problem {
 		if p.node != nil && p.node.Line > 0 {
 			q.Line = p.node.Line
 			switch {
-			case q.Source != "" && inDefaults && connFile >= 0:
+			case q.Source != "" && inDefaults && connFile >= 0 && connFile != file:
 				q.Message += " (in defaults; the connection is in " + l.frags.files[connFile].path + ")"
 			case q.Source != "" && inDefaults:
 				q.Message += " (in defaults)"
@@ -295,7 +295,11 @@ func (l *loader) sorted() []Problem {
 		}
 		if !seen[q] {
 			seen[q] = true
-			out = append(out, keyed{q, file, l.sortLine(p)})
+			at := l.sortLine(p)
+			if q.Source != "" && inDefaults {
+				at = q.Line // sorted in the defaults' file, where it is
+			}
+			out = append(out, keyed{q, file, at})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

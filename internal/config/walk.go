@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -31,6 +32,20 @@ type schemaField struct {
 // accepts defaults, which holds connection settings and is consumed while
 // loading.
 func fieldsOf(t reflect.Type) []schemaField {
+	// A directory of thousands of connections asks for the same few types
+	// hundreds of thousands of times; reflection each time was a third of
+	// the load.
+	if f, ok := fieldCache.Load(t); ok {
+		return f.([]schemaField)
+	}
+	out := schemaOf(t)
+	fieldCache.Store(t, out)
+	return out
+}
+
+var fieldCache sync.Map // reflect.Type -> []schemaField
+
+func schemaOf(t reflect.Type) []schemaField {
 	var out []schemaField
 	for i := range t.NumField() {
 		f := t.Field(i)

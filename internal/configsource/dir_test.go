@@ -59,8 +59,8 @@ func TestLoadDirectoryProblems(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("a.yaml", "state: sqlite://a.db\nconnections:\n  - name: one\n    mailchimp: {api_key: ${KEY}, list_id: x}\n    target: {url: https://t.example.com}\n")
-	write("b.yaml", "state: sqlite://b.db\nconnections:\n  - name: one\n    mailchimp: {access_token: ${KEY}, api_key: ${KEY}, list_id: x}\n    target: {url: https://t.example.com}\n")
+	write("a.yaml", "state: sqlite://a.db\nconnections:\n  - name: one\n    mailchimp: {api_key: \"${KEY}\", list_id: x}\n    target: {url: https://t.example.com}\n")
+	write("b.yaml", "state: sqlite://b.db\nconnections:\n  - name: one\n    mailchimp: {access_token: \"${KEY}\", api_key: \"${KEY}\", list_id: x}\n    target: {url: https://t.example.com}\n")
 	_, err := Load(context.Background(), dir, lookup(map[string]string{"KEY": "secret-value-us6"}))
 	var cerr *config.Error
 	if !errors.As(err, &cerr) || cerr.Source != dir {
