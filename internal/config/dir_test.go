@@ -78,6 +78,11 @@ func TestLoadDirProblems(t *testing.T) {
 			want:  []string{"the directory has no configuration fragment: put *.yaml or *.yml files directly in it, or point --config at one file"},
 		},
 		{
+			name:  "no connection in any file",
+			files: map[string]string{"a.yaml": "defaults: {every: 1h}\n", "b.yaml": "connections: []\n"},
+			want:  []string{"connections: required: no file of the directory has a connection"},
+		},
+		{
 			name: "sections in two files, names across files",
 			files: map[string]string{
 				"a.yaml": "state: sqlite://a.db\nalerts: {lag_threshold: 1h}\n" + one("x"),

@@ -25,8 +25,20 @@
 //     is zero (settle: 0s means "no settle delay"). Type errors name the field.
 //  6. Validate checks the result and every problem found so far is returned
 //     in one *Error, sorted by where it is in the file.
+//  7. A connection whose list_id is a sequence of ids becomes one
+//     sub-connection per id (Connection.Sub), named <name>.<list id>; one
+//     whose list_id is "*" (AllLists) stays one connection, and the commands
+//     make its sub-connections from the audiences they discover. Either way
+//     the built-in mapping gains list_id, so that one person's records in
+//     two audiences do not overwrite each other (see Warnings).
 //
-// Secret values (API keys, header values) are of type Secret, which prints as
-// "[redacted]" through fmt, encoding/json, YAML and log/slog, and never appears
-// in a problem message. Code that must send a secret calls Reveal.
+// LoadDir (and Load given a directory) reads a directory of fragments: each
+// file is parsed, expanded and checked for unknown keys on its own (anchors
+// do not reach across files), then the files are joined and loaded as one,
+// and every problem names its file (Problem.Source).
+//
+// Secret values (API keys, access tokens, header values) are of type Secret,
+// which prints as "[redacted]" through fmt, encoding/json, YAML and
+// log/slog, and never appears in a problem message. Code that must send a
+// secret calls Reveal.
 package config

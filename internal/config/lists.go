@@ -92,6 +92,7 @@ func (l *loader) validator() *validator {
 		v.lists[i] = ids
 	}
 	if l.frags.isDir {
+		v.noConnections = "required: no file of the directory has a connection"
 		v.nameOf = func(i int) string {
 			o := l.frags.origin(i, 0)
 			if n := l.nodes[joinIndex("connections", i)+".name"]; n != nil {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -177,5 +179,23 @@ connections:
 	}
 	if diff := cmp.Diff([]string{"x.a1", "x.a2", "y"}, names); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// An access token is printed nowhere, as a key is not.
+func TestAccessTokenNeverPrinted(t *testing.T) {
+	yaml := "connections:\n  - name: c\n    mailchimp: {access_token: \"${TOKEN}\", list_id: [a1, a2]}\n    target: {url: \"https://t.example.com\"}\n"
+	cfg, err := Parse([]byte(yaml), "t.yaml", env(map[string]string{"TOKEN": tokenSecret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg.Connections), fmt.Sprint(cfg.Warnings())} {
+		if strings.Contains(out, tokenSecret) {
+			t.Errorf("the token is printed: %s", out)
+		}
+	}
+	j, err := json.Marshal(cfg)
+	if err != nil || strings.Contains(string(j), tokenSecret) {
+		t.Errorf("json: %v %s", err, j)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ type validator struct {
 	// nameOf names where connection i's name is, for a duplicate; nil
 	// means connections[i].name.
 	nameOf func(i int) string
+	// noConnections, when set, replaces "required" for a config without
+	// connections.
+	noConnections string
 }
 
 func (v *validator) add(field, msg string) {
@@ -48,7 +52,7 @@ func (c *Config) validateWith(v *validator) []Problem {
 	v.alerts(c.Alerts)
 	v.webhooks(c.Webhooks)
 	if len(c.Connections) == 0 {
-		v.add("connections", "required")
+		v.add("connections", cmp.Or(v.noConnections, "required"))
 	}
 	first := map[string]int{}
 	for i, conn := range c.Connections {
