@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/chimport/chimport/internal/alert"
@@ -51,20 +54,52 @@ const alertGrace = 30 * time.Second
 // fresh again, and none twice however many runs and serve workers share
 // the store. Records the target refused alert the same way: once when the
 // rejected log fills, once when it is empty again.
+//
+// The audiences of one connection (list_id "*" or a list of ids) share its
+// credentials, so one revoked token or key fails them all the same way: of
+// their identical errors that need a person, the run sends one alert.
 type runAlerts struct {
 	store  alert.Store
 	notify alert.Notifier
 	lag    map[string]alert.LagPolicy
+	parent map[string]string // sub-connection -> the connection it came from
 	clock  clock.Clock
 	logger *slog.Logger
+
+	mu   sync.Mutex
+	sent map[string]bool // parent + problem, for alerts already sent
 }
 
-func newRunAlerts(cfg *config.Config, store alert.Store, n alert.Notifier, clk clock.Clock, logger *slog.Logger) *runAlerts {
-	lag := make(map[string]alert.LagPolicy, len(cfg.Connections))
-	for _, c := range cfg.Connections {
+// newRunAlerts alerts for the connections conns of a run (sub-connections
+// included) and for the configured connections themselves, whose audiences
+// may fail to be listed.
+func newRunAlerts(cfg *config.Config, conns []config.Connection, store alert.Store, n alert.Notifier, clk clock.Clock, logger *slog.Logger) *runAlerts {
+	lag := make(map[string]alert.LagPolicy, len(cfg.Connections)+len(conns))
+	parent := map[string]string{}
+	for _, c := range slices.Concat(cfg.Connections, conns) {
 		lag[c.Name] = lagPolicyOf(cfg, c)
+		if c.Parent != "" {
+			parent[c.Name] = c.Parent
+		}
 	}
-	return &runAlerts{store: store, notify: n, lag: lag, clock: clk, logger: logger}
+	return &runAlerts{store: store, notify: n, lag: lag, parent: parent, clock: clk, logger: logger, sent: map[string]bool{}}
+}
+
+// firstOfKind reports whether a is the first alert of its problem among
+// the audiences of one connection, and notes it.
+func (r *runAlerts) firstOfKind(connection string, a alert.Alert) bool {
+	p, ok := r.parent[connection]
+	if !ok {
+		return true
+	}
+	key := p + "\x00" + string(a.Kind) + "\x00" + fmt.Sprint(a.Status) + "\x00" + a.Problem
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent[key] {
+		return false
+	}
+	r.sent[key] = true
+	return true
 }
 
 // afterRun alerts on connection's run, which ended with runErr (nil on
@@ -84,7 +119,9 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 		f = &fresh
 	}
 	a, failed := policy.PermanentAlert(connection, runErr, f, now)
-	if failed {
+	if failed && !r.firstOfKind(connection, a) {
+		r.logger.Info("not alerting again: another audience of the same connection alerted on the same problem", "connection", connection, "problem", a.Problem)
+	} else if failed {
 		if err := r.notify.Notify(ctx, a); err != nil {
 			r.logger.Warn("sending an alert failed", "connection", connection, "error", err)
 		}

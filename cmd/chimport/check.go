@@ -63,13 +63,13 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	// One limiter for the whole process: connections sharing an API key
 	// share its 10 request slots.
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	limiter, datacenters := mailchimp.NewLimiter(mailchimp.DefaultPerKey), mailchimp.NewDatacenters()
 	results := make([]checkResult, len(conns))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, conn := range conns {
 		g.Go(func() error {
-			results[i] = checkConnection(gctx, global, limiter, conn)
+			results[i] = checkConnection(gctx, global, limiter, datacenters, conn)
 			return nil
 		})
 	}
@@ -78,6 +78,9 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		return err
 	}
 
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(e.stdout, "WARN  %s\n", w)
+	}
 	failed := 0
 	for _, r := range results {
 		if len(r.problems) > 0 {
@@ -94,13 +97,34 @@ func runCheck(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	return nil
 }
 
+// audiencesNote says what list_id "*" finds: the sub-connections a run
+// will sync, by name, the first few of them.
+func audiencesNote(name string, lists []mailchimp.ListSummary) string {
+	if len(lists) == 0 {
+		return `list_id "*": the account has no audience, so runs have nothing to sync`
+	}
+	const show = 5
+	var b strings.Builder
+	fmt.Fprintf(&b, `list_id "*": the account has %d audiences, synced as`, len(lists))
+	for i, l := range lists[:min(show, len(lists))] {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " %s (%q)", config.SubName(name, l.ID), l.Name)
+	}
+	if len(lists) > show {
+		fmt.Fprintf(&b, " and %d more", len(lists)-show)
+	}
+	return b.String()
+}
+
 // checkConnection pings Mailchimp, looks up the list and probes the target,
 // with the clients run and serve would use. A failed ping skips the list
 // lookup: it would fail for the same reason.
-func checkConnection(ctx context.Context, global *globalOptions, limiter *mailchimp.Limiter, conn config.Connection) checkResult {
+func checkConnection(ctx context.Context, global *globalOptions, limiter *mailchimp.Limiter, datacenters *mailchimp.Datacenters, conn config.Connection) checkResult {
 	res := checkResult{name: conn.Name}
 	mc, sink, err := newClients(conn, clientOptions{
-		limiter: limiter, logger: global.logger,
+		limiter: limiter, datacenters: datacenters, logger: global.logger,
 		// A check is interactive: give up after a few quick tries.
 		mailchimpRetry: retry.Policy{MaxAttempts: 3},
 	})
@@ -108,7 +132,12 @@ func checkConnection(ctx context.Context, global *globalOptions, limiter *mailch
 		res.problems = append(res.problems, err.Error())
 		return res
 	}
-	if err = mc.Ping(ctx); err == nil {
+	if err = mc.Ping(ctx); err == nil && conn.Discovers() {
+		var lists []mailchimp.ListSummary
+		if lists, err = mc.Lists(ctx); err == nil {
+			res.notes = append(res.notes, audiencesNote(conn.Name, lists))
+		}
+	} else if err == nil {
 		var list *mailchimp.List
 		if list, err = mc.List(ctx, conn.Mailchimp.ListID); err == nil {
 			res.notes = append(res.notes, fmt.Sprintf("list %s %q has %d subscribed, %d unsubscribed, %d cleaned members",

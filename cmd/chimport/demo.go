@@ -103,7 +103,7 @@ func runDemo(ctx context.Context, e env, global *globalOptions, opts demoOptions
 		if isTerminal(e.stdout) {
 			bars = newProgressBars(ctx, e.stdout)
 		}
-		outcomes := syncAll(ctx, eng, []config.Connection{conn}, runMode{}, 1, global.logger, nil, bars.attacher())
+		outcomes := syncAll(ctx, eng, []config.Connection{conn}, runMode{}, 1, clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), logger: global.logger}, nil, bars.attacher())
 		bars.wait()
 		if err := printRunTable(e.stdout, outcomes); err != nil {
 			return err
@@ -238,12 +238,12 @@ func demoWebhook(ctx context.Context, e env, global *globalOptions, sim *mcsim.M
 	conn config.Connection, store *sqlite.Store, eng *engine.Engine, clk clock.Clock) error {
 	listID := conn.Mailchimp.ListID
 	cfg := &config.Config{Connections: []config.Connection{conn}}
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	shared := clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), logger: global.logger}
 	w, err := worker.New(worker.Config{
 		Connections: workerConnections(cfg),
 		Store:       store,
-		Run:         connectionRunner(cfg, eng, limiter, global.logger), // never started: no scheduler runs here
-		Refresh:     connectionRefresher(cfg, eng, limiter, global.logger),
+		Run:         connectionRunner(cfg, eng, shared), // never started: no scheduler runs here
+		Refresh:     connectionRefresher(cfg, eng, shared),
 		Notifier:    notify.Log{Logger: global.logger},
 		Clock:       clk,
 		Owner:       "demo",
@@ -279,7 +279,7 @@ func demoWebhook(ctx context.Context, e env, global *globalOptions, sim *mcsim.M
 	}
 	defer stopHooks()
 
-	mc, _, err := newClients(conn, clientOptions{limiter: limiter, logger: global.logger})
+	mc, _, err := newClients(conn, shared)
 	if err != nil {
 		return err
 	}

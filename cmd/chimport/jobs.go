@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 
 	"golang.org/x/sync/errgroup"
 
@@ -20,10 +21,14 @@ import (
 // clientOptions is what the commands share when they build a connection's
 // clients.
 type clientOptions struct {
-	// limiter is the process-wide one: connections on one API key share
-	// its 10 slots.
+	// limiter is the process-wide one: connections on one API key or
+	// access token share its 10 slots.
 	limiter *mailchimp.Limiter
-	logger  *slog.Logger
+	// datacenters is the process-wide cache of each access token's data
+	// center, which Mailchimp's OAuth metadata endpoint tells: thousands of
+	// connections on one token look it up once. Nil means one per client.
+	datacenters *mailchimp.Datacenters
+	logger      *slog.Logger
 	// mailchimpRetry is the Mailchimp client's retry policy; zero fields
 	// take the defaults. check gives up sooner, since a person is waiting.
 	mailchimpRetry retry.Policy
@@ -37,14 +42,7 @@ type clientOptions struct {
 // serve send to: the same base URL, credentials, headers, timeout, and a
 // target client that does not follow redirects.
 func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, *target.HTTP, error) {
-	mc, err := mailchimp.New(mailchimp.Config{
-		APIKey:     conn.Mailchimp.APIKey.Reveal(),
-		BaseURL:    conn.Mailchimp.BaseURL,
-		Connection: conn.Name,
-		Limiter:    opts.limiter,
-		Retry:      withClock(opts.mailchimpRetry, opts.retryClock),
-		Logger:     opts.logger,
-	})
+	mc, err := newMailchimp(conn, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,7 +58,7 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 		Timeout:    conn.Target.Timeout.D(),
 		Deletes:    target.DeleteMode(conn.Target.Deletes),
 		IDKey:      idKey,
-		Tombstone:  conn.Target.Tombstone,
+		Tombstone:  tombstoneOf(conn, mp),
 		DeleteURL:  conn.Target.DeleteURL,
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
@@ -71,6 +69,43 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 		return nil, nil, err
 	}
 	return mc, sink, nil
+}
+
+// newMailchimp builds a connection's Mailchimp client: with its API key, or
+// with its OAuth access token (whose data center comes from mailchimp.dc,
+// or else from Mailchimp's metadata endpoint, once per token).
+func newMailchimp(conn config.Connection, opts clientOptions) (*mailchimp.Client, error) {
+	return mailchimp.New(mailchimp.Config{
+		APIKey:      conn.Mailchimp.APIKey.Reveal(),
+		AccessToken: conn.Mailchimp.AccessToken.Reveal(),
+		DC:          conn.Mailchimp.DC,
+		MetadataURL: conn.Mailchimp.MetadataURL,
+		Datacenters: opts.datacenters,
+		BaseURL:     conn.Mailchimp.BaseURL,
+		Connection:  conn.Name,
+		Limiter:     opts.limiter,
+		Retry:       withClock(opts.mailchimpRetry, opts.retryClock),
+		Logger:      opts.logger,
+	})
+}
+
+// tombstoneOf is what the connection's tombstones carry besides the member
+// id. When the records say which audience they belong to (a field whose
+// path is list_id, as in the default mapping of a connection with several
+// audiences), so does the tombstone: a target keyed on id and list_id then
+// removes the record of this audience, not the same person's record in
+// another one.
+func tombstoneOf(conn config.Connection, mp *mapping.Mapping) config.Tombstone {
+	key, ok := mp.KeyOf("list_id")
+	if !ok || conn.Discovers() {
+		return conn.Target.Tombstone
+	}
+	out := maps.Clone(conn.Target.Tombstone)
+	if out == nil {
+		out = config.Tombstone{}
+	}
+	out[key] = conn.Mailchimp.ListID
+	return out
 }
 
 // withClock is p waiting on clk, unless clk is nil.
@@ -94,12 +129,13 @@ type runMode struct {
 // newJob turns a configured connection into one engine run. Each job gets
 // its own Mailchimp client (so its request count is the run's) but shares
 // the process-wide limiter.
-func newJob(conn config.Connection, limiter *mailchimp.Limiter, logger *slog.Logger, mode runMode) (engine.Job, error) {
+func newJob(conn config.Connection, shared clientOptions, mode runMode) (engine.Job, error) {
 	mp, err := mappingOf(conn)
 	if err != nil {
 		return engine.Job{}, err
 	}
-	mc, sink, err := newClients(conn, clientOptions{limiter: limiter, logger: logger, retryClock: mode.retryClock})
+	shared.retryClock = mode.retryClock
+	mc, sink, err := newClients(conn, shared)
 	if err != nil {
 		return engine.Job{}, err
 	}
@@ -146,13 +182,14 @@ type outcome struct {
 	err     error
 }
 
-// syncAll runs every connection once, up to parallel at a time, and
-// returns the outcomes in the order of conns. after, if set, is called on
+// syncAll runs every connection once, up to parallel at a time, with the
+// clients' shared limiter and caches, and returns the outcomes in the
+// order of conns. after, if set, is called on
 // each connection's own goroutine once its run has ended, with the run's
 // error (nil on success): run's alerts. progress, if set, is given each
 // job before it starts so it can attach a progress callback.
-func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, logger *slog.Logger, after func(ctx context.Context, name string, err error), progress func(name string, job *engine.Job)) []outcome {
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection, mode runMode, parallel int, shared clientOptions, after func(ctx context.Context, name string, err error), progress func(name string, job *engine.Job)) []outcome {
+	logger := shared.logger
 	if after == nil {
 		after = func(context.Context, string, error) {}
 	}
@@ -161,7 +198,7 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 	g.SetLimit(parallel)
 	for i, conn := range conns {
 		g.Go(func() error {
-			job, err := newJob(conn, limiter, logger, mode)
+			job, err := newJob(conn, shared, mode)
 			if err != nil {
 				out[i] = outcome{summary: engine.Summary{Connection: conn.Name, Result: state.ResultFailed}, err: err}
 				after(ctx, conn.Name, err)

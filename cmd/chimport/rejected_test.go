@@ -268,7 +268,7 @@ func TestRunAlertsOnRejectedRecordsOnce(t *testing.T) {
 	rec := &alertRecorder{}
 	clk := &stepClock{now: refusedAt}
 	cfg := &config.Config{Connections: []config.Connection{{Name: "shop"}}}
-	alerts := newRunAlerts(cfg, store, rec, clk, slog.New(slog.DiscardHandler))
+	alerts := newRunAlerts(cfg, cfg.Connections, store, rec, clk, slog.New(slog.DiscardHandler))
 	afterRuns := func(n int) {
 		for range n {
 			clk.Advance(time.Hour)
@@ -301,7 +301,7 @@ func TestMaxRejectedReachesTheJob(t *testing.T) {
 	conn := config.Connection{Name: "shop"}.WithDefaults()
 	conn.Mailchimp.APIKey, conn.Mailchimp.ListID, conn.Target.URL = "0123456789abcdef-us6", "a1b2c3d4e5", "http://127.0.0.1:1/records"
 	conn.Target.MaxRejected = 7
-	job, err := newJob(conn, mailchimp.NewLimiter(mailchimp.DefaultPerKey), slog.New(slog.DiscardHandler), runMode{})
+	job, err := newJob(conn, clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), logger: slog.New(slog.DiscardHandler)}, runMode{})
 	must(t, err)
 	if job.MaxRejected != 7 {
 		t.Errorf("job.MaxRejected = %d, want 7", job.MaxRejected)

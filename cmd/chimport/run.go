@@ -15,13 +15,17 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/discover"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/human"
+	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/shard"
 	"github.com/chimport/chimport/internal/state"
 )
 
 type runOptions struct {
 	connections []string
+	shard       shard.Choice
 	full        bool
 	reconcile   bool
 	json        bool
@@ -45,6 +49,9 @@ log (chimport rejected lists them) and are retried by every run; 1 if a connecti
 			if opts.parallel < 1 {
 				return usageErrorf("--parallel must be at least 1, got %d", opts.parallel)
 			}
+			if _, _, err := shard.Resolve(opts.shard, e.lookupEnv); err != nil {
+				return usageError{err} // before the config: a wrong flag is the first thing to fix
+			}
 			cfg, err := loadConfig(cmd.Context(), e, global)
 			if err != nil {
 				return err
@@ -58,13 +65,18 @@ log (chimport rejected lists them) and are retried by every run; 1 if a connecti
 	f.BoolVar(&opts.reconcile, "reconcile", false, "reconcile the roster with Mailchimp after the window, whatever the counts say")
 	f.BoolVar(&opts.json, "json", false, "print the summary as JSON")
 	f.IntVar(&opts.parallel, "parallel", 64, "connections synced at once")
+	f.StringVar(&opts.shard.Shard, "shard", "", "run only shard I of N (e.g. 2/4) of the connections, split by a hash of their names (default $"+shard.EnvShard+")")
+	f.IntVar(&opts.shard.Shards, "shards", 0, "run one of N shards, the one $"+shard.EnvJobCompletionIndex+" (Kubernetes Indexed Job) or $"+shard.EnvBatchArrayIndex+" (AWS Batch array job) says, counting from 0")
 	return cmd
 }
 
 func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Config, opts runOptions) error {
-	conns, err := cfg.Select(opts.connections)
+	sh, shardFrom, err := shard.Resolve(opts.shard, e.lookupEnv)
 	if err != nil {
 		return usageError{err}
+	}
+	if _, err := cfg.Select(opts.connections); err != nil {
+		return usageError{err} // before the store: an unknown name is a typo to fix first
 	}
 	opened, err := openStore(ctx, cfg)
 	if err != nil {
@@ -80,17 +92,31 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	if err != nil {
 		return err
 	}
+	// A shard takes its share of each key's slots: shards side by side
+	// then stay within Mailchimp's limit together (shard.PerKey).
+	shared := clientOptions{limiter: mailchimp.NewLimiter(sh.PerKey(mailchimp.DefaultPerKey)), datacenters: mailchimp.NewDatacenters(), logger: global.logger}
+	x, err := expandConnections(ctx, cfg, store, opts.connections, sh, shared, opts.parallel, started)
+	if err != nil {
+		return err
+	}
+	logExpansion(global.logger, cfg, x, sh, shardFrom)
+	conns := x.conns
 	// Only the connections of this run are checked: a connection another
-	// schedule runs (--connection) is that schedule's to judge.
-	alerts := newRunAlerts(cfg, store, notify, e.clock, global.logger)
+	// schedule or shard runs is that one's to judge.
+	alerts := newRunAlerts(cfg, conns, store, notify, e.clock, global.logger)
+	for _, o := range x.failed {
+		global.logger.Error("listing the audiences failed", "connection", o.summary.Connection, "error", o.err)
+		alerts.afterRun(ctx, o.summary.Connection, o.err)
+	}
 
 	var bars *progressBars
 	if !opts.json && isTerminal(e.stdout) {
 		bars = newProgressBars(ctx, e.stdout)
 	}
 	mode := runMode{full: opts.full, reconcile: opts.reconcile, retryClock: e.clock}
-	outcomes := syncAll(ctx, eng, conns, mode, opts.parallel, global.logger, alerts.afterRun, bars.attacher())
+	outcomes := syncAll(ctx, eng, conns, mode, opts.parallel, shared, alerts.afterRun, bars.attacher())
 	bars.wait()
+	outcomes = append(x.failed, outcomes...)
 	failed, rejected := 0, 0
 	for _, o := range outcomes {
 		if o.summary.Result != state.ResultOK {
@@ -109,10 +135,18 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		"duration", e.clock.Now().Sub(started).Round(time.Millisecond).String(),
 		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
 
-	if opts.json {
+	switch {
+	case opts.json:
 		err = printRunJSON(e.stdout, outcomes)
-	} else {
+	case len(outcomes) == 0 && !sh.All():
+		// A shard may hold none of a few connections: that is a success.
+		_, err = fmt.Fprintf(e.stdout, "No connection in shard %s: nothing to do.\n", sh)
+	case len(outcomes) == 0:
+		// list_id "*" on an account without audiences, say.
+		_, err = fmt.Fprintln(e.stdout, "No connection to sync: nothing to do.")
+	default:
 		err = printRunTable(e.stdout, outcomes)
+		printVanished(e.stdout, x.vanished)
 	}
 	if err != nil {
 		return err
@@ -214,6 +248,18 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		}
 	}
 	return nil
+}
+
+// printVanished lists the audiences that left their accounts, under the
+// run's table.
+func printVanished(w io.Writer, vanished []discover.Vanished) {
+	if len(vanished) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nNo longer in their Mailchimp accounts (not synced; state kept):\n")
+	for _, v := range vanished {
+		fmt.Fprintf(w, "  %s (list %s of %s)\n", v.Name, v.ListID, v.Parent)
+	}
 }
 
 // printableLines is s with every line made safe for a terminal: an error

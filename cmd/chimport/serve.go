@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -13,11 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/schedule"
+	"github.com/chimport/chimport/internal/shard"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/statuspage"
 	"github.com/chimport/chimport/internal/worker"
@@ -88,12 +89,15 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	// One limiter for runs and webhook fetches: a key's 10 slots are
 	// shared by everything that uses it.
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	shared := clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), datacenters: mailchimp.NewDatacenters(), logger: global.logger}
 	eng := &engine.Engine{Store: store, Clock: clk, Logger: global.logger}
+	if cfg, err = serveExpansion(ctx, cfg, store, notifier, shared, clk); err != nil {
+		return err
+	}
 	wcfg := worker.Config{
 		Connections: workerConnections(cfg),
 		Store:       store,
-		Run:         connectionRunner(cfg, eng, limiter, global.logger),
+		Run:         connectionRunner(cfg, eng, shared),
 		Notifier:    notifier,
 		Clock:       clk,
 		LagEvery:    opts.lagEvery,
@@ -103,7 +107,7 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 		Logger:      global.logger,
 	}
 	if opts.webhookListen != "" {
-		wcfg.Refresh = connectionRefresher(cfg, eng, limiter, global.logger)
+		wcfg.Refresh = connectionRefresher(cfg, eng, shared)
 	}
 	w, err := worker.New(wcfg)
 	if err != nil {
@@ -129,6 +133,28 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	global.logger.Info("serve stopped", "worker", owner)
 	return nil
+}
+
+// serveExpansion is cfg with every list_id "*" replaced by the audiences
+// its account has when serve starts: serve lists them once, and a restart
+// picks up audiences added since (`run` lists them at every run). An
+// account whose audiences cannot be listed alerts once and is left out.
+func serveExpansion(ctx context.Context, cfg *config.Config, store state.Store, n alert.Notifier, shared clientOptions, clk clock.Clock) (*config.Config, error) {
+	x, err := expandConnections(ctx, cfg, store, nil, shard.Shard{}, shared, 16, clk.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range x.failed {
+		shared.logger.Error("listing the audiences failed; serve runs the other connections", "connection", o.summary.Connection, "error", o.err)
+		if a, ok := alert.NeedsPerson(o.summary.Connection, o.err, clk.Now()); ok {
+			if err := n.Notify(ctx, a); err != nil {
+				shared.logger.Warn("sending an alert failed", "connection", o.summary.Connection, "error", err)
+			}
+		}
+	}
+	out := *cfg
+	out.Connections = x.conns
+	return &out, nil
 }
 
 // serveWithEndpoints runs the worker until ctx ends and its runs drained.
@@ -172,13 +198,13 @@ func workerConnections(cfg *config.Config) []worker.Connection {
 // way every command builds it, under the lease's fencing token. Jobs share
 // one limiter, so connections on one API key share its 10 slots. It logs a
 // completed run; the worker logs a failed one.
-func connectionRunner(cfg *config.Config, eng *engine.Engine, limiter *mailchimp.Limiter, logger *slog.Logger) func(context.Context, string, int64) (engine.Summary, error) {
+func connectionRunner(cfg *config.Config, eng *engine.Engine, shared clientOptions) func(context.Context, string, int64) (engine.Summary, error) {
 	conns := make(map[string]config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		conns[c.Name] = c
 	}
 	return func(ctx context.Context, name string, leaseToken int64) (engine.Summary, error) {
-		job, err := newJob(conns[name], limiter, logger, runMode{})
+		job, err := newJob(conns[name], shared, runMode{})
 		if err != nil {
 			return engine.Summary{Connection: name, Result: state.ResultFailed}, err
 		}
@@ -186,7 +212,7 @@ func connectionRunner(cfg *config.Config, eng *engine.Engine, limiter *mailchimp
 		sum, err := eng.Run(ctx, job)
 		if err == nil {
 			// A failure is the worker's to log, once, with what to do.
-			logRun(logger, sum, nil, false)
+			logRun(shared.logger, sum, nil, false)
 		}
 		return sum, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
-	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/webhook"
 	"github.com/chimport/chimport/internal/worker"
 )
@@ -74,13 +73,13 @@ func (h *webhookServer) stop() {
 // connectionRefresher fetches and delivers named members of a connection
 // for the worker's webhook refreshes: a job built the way every command
 // builds it, under the lease's fencing token.
-func connectionRefresher(cfg *config.Config, eng *engine.Engine, limiter *mailchimp.Limiter, logger *slog.Logger) func(context.Context, string, int64, []string) (engine.RefreshSummary, error) {
+func connectionRefresher(cfg *config.Config, eng *engine.Engine, shared clientOptions) func(context.Context, string, int64, []string) (engine.RefreshSummary, error) {
 	conns := make(map[string]config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		conns[c.Name] = c
 	}
 	return func(ctx context.Context, name string, leaseToken int64, members []string) (engine.RefreshSummary, error) {
-		job, err := newJob(conns[name], limiter, logger, runMode{})
+		job, err := newJob(conns[name], shared, runMode{})
 		if err != nil {
 			return engine.RefreshSummary{}, err
 		}

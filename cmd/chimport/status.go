@@ -48,7 +48,10 @@ rejected lists them) and when a run last reconciled the target with Mailchimp.`,
 
 // connectionStatus is one connection in `status --json`.
 type connectionStatus struct {
-	Name            string     `json:"name"`
+	Name string `json:"name"`
+	// Parent is, for one audience of a connection with several (list_id
+	// "*" or a list of ids), the connection's name as configured.
+	Parent          string     `json:"parent,omitempty"`
 	Watermark       *time.Time `json:"watermark"`   // null: never completed
 	LagSeconds      *float64   `json:"lag_seconds"` // null: never completed
 	LastSuccess     *time.Time `json:"last_success"`
@@ -84,12 +87,18 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 	}
 	defer store.Close()
 	now := e.clock.Now()
-	out := make([]connectionStatus, 0, len(cfg.Connections))
-	for _, conn := range cfg.Connections {
-		s, err := statusOf(ctx, store, conn.Name, now)
+	rows, err := statusRows(ctx, store, cfg)
+	if err != nil {
+		return err
+	}
+	out := make([]connectionStatus, 0, len(rows))
+	for _, row := range rows {
+		conn := row.conn
+		s, err := statusOf(ctx, store, row.name, now)
 		if err != nil {
 			return err
 		}
+		s.Parent = row.parent
 		if s.LastAttempt != nil {
 			next, err := schedule.NextRun(schedule.Connection{Name: conn.Name, Every: conn.Every.D(), Cron: conn.Cron}, *s.LastAttempt, now)
 			if err == nil {
@@ -102,6 +111,48 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 		return printStatusJSON(e.stdout, out)
 	}
 	return printStatusTable(e.stdout, out)
+}
+
+// statusRow is one row of status: a connection, or one audience of a
+// connection with list_id "*".
+type statusRow struct {
+	name, parent string
+	conn         config.Connection // the configured one, for its schedule
+}
+
+// statusRows are the configured connections, each list_id "*" replaced by
+// the audiences the state store has state for (status asks Mailchimp
+// nothing): those of the runs so far, including any that left the account
+// since, whose last error says so. A "*" connection that never ran is one
+// row of its own name.
+func statusRows(ctx context.Context, store state.Store, cfg *config.Config) ([]statusRow, error) {
+	var known []state.ConnectionState
+	for _, c := range cfg.Connections {
+		if c.Discovers() {
+			var err error
+			if known, err = store.Connections(ctx); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	var rows []statusRow
+	for _, c := range cfg.Connections {
+		if !c.Discovers() {
+			rows = append(rows, statusRow{name: c.Name, parent: c.Parent, conn: c})
+			continue
+		}
+		n := len(rows)
+		for _, st := range known { // sorted by name
+			if strings.HasPrefix(st.Connection, c.Name+".") {
+				rows = append(rows, statusRow{name: st.Connection, parent: c.Name, conn: c})
+			}
+		}
+		if len(rows) == n {
+			rows = append(rows, statusRow{name: c.Name, conn: c})
+		}
+	}
+	return rows, nil
 }
 
 func printStatusJSON(w io.Writer, rows []connectionStatus) error {

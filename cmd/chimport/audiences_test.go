@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chimport/chimport/internal/mcsim"
+)
+
+// The end-to-end tests of issue 14: OAuth access tokens, list_id "*" and
+// lists of ids, shards, and directories of config fragments, through
+// `chimport run`, `status` and `check` in process against the simulators.
+
+// acmeToken is the access token of the test account. Every output is
+// scanned for it.
+const acmeToken = "acme-oauth-access-token-0123456789"
+
+// accounts is a simulator with OAuth accounts, a target keyed on id and
+// list_id, and an alert webhook.
+type accounts struct {
+	sim       *mcsim.Mailchimp
+	target    *mcsim.Target
+	hook      *webhookRecorder
+	simURL    string
+	targetURL string
+	hookURL   string
+	state     string
+	outputs   []string
+}
+
+func newAccounts(t *testing.T) *accounts {
+	t.Helper()
+	x := &accounts{
+		sim:    mcsim.New(mcsim.Options{Members: 1, Seed: 3}),
+		target: mcsim.NewTarget(mcsim.TargetOptions{Auth: targetAuth, Key: []string{"id", "list_id"}}),
+		hook:   &webhookRecorder{},
+		state:  "sqlite://" + filepath.Join(t.TempDir(), "state.db"),
+	}
+	simSrv, targetSrv, hookSrv := httptest.NewServer(x.sim), httptest.NewServer(x.target), httptest.NewServer(x.hook)
+	t.Cleanup(simSrv.Close)
+	t.Cleanup(targetSrv.Close)
+	t.Cleanup(hookSrv.Close)
+	x.simURL, x.targetURL, x.hookURL = simSrv.URL, targetSrv.URL+"/records", hookSrv.URL+"/hook"
+	x.sim.AddAccessToken(acmeToken)
+	return x
+}
+
+// config is a config whose connections are the YAML list items given,
+// with the account's metadata URL, the target and the alert hook as
+// defaults.
+func (x *accounts) config(t *testing.T, connections string) string {
+	t.Helper()
+	return writeFile(t, "chimport.yaml", fmt.Sprintf(`state: %s
+alerts:
+  webhook_url: %s
+defaults:
+  mailchimp: {metadata_url: %q, settle: 0s}
+  target:
+    url: %q
+    headers: {Authorization: "${TARGET_API_KEY}"}
+connections:
+%s`, x.state, x.hookURL, x.simURL+mcsim.MetadataPath, x.targetURL, connections))
+}
+
+func (x *accounts) cli(t *testing.T, cfg string, args ...string) result {
+	t.Helper()
+	vars := map[string]string{"ACME_TOKEN": acmeToken, "TARGET_API_KEY": targetAuth}
+	r := runCLI(t, context.Background(), vars, append(args, "--config", cfg, "--log-format", "json")...)
+	x.outputs = append(x.outputs, r.stdout, r.stderr)
+	return r
+}
+
+// runJSON is `run --json` with its rows by connection name.
+func (x *accounts) runJSON(t *testing.T, cfg string, args ...string) (int, map[string]runJSON) {
+	t.Helper()
+	r := x.cli(t, cfg, append([]string{"run", "--json"}, args...)...)
+	var rows []runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		t.Fatalf("run --json (exit %d): %v\nstdout: %s\nstderr: %s", r.code, err, r.stdout, r.stderr)
+	}
+	out := make(map[string]runJSON, len(rows))
+	for _, row := range rows {
+		if _, dup := out[row.Connection]; dup {
+			t.Fatalf("%s ran twice in one run", row.Connection)
+		}
+		out[row.Connection] = row
+	}
+	return r.code, out
+}
+
+func (x *accounts) status(t *testing.T, cfg string) []connectionStatus {
+	t.Helper()
+	r := x.cli(t, cfg, "status", "--json")
+	var rows []connectionStatus
+	if r.code != exitOK {
+		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// noSecrets fails if the token or the target's credential is in any output
+// or alert so far.
+func (x *accounts) noSecrets(t *testing.T) {
+	t.Helper()
+	x.hook.mu.Lock()
+	alerts, _ := json.Marshal(x.hook.alerts)
+	x.hook.mu.Unlock()
+	for _, out := range append(x.outputs, string(alerts)) {
+		for _, secret := range []string{acmeToken, targetAuth} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("a secret leaked into the output:\n%s", out)
+			}
+		}
+	}
+}
+
+// records are the target keys of the members of lists, id|list_id.
+func (x *accounts) records(lists ...string) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range lists {
+		for _, m := range x.sim.Members(l) {
+			out[m.ID+"|"+l] = true
+		}
+	}
+	return out
+}
+
+// wantMirror fails unless the target holds exactly the members of lists,
+// each record with its audience's list_id.
+func (x *accounts) wantMirror(t *testing.T, lists ...string) {
+	t.Helper()
+	x.wantRecords(t, x.records(lists...))
+}
+
+// wantRecords fails unless the target holds exactly the records want.
+func (x *accounts) wantRecords(t *testing.T, want map[string]bool) {
+	t.Helper()
+	got := map[string]bool{}
+	for key, rec := range x.target.Records() {
+		if rec["status"] == "deleted" {
+			continue
+		}
+		if !strings.HasSuffix(key, fmt.Sprint("|", rec["list_id"])) {
+			t.Errorf("record %s carries list_id %v", key, rec["list_id"])
+		}
+		got[key] = true
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("target records (-want +got):\n%s", diff)
+	}
+}
+
+func TestStarSyncsEveryAudienceOfAnOAuthAccount(t *testing.T) {
+	x := newAccounts(t)
+	lists := []string{"a1", "a2", "a3", "a4", "a5"}
+	for i, l := range lists {
+		x.sim.AddAccountList(acmeToken, l, 20+i, int64(i))
+	}
+	x.sim.AddAccountList("another-account-token", "zz", 5, 9) // not acme's
+	cfg := x.config(t, "  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
+
+	code, rows := x.runJSON(t, cfg)
+	if code != exitOK || len(rows) != 5 {
+		t.Fatalf("run: exit %d, %d rows, want 0 and 5: %v", code, len(rows), rows)
+	}
+	for _, l := range lists {
+		row, ok := rows["acme."+l]
+		if !ok || !row.Completed || row.Delivered == 0 {
+			t.Errorf("acme.%s: %+v", l, row)
+		}
+	}
+	x.wantMirror(t, lists...)
+	if got := x.sim.Stats().MetadataRequests; got != 1 {
+		t.Errorf("the token's data center was looked up %d times, want once", got)
+	}
+	st := x.status(t, cfg)
+	if len(st) != 5 {
+		t.Fatalf("status shows %d connections, want 5: %+v", len(st), st)
+	}
+	for _, s := range st {
+		if s.Parent != "acme" || s.Watermark == nil || s.Members == nil {
+			t.Errorf("status row %+v", s)
+		}
+	}
+
+	// An audience appears and another leaves the account.
+	x.sim.AddAccountList(acmeToken, "a6", 7, 6)
+	want := x.records("a1", "a2", "a3", "a4", "a5", "a6")
+	x.sim.RemoveList("a2")
+	r := x.cli(t, cfg, "run")
+	if r.code != exitOK || !strings.Contains(r.stdout, "acme.a6") || !strings.Contains(r.stdout, "No longer in their Mailchimp accounts") {
+		t.Fatalf("run after the change: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	x.wantRecords(t, want) // a2's records stay: its state is kept, and nothing deletes them
+	st = x.status(t, cfg)
+	if len(st) != 6 {
+		t.Fatalf("status shows %d connections, want 6 (a2 kept): %+v", len(st), st)
+	}
+	for _, s := range st {
+		gone := strings.Contains(s.LastError, "no longer in the Mailchimp account")
+		if (s.Name == "acme.a2") != gone || s.Watermark == nil {
+			t.Errorf("status row %s: last error %q, watermark %v", s.Name, s.LastError, s.Watermark)
+		}
+	}
+	if !strings.Contains(r.stderr, `"connection":"acme.a2"`) {
+		t.Errorf("the log does not report acme.a2 as gone:\n%s", r.stderr)
+	}
+	x.noSecrets(t)
+}
+
+func TestListOfIDsAndCheckWarning(t *testing.T) {
+	x := newAccounts(t)
+	for i, l := range []string{"b1", "b2"} {
+		x.sim.AddAccountList(acmeToken, l, 10, int64(i))
+	}
+	cfg := x.config(t, `  - {name: both, mailchimp: {access_token: "${ACME_TOKEN}", list_id: [b1, b2]}}
+  - name: plain
+    mailchimp: {access_token: "${ACME_TOKEN}", list_id: b1}
+    mapping: {id: id, email: email_address}
+`)
+	code, rows := x.runJSON(t, cfg, "--connection", "both")
+	if code != exitOK || len(rows) != 2 || !rows["both.b1"].Completed || !rows["both.b2"].Completed {
+		t.Fatalf("run: exit %d, rows %v", code, rows)
+	}
+	x.wantMirror(t, "b1", "b2")
+
+	r := x.cli(t, cfg, "check")
+	if r.code != exitOK {
+		t.Fatalf("check: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// plain's records are keyed on id alone, in the target that both's
+	// audiences share.
+	if !strings.Contains(r.stdout, "WARN") || !strings.Contains(r.stdout, "plain") || !strings.Contains(r.stdout, "list_id") {
+		t.Errorf("check does not warn about the shared target:\n%s", r.stdout)
+	}
+	x.noSecrets(t)
+}
+
+func TestRevokedTokenAlertsOnceAndLeaksNothing(t *testing.T) {
+	for _, tt := range []struct{ name, listID string }{
+		{"star", `"*"`},
+		{"list of ids", "[r1, r2, r3]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newAccounts(t)
+			for i, l := range []string{"r1", "r2", "r3"} {
+				x.sim.AddAccountList(acmeToken, l, 5, int64(i))
+			}
+			// dc given: the revoked token fails at the API itself, not at
+			// the metadata lookup; the base URL is the simulator's.
+			cfg := x.config(t, fmt.Sprintf("  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", dc: us1, base_url: %q, list_id: %s}}\n",
+				x.simURL+"/3.0", tt.listID))
+			x.sim.RevokeAccessToken(acmeToken)
+			r := x.cli(t, cfg, "run")
+			if r.code != exitFailed {
+				t.Fatalf("run: exit %d, want %d\n%s\n%s", r.code, exitFailed, r.stdout, r.stderr)
+			}
+			if !strings.Contains(strings.ToLower(r.stdout), "access token") {
+				t.Errorf("the error does not say the access token was refused:\n%s", r.stdout)
+			}
+			x.hook.mu.Lock()
+			alerts := slices.Clone(x.hook.alerts)
+			x.hook.mu.Unlock()
+			if len(alerts) != 1 {
+				t.Fatalf("%d alerts, want 1: %v", len(alerts), alerts)
+			}
+			if c := fmt.Sprint(alerts[0]["connection"]); !strings.HasPrefix(c, "acme") {
+				t.Errorf("the alert names %q, want the acme connection", c)
+			}
+			x.noSecrets(t)
+		})
+	}
+}
+
+func TestShardsRunEachConnectionOnce(t *testing.T) {
+	f := newFixture(t, 3)
+	ids := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"}
+	for i, id := range ids {
+		f.sim.AddList(id, 3, int64(i))
+	}
+	cfg := f.config(t, ids...)
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	ran := func(extra map[string]string, args ...string) []string {
+		t.Helper()
+		v := maps.Clone(vars)
+		maps.Copy(v, extra)
+		r := runCLI(t, context.Background(), v, append([]string{"run", "--json", "--config", cfg}, args...)...)
+		var rows []runJSON
+		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rows) != nil {
+			t.Fatalf("run %v: exit %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
+		}
+		var names []string
+		for _, row := range rows {
+			names = append(names, row.Connection)
+		}
+		return names
+	}
+	var all []string
+	byShard := map[int][]string{}
+	for i := 1; i <= 3; i++ {
+		byShard[i] = ran(nil, "--shard", fmt.Sprintf("%d/3", i))
+		all = append(all, byShard[i]...)
+	}
+	slices.Sort(all)
+	want := []string{"conn0", "conn1", "conn2", "conn3", "conn4", "conn5", "conn6"}
+	if diff := cmp.Diff(want, all); diff != "" {
+		t.Fatalf("the shards together ran (-want +got):\n%s", diff)
+	}
+	// The same split from the environment: CHIMPORT_SHARD, an Indexed
+	// Job's index, an array job's index.
+	for i := 1; i <= 3; i++ {
+		for _, got := range [][]string{
+			ran(map[string]string{"CHIMPORT_SHARD": fmt.Sprintf("%d/3", i)}),
+			ran(map[string]string{"JOB_COMPLETION_INDEX": fmt.Sprint(i - 1)}, "--shards", "3"),
+			ran(map[string]string{"AWS_BATCH_JOB_ARRAY_INDEX": fmt.Sprint(i - 1)}, "--shards", "3"),
+		} {
+			if diff := cmp.Diff(byShard[i], got); diff != "" {
+				t.Errorf("shard %d/3 from the environment ran (-flag +env):\n%s", i, diff)
+			}
+		}
+	}
+
+	r := runCLI(t, context.Background(), vars, "run", "--config", cfg, "--shards", "3")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "JOB_COMPLETION_INDEX") {
+		t.Errorf("--shards without an index: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, context.Background(), vars, "run", "--config", cfg, "--shard", "4/3")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--shard") {
+		t.Errorf("--shard 4/3: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestEmptyShardHasNothingToDo(t *testing.T) {
+	f := newFixture(t, 3)
+	cfg := f.config(t, "a1b2c3d4e5")
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	empty := 0
+	for i := 1; i <= 4; i++ {
+		r := runCLI(t, context.Background(), vars, "run", "--config", cfg, "--shard", fmt.Sprintf("%d/4", i))
+		if r.code != exitOK {
+			t.Fatalf("shard %d/4: exit %d\n%s\n%s", i, r.code, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout, "nothing to do") {
+			empty++
+		}
+	}
+	if empty != 3 {
+		t.Errorf("%d of 4 shards had nothing to do, want 3", empty)
+	}
+}
+
+func TestDirectoryConfig(t *testing.T) {
+	f := newFixture(t, 4)
+	f.sim.AddList("d2", 4, 2)
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600))
+	}
+	write("00-base.yaml", fmt.Sprintf(`state: sqlite://%s
+defaults:
+  mailchimp: {api_key: "${MAILCHIMP_API_KEY}", base_url: %q, settle: 0s}
+  target: {url: %q, headers: {Authorization: "${TARGET_API_KEY}"}}
+`, filepath.Join(t.TempDir(), "state.db"), f.baseURL, f.targetURL))
+	write("10-first.yaml", "connections:\n  - {name: first, mailchimp: {list_id: a1b2c3d4e5}}\n")
+	write("20-second.yaml", "connections:\n  - {name: second, mailchimp: {list_id: d2}}\n")
+	write("README.md", "not a fragment")
+	vars := map[string]string{"MAILCHIMP_API_KEY": f.sim.APIKey(), "TARGET_API_KEY": targetAuth}
+
+	r := runCLI(t, context.Background(), vars, "run", "--json", "--config", dir)
+	var rows []runJSON
+	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("run on a directory: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	write("30-broken.yaml", "connections:\n  - name: third\n    mailchimp: {list_id: a1b2c3d4e5}\n    target: {batch_size: lots}\n")
+	r = runCLI(t, context.Background(), vars, "run", "--config", dir)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "30-broken.yaml") || !strings.Contains(r.stderr, "batch_size") {
+		t.Errorf("a broken fragment: exit %d, stderr %q; want 2 naming the file and the field", r.code, r.stderr)
+	}
+	must(t, os.Remove(filepath.Join(dir, "30-broken.yaml")))
+	write("40-state-again.yaml", "state: sqlite://elsewhere.db\n")
+	r = runCLI(t, context.Background(), vars, "check", "--config", dir)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "00-base.yaml") || !strings.Contains(r.stderr, "40-state-again.yaml") {
+		t.Errorf("state in two fragments: exit %d, stderr %q; want 2 naming both files", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,180 @@
+// Package discover turns the connections of a config into the connections
+// a run syncs: each one whose list_id is "*" becomes one sub-connection per
+// audience its Mailchimp account has right now (config.Connection.Sub,
+// named <name>.<list_id>), found with GET /lists at every run. An audience
+// that appears is synced from scratch, since its sub-connection has no
+// state yet; one that disappears is reported, and its state is kept (an
+// audience can come back, and its state says what the target holds).
+package discover
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/mailchimp"
+)
+
+// Lister is what discovery needs of Mailchimp: the audiences of one
+// account. *mailchimp.Client is one.
+type Lister interface {
+	Lists(ctx context.Context) ([]mailchimp.ListSummary, error)
+}
+
+var _ Lister = (*mailchimp.Client)(nil)
+
+// Options says how to discover.
+type Options struct {
+	// Lister returns the account's lister for a "*" connection (its
+	// credentials, base URL and limiter).
+	Lister func(config.Connection) (Lister, error)
+	// Known are the connection names the state store has state for: a
+	// sub-connection among them whose audience is gone is Vanished.
+	Known []string
+	// Names keeps only these connections (the --connection flag): a
+	// name selects a connection, or every sub-connection of the
+	// connection it names. Empty keeps all.
+	Names []string
+	// Parallel bounds the accounts listed at once (default 16).
+	Parallel int
+}
+
+// Failure is a "*" connection whose audiences could not be listed: none of
+// its sub-connections runs, and the caller reports Err under the
+// connection's own name.
+type Failure struct {
+	Connection config.Connection
+	Err        error
+}
+
+// Vanished is a sub-connection the state store knows whose audience the
+// account no longer lists.
+type Vanished struct {
+	Name, Parent, ListID string
+}
+
+// Result is what Expand found.
+type Result struct {
+	// Connections are the connections to sync, in the config's order,
+	// each "*" one replaced by its sub-connections sorted by list id.
+	Connections []config.Connection
+	Failed      []Failure
+	Vanished    []Vanished
+}
+
+// Expand lists the audiences of every connection in conns that discovers
+// and returns the connections to sync. Connections that do not discover
+// pass through unchanged (Names still applies).
+func Expand(ctx context.Context, conns []config.Connection, opts Options) Result {
+	if opts.Parallel < 1 {
+		opts.Parallel = 16
+	}
+	found := make([][]mailchimp.ListSummary, len(conns))
+	errs := make([]error, len(conns))
+	var g errgroup.Group
+	g.SetLimit(opts.Parallel)
+	for i, c := range conns {
+		if !c.Discovers() {
+			continue
+		}
+		g.Go(func() error {
+			found[i], errs[i] = listAudiences(ctx, c, opts.Lister)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	var res Result
+	keep := wanted(opts.Names)
+	for i, c := range conns {
+		if !c.Discovers() {
+			if keep(c.Name, c.Parent) {
+				res.Connections = append(res.Connections, c)
+			}
+			continue
+		}
+		if errs[i] != nil {
+			if keep(c.Name, "") || keepsAnySub(opts.Names, c.Name) {
+				res.Failed = append(res.Failed, Failure{Connection: c, Err: errs[i]})
+			}
+			continue
+		}
+		live := make(map[string]bool, len(found[i]))
+		for _, l := range found[i] {
+			sub := c.Sub(l.ID)
+			live[sub.Name] = true
+			if keep(sub.Name, c.Name) {
+				res.Connections = append(res.Connections, sub)
+			}
+		}
+		prefix := c.Name + "."
+		for _, name := range opts.Known {
+			if id, ok := strings.CutPrefix(name, prefix); ok && !live[name] && keep(name, c.Name) {
+				res.Vanished = append(res.Vanished, Vanished{Name: name, Parent: c.Name, ListID: id})
+			}
+		}
+	}
+	return res
+}
+
+// listAudiences lists one account's audiences, sorted by id, refusing an
+// id that cannot name a sub-connection rather than syncing it under a
+// name that state, metrics and alerts could not tell apart.
+func listAudiences(ctx context.Context, c config.Connection, lister func(config.Connection) (Lister, error)) ([]mailchimp.ListSummary, error) {
+	l, err := lister(c)
+	if err != nil {
+		return nil, err
+	}
+	lists, err := l.Lists(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the audiences of the account (list_id \"*\"): %w", err)
+	}
+	for _, list := range lists {
+		if !validID(list.ID) {
+			return nil, fmt.Errorf("listing the audiences of the account (list_id \"*\"): Mailchimp answered an audience id %q that cannot name a connection (want 1 to 64 letters, digits, _ or -); list the audiences you want in list_id instead", list.ID)
+		}
+	}
+	lists = slices.Clone(lists)
+	slices.SortFunc(lists, func(a, b mailchimp.ListSummary) int { return strings.Compare(a.ID, b.ID) })
+	return slices.CompactFunc(lists, func(a, b mailchimp.ListSummary) bool { return a.ID == b.ID }), nil
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// wanted returns whether a connection named name (a sub-connection of
+// parent, or parent "") is among names.
+func wanted(names []string) func(name, parent string) bool {
+	if len(names) == 0 {
+		return func(string, string) bool { return true }
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return func(name, parent string) bool { return set[name] || (parent != "" && set[parent]) }
+}
+
+// keepsAnySub reports whether names selects a sub-connection of parent,
+// whose failure to list then concerns the caller too.
+func keepsAnySub(names []string, parent string) bool {
+	for _, n := range names {
+		if strings.HasPrefix(n, parent+".") {
+			return true
+		}
+	}
+	return false
+}
