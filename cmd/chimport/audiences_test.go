@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -26,8 +27,11 @@ import (
 const acmeToken = "acme-oauth-access-token-0123456789"
 
 // accounts is a simulator with OAuth accounts, a target keyed on id and
-// list_id, and an alert webhook.
+// list_id, and an alert webhook. The simulator and the commands share a
+// stepClock, which every command moves on a few seconds first, so the
+// changes a test makes fall into the next run's window.
 type accounts struct {
+	clk       *stepClock
 	sim       *mcsim.Mailchimp
 	target    *mcsim.Target
 	hook      *webhookRecorder
@@ -40,8 +44,10 @@ type accounts struct {
 
 func newAccounts(t *testing.T) *accounts {
 	t.Helper()
+	clk := &stepClock{now: time.Date(2026, 5, 6, 7, 0, 0, 0, time.UTC)}
 	x := &accounts{
-		sim:    mcsim.New(mcsim.Options{Members: 1, Seed: 3}),
+		clk:    clk,
+		sim:    mcsim.New(mcsim.Options{Members: 1, Seed: 3, Clock: clk}),
 		target: mcsim.NewTarget(mcsim.TargetOptions{Auth: targetAuth, Key: []string{"id", "list_id"}}),
 		hook:   &webhookRecorder{},
 		state:  "sqlite://" + filepath.Join(t.TempDir(), "state.db"),
@@ -75,7 +81,8 @@ connections:
 func (x *accounts) cli(t *testing.T, cfg string, args ...string) result {
 	t.Helper()
 	vars := map[string]string{"ACME_TOKEN": acmeToken, "TARGET_API_KEY": targetAuth}
-	r := runCLI(t, context.Background(), vars, append(args, "--config", cfg, "--log-format", "json")...)
+	x.clk.Advance(5 * time.Second)
+	r := runCLIAt(t, context.Background(), x.clk, vars, append(args, "--config", cfg, "--log-format", "json")...)
 	x.outputs = append(x.outputs, r.stdout, r.stderr)
 	return r
 }
@@ -396,5 +403,51 @@ defaults:
 	r = runCLI(t, context.Background(), vars, "check", "--config", dir)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "00-base.yaml") || !strings.Contains(r.stderr, "40-state-again.yaml") {
 		t.Errorf("state in two fragments: exit %d, stderr %q; want 2 naming both files", r.code, r.stderr)
+	}
+}
+
+// One person in two audiences that share a target is two records; when
+// they leave one audience, only that audience's record leaves the target,
+// by a tombstone that carries list_id or by a DELETE whose URL names the
+// audience.
+func TestDeletesReachTheRightAudience(t *testing.T) {
+	for _, tt := range []struct{ name, target string }{
+		{"tombstone", ""},
+		{"request", "deletes: request, delete_url: \"%s/{id}?list_id={list_id}\""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newAccounts(t)
+			x.sim.AddAccountList(acmeToken, "p1", 3, 1)
+			x.sim.AddAccountList(acmeToken, "p2", 3, 2)
+			shared := mcsim.Member{EmailAddress: "both@example.com", Status: mcsim.StatusSubscribed}
+			id, err := x.sim.Add("p1", shared)
+			must(t, err)
+			_, err = x.sim.Add("p2", shared)
+			must(t, err)
+			target := ""
+			if tt.target != "" {
+				target = ", target: {" + fmt.Sprintf(tt.target, x.targetURL) + "}"
+			}
+			cfg := x.config(t, fmt.Sprintf("  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}%s}\n", target))
+			if code, rows := x.runJSON(t, cfg); code != exitOK || len(rows) != 2 {
+				t.Fatalf("first run: exit %d, %v", code, rows)
+			}
+			if recs := x.target.Records(); recs[id+"|p1"] == nil || recs[id+"|p2"] == nil {
+				t.Fatalf("the person is not in the target once per audience: %v", recs)
+			}
+
+			must(t, x.sim.Delete("p1", id))
+			if code, rows := x.runJSON(t, cfg, "--reconcile"); code != exitOK || rows["acme.p1"].Tombstoned != 1 {
+				t.Fatalf("second run: exit %d, %+v", code, rows)
+			}
+			recs := x.target.Records()
+			if rec := recs[id+"|p1"]; rec != nil && rec["status"] != "deleted" {
+				t.Errorf("the p1 record is still live: %v", rec)
+			}
+			if rec := recs[id+"|p2"]; rec == nil || rec["status"] == "deleted" {
+				t.Errorf("the p2 record went too: %v", rec)
+			}
+			x.noSecrets(t)
+		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -59,7 +61,7 @@ func newClients(conn config.Connection, opts clientOptions) (*mailchimp.Client, 
 		Deletes:    target.DeleteMode(conn.Target.Deletes),
 		IDKey:      idKey,
 		Tombstone:  tombstoneOf(conn, mp),
-		DeleteURL:  conn.Target.DeleteURL,
+		DeleteURL:  deleteURLOf(conn),
 		// Let a target's Retry-After (capped at target.MaxRetryAfter) be
 		// honoured in full; the exponential steps stay far below this.
 		Retry:  withClock(retry.Policy{MaxDelay: target.MaxRetryAfter}, opts.retryClock),
@@ -106,6 +108,16 @@ func tombstoneOf(conn config.Connection, mp *mapping.Mapping) config.Tombstone {
 	}
 	out[key] = conn.Mailchimp.ListID
 	return out
+}
+
+// deleteURLOf is the connection's delete_url with {list_id} replaced by its
+// audience id, so that a target shared by several audiences can be told
+// which one's record to delete (e.g. .../records/{id}?list_id={list_id}).
+func deleteURLOf(conn config.Connection) string {
+	if conn.Discovers() {
+		return conn.Target.DeleteURL // a "*" connection itself deletes nothing
+	}
+	return strings.ReplaceAll(conn.Target.DeleteURL, "{list_id}", url.QueryEscape(conn.Mailchimp.ListID))
 }
 
 // withClock is p waiting on clk, unless clk is nil.

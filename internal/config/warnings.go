@@ -35,12 +35,15 @@ func (w Warning) String() string {
 const maxNamed = 3
 
 // Warnings returns one warning per target URL that records of two or more
-// audiences reach under keys that do not tell audiences apart: a mapping
-// with no field whose path is list_id and none whose path is contact_id.
-// The same person has the same member id (the MD5 of the address) in every
-// audience, so those records overwrite each other. A "*" connection counts
-// as several audiences on its own, and a list of ids as one audience per id.
-// URLs are compared trimmed, with scheme and host in any case.
+// audiences reach, when some of them come under keys that do not tell
+// audiences apart: a mapping with no field whose path is list_id and none
+// whose path is contact_id. The same person has the same member id (the
+// MD5 of the address) in every audience, so such a record overwrites, or
+// is overwritten by, that person's record from another audience, keyed
+// however that one is. A "*" connection counts as several audiences on
+// its own, and a list of ids as one audience per id. The warning names the
+// connections whose mapping needs the key. URLs are compared trimmed, with
+// scheme and host in any case.
 func (c *Config) Warnings() []Warning {
 	type group struct {
 		first     int      // index of the first connection
@@ -51,19 +54,22 @@ func (c *Config) Warnings() []Warning {
 	groups := map[string]*group{}
 	var order []string
 	for i, conn := range c.Connections {
-		if conn.Mapping.keysAudience() {
-			continue
-		}
 		key := targetKey(conn.Target.URL)
 		g := groups[key]
 		if g == nil {
-			g = &group{first: i, seen: map[string]bool{}}
+			g = &group{first: -1, seen: map[string]bool{}}
 			groups[key] = g
 			order = append(order, key)
 		}
 		g.audiences++
 		if conn.Discovers() {
 			g.audiences++ // several in itself, however many it finds
+		}
+		if conn.Mapping.keysAudience() {
+			continue
+		}
+		if g.first < 0 {
+			g.first = i
 		}
 		name := conn.Name
 		if conn.Parent != "" {
@@ -77,7 +83,7 @@ func (c *Config) Warnings() []Warning {
 	var out []Warning
 	for _, key := range order {
 		g := groups[key]
-		if g.audiences < 2 {
+		if g.audiences < 2 || g.first < 0 {
 			continue
 		}
 		first := c.Connections[g.first]
@@ -89,7 +95,7 @@ func (c *Config) Warnings() []Warning {
 		if len(g.names) == 1 {
 			verb = "delivers"
 		}
-		w.Message = fmt.Sprintf("%s %s several audiences to the same target URL with records keyed by the member id alone, "+
+		w.Message = fmt.Sprintf("%s %s records keyed by the member id alone to a target URL that several audiences reach, "+
 			"and one person's id is the same in every audience, so their records overwrite each other; "+
 			"add list_id: list_id to the mapping and key the target on id + list_id, or key it on contact_id (contact_id: contact_id)",
 			nameList(g.names), verb)

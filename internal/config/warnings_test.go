@@ -18,7 +18,7 @@ func TestWarnings(t *testing.T) {
 	}
 	const idOnly = "{id: id, email: email_address}"
 	const advice = "; add list_id: list_id to the mapping and key the target on id + list_id, or key it on contact_id (contact_id: contact_id)"
-	const collide = " several audiences to the same target URL with records keyed by the member id alone, " +
+	const collide = " records keyed by the member id alone to a target URL that several audiences reach, " +
 		"and one person's id is the same in every audience, so their records overwrite each other"
 	tests := []struct {
 		name  string
@@ -46,6 +46,9 @@ func TestWarnings(t *testing.T) {
 		{
 			name:  "one of the two keys audiences apart",
 			conns: conn("a", "a1", "https://t.example.com/r", "{id: id, list: list_id}") + conn("b", "b1", "https://t.example.com/r", idOnly),
+			// b's records collide with a's for the same person, however a
+			// keys its own.
+			want: []string{"connections[1]: connection b delivers" + collide + advice + " (line 6)"},
 		},
 		{
 			// "*" and sequences get list_id in the built-in mapping.
