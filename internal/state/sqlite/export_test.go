@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// SmallRoster is the size up to which a roster's adds are folded at once.
+const SmallRoster = smallRoster
+
 // SchemaVersion is the schema version this build writes.
 var SchemaVersion = len(migrations)
 

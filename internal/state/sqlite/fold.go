@@ -5,7 +5,6 @@ package sqlite
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
@@ -25,8 +24,8 @@ import (
 // It returns how the roster's size moved: the ids that were new, less the
 // ids removed that were there; the caller moves members by it in the
 // same transaction.
-func fold(ctx context.Context, tx *sql.Tx, name string, add, remove []state.MemberID) (int64, error) {
-	logged, nLogged, err := readLog(ctx, tx, name, len(add))
+func fold(w *writeTx, name string, add, remove []state.MemberID) (int64, error) {
+	logged, nLogged, err := readLog(w, name, len(add))
 	if err != nil {
 		return 0, err
 	}
@@ -51,7 +50,7 @@ func fold(ctx context.Context, tx *sql.Tx, name string, add, remove []state.Memb
 		c.remove, removes = cutBucket(removes, b)
 		group = append(group, c)
 		if len(group) == foldGroup || len(adds) == 0 && len(removes) == 0 {
-			m, err := foldBuckets(ctx, tx, name, group, &old, &buf)
+			m, err := foldBuckets(w, name, group, &old, &buf)
 			if err != nil {
 				return 0, err
 			}
@@ -59,7 +58,7 @@ func fold(ctx context.Context, tx *sql.Tx, name string, add, remove []state.Memb
 			group = group[:0]
 		}
 	}
-	return moved, clearLog(ctx, tx, name, nLogged)
+	return moved, clearLog(w, name, nLogged)
 }
 
 // foldGroup is how many touched buckets fold reads, merges and writes at
@@ -90,8 +89,8 @@ func cutBucket(ids []state.MemberID, b int) (in, rest []state.MemberID) {
 // a fold allocates no new bucket per bucket), and writes the ones that
 // changed back, deleting the ones emptied. It returns how the roster's
 // size moved.
-func foldBuckets(ctx context.Context, tx *sql.Tx, name string, group []bucketChange, old, buf *[]byte) (int64, error) {
-	have, err := readBuckets(ctx, tx, name, group, old)
+func foldBuckets(w *writeTx, name string, group []bucketChange, old, buf *[]byte) (int64, error) {
+	have, err := readBuckets(w, name, group, old)
 	if err != nil {
 		return 0, err
 	}
@@ -123,13 +122,13 @@ func foldBuckets(ctx context.Context, tx *sql.Tx, name string, group []bucketCha
 	}
 	*buf = out
 	if len(write) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_bucket (connection, bucket, ids) VALUES `+
+		if _, err := w.exec(`INSERT INTO roster_bucket (connection, bucket, ids) VALUES `+
 			placeholders("(?, ?, ?)", len(write)/3)+` ON CONFLICT (connection, bucket) DO UPDATE SET ids = excluded.ids`, write...); err != nil {
 			return 0, err
 		}
 	}
 	if len(drop) > 1 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM roster_bucket WHERE connection = ? AND bucket IN (`+
+		if _, err := w.exec(`DELETE FROM roster_bucket WHERE connection = ? AND bucket IN (`+
 			placeholders("?", len(drop)-1)+")", drop...); err != nil {
 			return 0, err
 		}
@@ -152,10 +151,10 @@ const logChunk = 65536
 // count, read first with the range of seqs, sizes the slice (growing it by appends would hold up
 // to twice the log), and the chunks are scanned as sql.RawBytes, copied
 // straight into it.
-func readLog(ctx context.Context, tx *sql.Tx, name string, spare int) ([]state.MemberID, int, error) {
+func readLog(w *writeTx, name string, spare int) ([]state.MemberID, int, error) {
 	var n int
 	var first, last sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM roster_log WHERE connection = ?`,
+	if err := w.queryRow(`SELECT count(*), min(seq), max(seq) FROM roster_log WHERE connection = ?`,
 		name).Scan(&n, &first, &last); err != nil {
 		return nil, 0, err
 	}
@@ -164,7 +163,7 @@ func readLog(ctx context.Context, tx *sql.Tx, name string, spare int) ([]state.M
 	}
 	out := make([]state.MemberID, 0, n+spare)
 	read := func(from int64) error {
-		rows, err := tx.QueryContext(ctx, `SELECT CAST(group_concat(id, '') AS BLOB) FROM roster_log
+		rows, err := w.query(`SELECT CAST(group_concat(id, '') AS BLOB) FROM roster_log
 			WHERE connection = ? AND seq >= ? AND seq < ?`, name, from, from+logChunk)
 		if err != nil {
 			return err
@@ -208,12 +207,12 @@ func sortedIDs(ids []state.MemberID) []state.MemberID {
 // one; that is also why roster_log has no foreign key, which would turn
 // the optimisation off. Counting the table is cheap: count(*) counts each
 // page's cells without reading them.
-func clearLog(ctx context.Context, tx *sql.Tx, name string, n int) error {
+func clearLog(w *writeTx, name string, n int) error {
 	if n == 0 {
 		return nil
 	}
 	var all int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM roster_log`).Scan(&all); err != nil {
+	if err := w.queryRow(`SELECT count(*) FROM roster_log`).Scan(&all); err != nil {
 		return err
 	}
 	query := `DELETE FROM roster_log WHERE connection = ?`
@@ -221,14 +220,14 @@ func clearLog(ctx context.Context, tx *sql.Tx, name string, n int) error {
 	if all == n {
 		query, args = `DELETE FROM roster_log`, nil
 	}
-	_, err := tx.ExecContext(ctx, query, args...)
+	_, err := w.exec(query, args...)
 	return err
 }
 
 // readBuckets returns the stored ids of the group's buckets, in the
 // group's order, copied into *buf (kept for the next group); a bucket
 // with no row is empty.
-func readBuckets(ctx context.Context, tx *sql.Tx, name string, group []bucketChange, buf *[]byte) ([][]byte, error) {
+func readBuckets(w *writeTx, name string, group []bucketChange, buf *[]byte) ([][]byte, error) {
 	var span [foldGroup][2]int
 	old := (*buf)[:0]
 	at := make(map[int]int, len(group))
@@ -238,7 +237,7 @@ func readBuckets(ctx context.Context, tx *sql.Tx, name string, group []bucketCha
 		at[c.bucket] = i
 		args = append(args, c.bucket)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT bucket, ids FROM roster_bucket WHERE connection = ? AND bucket IN (`+
+	rows, err := w.query(`SELECT bucket, ids FROM roster_bucket WHERE connection = ? AND bucket IN (`+
 		placeholders("?", len(group))+")", args...)
 	if err != nil {
 		return nil, err

@@ -19,8 +19,8 @@ func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Tim
 		return state.Lease{}, opError(op, name, err)
 	}
 	lease := state.Lease{Connection: name, Owner: owner, Expires: exp}
-	err = s.write(ctx, op, name, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE connections
+	err = s.write(ctx, op, name, func(w *writeTx) error {
+		err := w.queryRow(`UPDATE connections
 			SET lease_owner = ?2, lease_token = lease_token + 1, lease_expires = ?4
 			WHERE name = ?1 AND (lease_owner = '' OR lease_owner = ?2 OR lease_expires IS NULL OR lease_expires <= ?3)
 			RETURNING lease_token`,
@@ -29,7 +29,7 @@ func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Tim
 			return err
 		}
 		held := &state.LeaseHeldError{Connection: name}
-		if err := tx.QueryRowContext(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = ?`,
+		if err := w.queryRow(`SELECT lease_owner, lease_expires FROM connections WHERE name = ?`,
 			name).Scan(&held.Owner, (*sqlTime)(&held.Expires)); err != nil {
 			return err
 		}
@@ -48,12 +48,12 @@ func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time
 	if err != nil {
 		return state.Lease{}, opError(op, lease.Connection, err)
 	}
-	err = s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
+	err = s.write(ctx, op, lease.Connection, func(w *writeTx) error {
 		// A released lease has no owner, so it cannot be renewed.
-		res, err := tx.ExecContext(ctx, `UPDATE connections SET lease_expires = ?4
+		res, err := w.exec(`UPDATE connections SET lease_expires = ?4
 			WHERE name = ?1 AND lease_owner = ?2 AND `+fenceCondition(3),
 			lease.Connection, lease.Owner, lease.Token, sqlTime(exp))
-		return fenced(ctx, tx, lease.Connection, lease.Token, res, err)
+		return fenced(w, lease.Connection, lease.Token, res, err)
 	})
 	if err != nil {
 		return state.Lease{}, err
@@ -68,10 +68,10 @@ func (s *Store) ReleaseLease(ctx context.Context, lease state.Lease) error {
 	if err := state.CheckLease(lease); err != nil {
 		return opError(op, lease.Connection, err)
 	}
-	return s.write(ctx, op, lease.Connection, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE connections SET lease_owner = '', lease_expires = NULL
+	return s.write(ctx, op, lease.Connection, func(w *writeTx) error {
+		res, err := w.exec(`UPDATE connections SET lease_owner = '', lease_expires = NULL
 			WHERE name = ?1 AND `+fenceCondition(2), lease.Connection, lease.Token)
-		return fenced(ctx, tx, lease.Connection, lease.Token, res, err)
+		return fenced(w, lease.Connection, lease.Token, res, err)
 	})
 }
 
@@ -84,14 +84,14 @@ func (s *Store) SetAlert(ctx context.Context, name, kind string, open bool, at t
 		return false, opError(op, name, err)
 	}
 	var changed bool
-	err := s.write(ctx, op, name, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, name, func(w *writeTx) error {
 		var res sql.Result
 		var err error
 		if open {
-			res, err = tx.ExecContext(ctx, `INSERT INTO alerts (connection, kind, opened_at) VALUES (?, ?, ?)
+			res, err = w.exec(`INSERT INTO alerts (connection, kind, opened_at) VALUES (?, ?, ?)
 				ON CONFLICT (connection, kind) DO NOTHING`, name, kind, sqlTime(at))
 		} else {
-			res, err = tx.ExecContext(ctx, `DELETE FROM alerts WHERE connection = ? AND kind = ?`, name, kind)
+			res, err = w.exec(`DELETE FROM alerts WHERE connection = ? AND kind = ?`, name, kind)
 		}
 		if err != nil {
 			return err

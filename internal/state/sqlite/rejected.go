@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -62,23 +61,18 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 		}
 	}
 	rs = state.LastPerMember(rs)
-	return s.write(ctx, op, name, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO rejected
-				(connection, member, record_key, status, reason, first_seen, last_attempt, attempts)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
-			ON CONFLICT (connection, member) DO UPDATE SET
-				record_key = excluded.record_key,
-				status = excluded.status,
-				reason = excluded.reason,
-				last_attempt = excluded.last_attempt,
-				attempts = attempts + 1`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	return s.write(ctx, op, name, func(w *writeTx) error {
 		for _, r := range rs {
-			if _, err := stmt.ExecContext(ctx, name, r.Member[:], r.Key, r.Status, r.Reason,
-				sqlTime(r.LastAttempt)); err != nil {
+			if _, err := w.exec(`INSERT INTO rejected
+					(connection, member, record_key, status, reason, first_seen, last_attempt, attempts)
+				VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+				ON CONFLICT (connection, member) DO UPDATE SET
+					record_key = excluded.record_key,
+					status = excluded.status,
+					reason = excluded.reason,
+					last_attempt = excluded.last_attempt,
+					attempts = attempts + 1`,
+				name, r.Member[:], r.Key, r.Status, r.Reason, sqlTime(r.LastAttempt)); err != nil {
 				return err
 			}
 		}
@@ -89,17 +83,9 @@ func (s *Store) RecordRejections(ctx context.Context, name string, rs []state.Re
 // ClearRejections implements state.Store: the members' rows go, in one
 // write transaction; a member without one deletes nothing.
 func (s *Store) ClearRejections(ctx context.Context, name string, members []state.MemberID) error {
-	return s.write(ctx, "clear rejections", name, func(tx *sql.Tx) error {
-		if len(members) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx, `DELETE FROM rejected WHERE connection = ? AND member = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	return s.write(ctx, "clear rejections", name, func(w *writeTx) error {
 		for _, id := range members {
-			if _, err := stmt.ExecContext(ctx, name, id[:]); err != nil {
+			if _, err := w.exec(`DELETE FROM rejected WHERE connection = ? AND member = ?`, name, id[:]); err != nil {
 				return err
 			}
 		}
@@ -113,7 +99,7 @@ func (s *Store) RejectedLog(ctx context.Context, name string) ([]state.Rejection
 	fail := func(err error) ([]state.Rejection, error) {
 		return nil, fmt.Errorf("state: read rejected log for %q: %w", name, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT member, record_key, status, reason, first_seen, last_attempt, attempts
 		FROM rejected WHERE connection = ? ORDER BY member`, name)
 	if err != nil {
@@ -147,8 +133,8 @@ func (s *Store) NoteError(ctx context.Context, name, msg string, at time.Time) e
 	if err := state.CheckNoteError(msg, at); err != nil {
 		return opError(op, name, err)
 	}
-	return s.write(ctx, op, name, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE connections SET last_error = ?2, last_error_at = ?3
+	return s.write(ctx, op, name, func(w *writeTx) error {
+		_, err := w.exec(`UPDATE connections SET last_error = ?2, last_error_at = ?3
 			WHERE name = ?1 AND (last_error_at IS NULL OR last_error_at <= ?3)`, name, msg, sqlTime(at))
 		return err
 	})

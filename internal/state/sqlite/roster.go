@@ -29,18 +29,20 @@ func bucketOf(id []byte) int {
 	return int(id[0])<<(rosterBucketBits-8) | int(id[1])>>(16-rosterBucketBits)
 }
 
-// UpdateRoster implements state.Store. It is one write transaction, as
-// every write is (see write). A change of adds only, what a sync writes
-// before every batch, appends them to roster_log, a statement per
-// rosterChunk ids, and leaves the buckets and members alone: it costs the
-// same at any roster size. A change with removes folds the log and its
-// own adds into the buckets first and takes the removes out after them
-// (so an id in both ends up out, and an id logged by an earlier change
-// cannot come back after its remove), all in one pass over the buckets
-// they touch. Nothing else writes while it holds the write lock, so the
-// ids the fold found new and the removes found there are exactly how the
-// roster's size moved, and members stays the buckets' total without
-// counting them.
+// UpdateRoster implements state.Store. It is one write, as every write
+// is (see write). A change of adds only, what a sync writes before every
+// batch, appends them to roster_log, a statement per rosterChunk ids, and
+// leaves the buckets and members alone: it costs the same at any roster
+// size. But while the roster is small (see foldAtOnce) its adds are
+// folded at once instead, which costs no more there, and spares the fold
+// that RosterSize would otherwise write. A change with removes folds the
+// log and its own adds into the buckets first and takes the removes out
+// after them (so an id in both ends up out, and an id logged by an
+// earlier change cannot come back after its remove), all in one pass over
+// the buckets they touch. Nothing else writes while it holds the write
+// lock, so the ids the fold found new and the removes found there are
+// exactly how the roster's size moved, and members stays the buckets'
+// total without counting them.
 func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterChange) error {
 	const op = "update roster"
 	if _, err := state.Nanos(c.Reconciled); err != nil {
@@ -49,19 +51,21 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 	if c.DefaultView > state.DefaultViewWithArchived {
 		return opError(op, name, fmt.Errorf("unknown default view %d", c.DefaultView))
 	}
-	return s.write(ctx, op, name, func(tx *sql.Tx) error {
+	return s.write(ctx, op, name, func(w *writeTx) error {
 		var moved int64
-		if len(c.Remove) == 0 {
-			if err := logIDs(ctx, tx, name, c.Add); err != nil {
+		switch now, err := foldAtOnce(w, name, c); {
+		case err != nil:
+			return err
+		case now:
+			if moved, err = fold(w, name, c.Add, c.Remove); err != nil {
 				return err
 			}
-		} else {
-			var err error
-			if moved, err = fold(ctx, tx, name, c.Add, c.Remove); err != nil {
+		default:
+			if err := logIDs(w, name, c.Add); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE connections SET
+		_, err := w.exec(`UPDATE connections SET
 				kept = 1,
 				members = members + ?2,
 				left_count = left_count + ?3,
@@ -73,20 +77,43 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 	})
 }
 
+// smallRoster is the size up to which a roster's adds are folded at
+// once: its buckets then hold about one id each, so a fold rewrites
+// about one small row per id added, what logging them costs too.
+const smallRoster = rosterBuckets
+
+// foldAtOnce reports whether c is folded into the buckets now rather than
+// logged: a change with removes always is; one of adds only when the
+// roster, with them, stays within smallRoster. A change of neither is
+// neither.
+func foldAtOnce(w *writeTx, name string, c state.RosterChange) (bool, error) {
+	switch {
+	case len(c.Remove) > 0:
+		return true, nil
+	case len(c.Add) == 0 || len(c.Add) > smallRoster:
+		return false, nil
+	}
+	var members int64
+	if err := w.queryRow(`SELECT members FROM connections WHERE name = ?`, name).Scan(&members); err != nil {
+		return false, err
+	}
+	return members+int64(len(c.Add)) <= smallRoster, nil
+}
+
 // logIDs appends ids to the connection's log, a statement per
 // rosterChunk. The parameters are anonymous (?), the connection name
 // first and then the ids: the driver looks up every parameter's name as
 // it binds it, which costs a scan of the statement's named ones (numbered
 // ?NNN among them) per parameter, and made a chunk of numbered parameters
 // cost quadratic time.
-func logIDs(ctx context.Context, tx *sql.Tx, name string, ids []state.MemberID) error {
+func logIDs(w *writeTx, name string, ids []state.MemberID) error {
 	args := make([]any, 0, 1+min(len(ids), rosterChunk))
 	for part := range slices.Chunk(ids, rosterChunk) {
 		args = append(args[:0], name)
 		for i := range part {
 			args = append(args, part[i][:])
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_log (connection, id) SELECT ?, column1 FROM (VALUES `+
+		if _, err := w.exec(`INSERT INTO roster_log (connection, id) SELECT ?, column1 FROM (VALUES `+
 			placeholders("(?)", len(part))+")", args...); err != nil {
 			return err
 		}
@@ -111,7 +138,7 @@ func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, erro
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT ids FROM roster_bucket WHERE connection = ? ORDER BY bucket`, name)
+	rows, err := s.query(ctx, `SELECT ids FROM roster_bucket WHERE connection = ? ORDER BY bucket`, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -148,7 +175,7 @@ func (s *Store) RosterSize(ctx context.Context, name string) (int64, error) {
 	const op = "read roster size"
 	var logged bool
 	var members sql.NullInt64 // NULL for a connection the store does not know: 0
-	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM roster_log WHERE connection = ?1),
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM roster_log WHERE connection = ?1),
 		(SELECT members FROM connections WHERE name = ?1)`, name).Scan(&logged, &members)
 	if err != nil {
 		return 0, opError(op, name, err)
@@ -157,12 +184,12 @@ func (s *Store) RosterSize(ctx context.Context, name string) (int64, error) {
 		return members.Int64, nil
 	}
 	var n int64
-	err = s.write(ctx, op, name, func(tx *sql.Tx) error {
-		folded, err := fold(ctx, tx, name, nil, nil)
+	err = s.write(ctx, op, name, func(w *writeTx) error {
+		folded, err := fold(w, name, nil, nil)
 		if err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `UPDATE connections SET members = members + ?2
+		return w.queryRow(`UPDATE connections SET members = members + ?2
 			WHERE name = ?1 RETURNING members`, name, folded).Scan(&n)
 	})
 	return n, err

@@ -359,7 +359,8 @@ func TestSQLiteRosterMembersExact(t *testing.T) {
 	}
 }
 
-// TestSQLiteRosterLog: adds wait in the log, untouched by Connection,
+// TestSQLiteRosterLog: while the roster is small its adds are folded at
+// once; past sqlite.SmallRoster they wait in the log, untouched by Connection,
 // until RosterSize folds them all and empties it; an id logged and then
 // removed stays removed, whether it was in the roster before or not, and
 // whether the add and the remove are one change or two.
@@ -368,6 +369,7 @@ func TestSQLiteRosterLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path)
 	r := rand.New(rand.NewPCG(7, 8))
+	base := randomIDs(r, sqlite.SmallRoster-1)
 	ids := randomIDs(r, 2500)
 	count := func(table string) (n int64) {
 		t.Helper()
@@ -394,20 +396,26 @@ func TestSQLiteRosterLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	update(state.RosterChange{Add: base[:10]})
+	update(state.RosterChange{Add: base[10:]})
+	if logged, rows := count("roster_log"), bucketIDs(t, path); logged != 0 || rows != sqlite.SmallRoster-1 {
+		t.Errorf("after adds to a small roster: log %d, roster %d; want 0 and %d", logged, rows, sqlite.SmallRoster-1)
+	}
 	update(state.RosterChange{Add: ids[:2000]})
 	update(state.RosterChange{Add: ids[1000:2500]}) // 1,000 of them logged twice
-	if logged, rows := count("roster_log"), bucketIDs(t, path); logged != 3500 || rows != 0 {
-		t.Errorf("after adds: log %d, roster %d; want 3500 and 0", logged, rows)
+	if logged, rows := count("roster_log"), bucketIDs(t, path); logged != 3500 || rows != sqlite.SmallRoster-1 {
+		t.Errorf("after adds: log %d, roster %d; want 3500 and %d", logged, rows, sqlite.SmallRoster-1)
 	}
-	size(2500)
-	size(2500) // nothing to fold
+	const total = sqlite.SmallRoster - 1 + 2500
+	size(total)
+	size(total) // nothing to fold
 
 	fresh, folded := randomIDs(r, 1)[0], ids[0]
 	update(state.RosterChange{Add: []state.MemberID{fresh, folded}})
 	update(state.RosterChange{Remove: []state.MemberID{fresh, folded}})
 	both := randomIDs(r, 1)[0]
 	update(state.RosterChange{Add: []state.MemberID{both}, Remove: []state.MemberID{both}})
-	size(2499)
+	size(total - 1)
 	got, err := s.Roster(ctx, "news")
 	if err != nil {
 		t.Fatal(err)
@@ -417,14 +425,14 @@ func TestSQLiteRosterLog(t *testing.T) {
 			t.Errorf("%s was logged and then removed, and is in the roster", id)
 		}
 	}
-	if len(got) != 2499 {
-		t.Errorf("roster has %d ids, want 2499", len(got))
+	if len(got) != total-1 {
+		t.Errorf("roster has %d ids, want %d", len(got), total-1)
 	}
 	c, err := s.Connection(ctx, "news")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (state.RosterState{Kept: true, Members: 2499, Left: 3}); c.Roster != want {
+	if want := (state.RosterState{Kept: true, Members: total - 1, Left: 3}); c.Roster != want {
 		t.Errorf("RosterState = %+v, want %+v", c.Roster, want)
 	}
 }

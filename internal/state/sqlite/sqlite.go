@@ -25,13 +25,18 @@ var busyTimeout = 10 * time.Second // a variable so tests can shorten it
 type Store struct {
 	db   *sql.DB
 	path string
-	// writers admits one write transaction of this handle at a time. SQLite
-	// serialises writers anyway; queueing them here, where the wait honours
-	// ctx, spares them from polling the file lock against each other.
-	// Other handles and processes still meet at the lock and its busy timeout.
-	writers chan struct{}
+	// group queues this handle's writes and runs them a transaction of
+	// many at a time (see group.go). SQLite serialises writers anyway;
+	// queueing them here, where the wait honours ctx, spares them from
+	// polling the file lock against each other. Other handles and
+	// processes still meet at the lock and its busy timeout.
+	group writeGroup
+	stmts statements
 
 	keepRuns, keepFailures int // changed only by tests
+	// beforeCommit, when set (by tests), runs before each COMMIT, and an
+	// error from it fails the transaction as a failed COMMIT would.
+	beforeCommit func() error
 }
 
 var _ state.Store = (*Store)(nil)
@@ -75,8 +80,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// A handful of readers is plenty; each connection holds its own page cache.
+	// A handful of readers is plenty; each connection holds its own page
+	// cache and prepared statements, so idle ones are kept, not closed and
+	// opened again under load.
 	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
 	if err := migrate(ctx, db); err != nil {
 		_ = db.Close()
 		return fail(err)
@@ -84,7 +92,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return &Store{
 		db:           db,
 		path:         abs,
-		writers:      make(chan struct{}, 1),
 		keepRuns:     state.KeepRuns,
 		keepFailures: state.KeepFailures,
 	}, nil
@@ -95,6 +102,7 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close sqlite %q: %w", s.path, err)
 	}
@@ -157,7 +165,7 @@ func decodeAlerts(s string) (map[string]time.Time, error) {
 
 // Connection implements state.Store.
 func (s *Store) Connection(ctx context.Context, name string) (state.ConnectionState, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE name = ?`, name)
+	row := s.queryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE name = ?`, name)
 	c, err := scanConnection(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.ConnectionState{Connection: name}, nil
@@ -193,7 +201,7 @@ func (s *Store) Connections(ctx context.Context) ([]state.ConnectionState, error
 
 // Failures implements state.Store.
 func (s *Store) Failures(ctx context.Context, name string) ([]state.Failure, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT connection, window_start, window_end, view_name, page_offset, error, failed_at
 		FROM failures WHERE connection = ? AND resolved_at IS NULL ORDER BY id`, name)
 	if err != nil {
@@ -220,7 +228,7 @@ func (s *Store) Runs(ctx context.Context, name string, limit int) ([]state.Run, 
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT connection, started, finished, window_start, window_end, full_sync, result,
 			read_count, delivered_count, request_count, error
 		FROM runs WHERE connection = ? ORDER BY id DESC LIMIT ?`, name, limit)
