@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
 )
 
@@ -179,6 +181,16 @@ func TestStarSyncsEveryAudienceOfAnOAuthAccount(t *testing.T) {
 	x.sim.AddAccountList("another-account-token", "zz", 5, 9) // not acme's
 	cfg := x.config(t, "  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
 
+	// Before any run, status knows no audience: the connection is one row.
+	if st := x.status(t, cfg); len(st) != 1 || st[0].Name != "acme" || st[0].Watermark != nil {
+		t.Fatalf("status before the first run: %+v", st)
+	}
+	r := x.cli(t, cfg, "check")
+	if r.code != exitOK || !strings.Contains(r.stdout, "5 audiences") || !strings.Contains(r.stdout, "acme.a1") {
+		t.Fatalf("check: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	lookups := x.sim.Stats().MetadataRequests
 	code, rows := x.runJSON(t, cfg)
 	if code != exitOK || len(rows) != 5 {
 		t.Fatalf("run: exit %d, %d rows, want 0 and 5: %v", code, len(rows), rows)
@@ -190,8 +202,8 @@ func TestStarSyncsEveryAudienceOfAnOAuthAccount(t *testing.T) {
 		}
 	}
 	x.wantMirror(t, lists...)
-	if got := x.sim.Stats().MetadataRequests; got != 1 {
-		t.Errorf("the token's data center was looked up %d times, want once", got)
+	if got := x.sim.Stats().MetadataRequests - lookups; got != 1 {
+		t.Errorf("the run looked the token's data center up %d times, want once", got)
 	}
 	st := x.status(t, cfg)
 	if len(st) != 5 {
@@ -207,7 +219,7 @@ func TestStarSyncsEveryAudienceOfAnOAuthAccount(t *testing.T) {
 	x.sim.AddAccountList(acmeToken, "a6", 7, 6)
 	want := x.records("a1", "a2", "a3", "a4", "a5", "a6")
 	x.sim.RemoveList("a2")
-	r := x.cli(t, cfg, "run")
+	r = x.cli(t, cfg, "run")
 	if r.code != exitOK || !strings.Contains(r.stdout, "acme.a6") || !strings.Contains(r.stdout, "No longer in their Mailchimp accounts") {
 		t.Fatalf("run after the change: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -449,5 +461,71 @@ func TestDeletesReachTheRightAudience(t *testing.T) {
 			}
 			x.noSecrets(t)
 		})
+	}
+}
+
+// Of the shards, only the one that holds the "*" connection's own name
+// reports, and alerts on, an account whose audiences cannot be listed.
+func TestListingFailureAlertsInOneShard(t *testing.T) {
+	x := newAccounts(t)
+	x.sim.AddAccountList(acmeToken, "q1", 3, 1)
+	x.sim.RevokeAccessToken(acmeToken)
+	cfg := x.config(t, "  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
+	failed := 0
+	for i := 1; i <= 3; i++ {
+		r := x.cli(t, cfg, "run", "--shard", fmt.Sprintf("%d/3", i))
+		switch r.code {
+		case exitFailed:
+			failed++
+			if !strings.Contains(r.stdout, "acme") || !strings.Contains(strings.ToLower(r.stdout), "access token") {
+				t.Errorf("shard %d/3 does not say what failed:\n%s", i, r.stdout)
+			}
+		case exitOK:
+			if !strings.Contains(r.stdout, "nothing to do") {
+				t.Errorf("shard %d/3:\n%s", i, r.stdout)
+			}
+		default:
+			t.Errorf("shard %d/3: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	if failed != 1 || len(x.hook.kinds()) != 1 {
+		t.Errorf("%d shards failed and %d alerts came, want 1 and 1", failed, len(x.hook.kinds()))
+	}
+	x.noSecrets(t)
+}
+
+// Shards run side by side know nothing of each other, yet together they
+// never have more than a key's 10 requests in flight: each takes its share.
+func TestShardsSideBySideShareAKeysSlots(t *testing.T) {
+	sim := mcsim.New(mcsim.Options{APIKey: "0123456789abcdef0123456789abcdef-us6", ListID: "m00", Members: 2, Seed: 5, Latency: 20 * time.Millisecond})
+	target := mcsim.NewTarget(mcsim.TargetOptions{Auth: targetAuth})
+	simSrv, targetSrv := httptest.NewServer(sim), httptest.NewServer(target)
+	t.Cleanup(simSrv.Close)
+	t.Cleanup(targetSrv.Close)
+	f := &fixture{sim: sim, target: target, baseURL: simSrv.URL + "/3.0", targetURL: targetSrv.URL + "/records"}
+	ids := []string{"m00"}
+	for i := 1; i < 40; i++ {
+		id := fmt.Sprintf("m%02d", i)
+		sim.AddList(id, 2, int64(i))
+		ids = append(ids, id)
+	}
+	cfg := f.config(t, ids...)
+	vars := map[string]string{"MAILCHIMP_API_KEY": sim.APIKey(), "TARGET_API_KEY": targetAuth}
+	results := make([]result, 4)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			results[i] = runCLI(t, context.Background(), vars, "run", "--config", cfg, "--shard", fmt.Sprintf("%d/4", i+1))
+		})
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != exitOK {
+			t.Fatalf("shard %d/4: exit %d\n%s\n%s", i+1, r.code, r.stdout, r.stderr)
+		}
+	}
+	if st := sim.Stats(); st.MaxInFlight > mailchimp.DefaultPerKey || st.LimitRejected > 0 {
+		t.Errorf("the key had %d requests in flight at most and %d refused for the limit; want at most %d and none",
+			st.MaxInFlight, st.LimitRejected, mailchimp.DefaultPerKey)
 	}
 }
