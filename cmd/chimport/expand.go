@@ -31,7 +31,7 @@ const vanishedNote = "the audience is no longer in the Mailchimp account (GET /l
 
 // expandConnections selects the connections named (all when names is
 // empty), discovers the audiences of those with list_id "*" and keeps the
-// ones shard sh holds. Every shard lists every account's audiences (one
+// ones shard sh holds. A nil store skips looking for vanished audiences. Every shard lists every account's audiences (one
 // request per account), because an account's audiences are spread over
 // the shards; a listing that fails is reported only by the shard that
 // holds the "*" connection's own name, so that it alerts once.
@@ -43,7 +43,7 @@ func expandConnections(ctx context.Context, cfg *config.Config, store state.Stor
 	}
 	var known []state.ConnectionState
 	for _, c := range selected {
-		if c.Discovers() {
+		if c.Discovers() && store != nil {
 			if known, err = store.Connections(ctx); err != nil {
 				return expansion{}, err
 			}

@@ -15,9 +15,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/discover"
 	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/retry"
+	"github.com/chimport/chimport/internal/shard"
 	"github.com/chimport/chimport/internal/webhook"
 )
 
@@ -174,32 +176,51 @@ func runWebhooks(ctx context.Context, e env, global *globalOptions, cfg *config.
 		}
 		base = opts.publicURL
 	}
-	conns, err := cfg.Select(opts.connections)
-	if err != nil {
+	if _, err := cfg.Select(opts.connections); err != nil {
 		return usageError{err}
 	}
-	limiter := mailchimp.NewLimiter(mailchimp.DefaultPerKey)
+	shared := clientOptions{
+		limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), datacenters: mailchimp.NewDatacenters(),
+		logger: global.logger, retryClock: e.clock,
+		// A person is waiting: give up after a few quick tries.
+		mailchimpRetry: retry.Policy{MaxAttempts: 3},
+	}
+	// Every audience of a "*" connection has a webhook of its own; all of
+	// them are listed, so a webhook of another connection's audience is
+	// recognised as such.
+	x, err := expandConnections(ctx, cfg, nil, nil, shard.Shard{}, shared, 8, e.clock.Now())
+	if err != nil {
+		return err
+	}
+	selected := discover.Selector(opts.connections)
+	var conns []config.Connection
+	for _, c := range x.conns {
+		if selected(c.Name, c.Parent) {
+			conns = append(conns, c)
+		}
+	}
 	reports := make([]hooksReport, len(conns))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, conn := range conns {
 		g.Go(func() error {
 			w := hooksWorker{
-				conn: conn, on: conn.WebhooksOn(cfg.Webhooks), base: base, all: cfg.Connections,
+				conn: conn, on: conn.WebhooksOn(cfg.Webhooks), base: base, all: x.conns,
 				url: webhook.URL(cfg.Webhooks.PublicURL, cfg.Webhooks.Secret.Reveal(), conn.Name),
 				log: global.logger,
 			}
-			reports[i] = w.run(gctx, action, clientOptions{
-				limiter: limiter, logger: global.logger, retryClock: e.clock,
-				// A person is waiting: give up after a few quick tries.
-				mailchimpRetry: retry.Policy{MaxAttempts: 3},
-			})
+			reports[i] = w.run(gctx, action, shared)
 			return nil
 		})
 	}
 	_ = g.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	for _, o := range x.failed {
+		if selected(o.summary.Connection, "") {
+			reports = append(reports, hooksReport{Connection: o.summary.Connection, ListID: config.AllLists, Result: "failed", Error: o.err.Error()})
+		}
 	}
 	if opts.json {
 		enc := json.NewEncoder(e.stdout)

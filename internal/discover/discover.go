@@ -89,7 +89,7 @@ func Expand(ctx context.Context, conns []config.Connection, opts Options) Result
 	_ = g.Wait()
 
 	var res Result
-	keep := wanted(opts.Names)
+	keep := Selector(opts.Names)
 	for i, c := range conns {
 		if !c.Discovers() {
 			if keep(c.Name, c.Parent) {
@@ -98,7 +98,7 @@ func Expand(ctx context.Context, conns []config.Connection, opts Options) Result
 			continue
 		}
 		if errs[i] != nil {
-			if keep(c.Name, "") || keepsAnySub(opts.Names, c.Name) {
+			if keep(c.Name, "") {
 				res.Failed = append(res.Failed, Failure{Connection: c, Err: errs[i]})
 			}
 			continue
@@ -155,9 +155,12 @@ func validID(id string) bool {
 	return true
 }
 
-// wanted returns whether a connection named name (a sub-connection of
-// parent, or parent "") is among names.
-func wanted(names []string) func(name, parent string) bool {
+// Selector returns whether the --connection names select a connection
+// named name, a sub-connection of parent ("" for a connection as
+// configured): its own name or its parent's is among them, or, for a
+// configured connection, the name of one of its sub-connections is (whose
+// listing failure then concerns the caller too). No names select all.
+func Selector(names []string) func(name, parent string) bool {
 	if len(names) == 0 {
 		return func(string, string) bool { return true }
 	}
@@ -165,16 +168,17 @@ func wanted(names []string) func(name, parent string) bool {
 	for _, n := range names {
 		set[n] = true
 	}
-	return func(name, parent string) bool { return set[name] || (parent != "" && set[parent]) }
-}
-
-// keepsAnySub reports whether names selects a sub-connection of parent,
-// whose failure to list then concerns the caller too.
-func keepsAnySub(names []string, parent string) bool {
-	for _, n := range names {
-		if strings.HasPrefix(n, parent+".") {
+	return func(name, parent string) bool {
+		if set[name] || (parent != "" && set[parent]) {
 			return true
 		}
+		if parent == "" {
+			for _, n := range names {
+				if strings.HasPrefix(n, name+".") {
+					return true
+				}
+			}
+		}
+		return false
 	}
-	return false
 }
