@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -116,5 +117,48 @@ func TestWebhooksAgainstTheSimulatorDuplicatesAndRefusals(t *testing.T) {
 	}
 	if n := len(sim.Webhooks(whList)); n != 1 {
 		t.Errorf("the refused install left %d webhooks, want the 1 from before", n)
+	}
+}
+
+// A "*" connection's audiences each get a webhook of their own, at their
+// sub-connection's URL, and remove takes them all away again.
+func TestWebhooksForEveryAudienceOfAnAccount(t *testing.T) {
+	sim := mcsim.New(mcsim.Options{Members: 1, Seed: 7})
+	t.Cleanup(func() { _ = sim.Close() })
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sim.AddAccessToken(acmeToken)
+	lists := []string{"w1", "w2", "w3"}
+	for i, l := range lists {
+		sim.AddAccountList(acmeToken, l, 3, int64(i))
+	}
+	recv, _ := whReceiver(t)
+	cfg := writeFile(t, "chimport.yaml", fmt.Sprintf(`webhooks:
+  secret: ${CHIMPORT_WEBHOOK_SECRET}
+  public_url: %s
+connections:
+  - name: acme
+    mailchimp: {access_token: "${ACME_TOKEN}", metadata_url: %q, list_id: "*"}
+    target: {url: "http://127.0.0.1:1/records"}
+`, recv.URL, srv.URL+mcsim.MetadataPath))
+	vars := map[string]string{"ACME_TOKEN": acmeToken, "CHIMPORT_WEBHOOK_SECRET": whSecret}
+	run := func(args ...string) {
+		t.Helper()
+		r := runCLI(t, context.Background(), vars, append([]string{"webhooks"}, append(args, "--config", cfg)...)...)
+		if r.code != exitOK || strings.Contains(r.stdout+r.stderr, acmeToken) {
+			t.Fatalf("webhooks %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		whNoSecrets(t, r, args)
+	}
+	run("install")
+	for _, l := range lists {
+		hooks := sim.Webhooks(l)
+		if len(hooks) != 1 || hooks[0].URL != whURL(recv.URL, "acme."+l) {
+			t.Errorf("list %s holds %v, want one webhook at acme.%s's URL", l, hooks, l)
+		}
+	}
+	run("remove", "--connection", "acme.w2")
+	if n := len(sim.Webhooks("w2")); n != 0 || len(sim.Webhooks("w1")) != 1 {
+		t.Errorf("remove --connection acme.w2 left %d on w2 and %d on w1, want 0 and 1", n, len(sim.Webhooks("w1")))
 	}
 }
