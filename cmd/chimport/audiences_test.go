@@ -529,3 +529,36 @@ func TestShardsSideBySideShareAKeysSlots(t *testing.T) {
 			st.MaxInFlight, st.LimitRejected, mailchimp.DefaultPerKey)
 	}
 }
+
+// serve lists a "*" connection's audiences when it starts and runs each
+// as a connection of its own: synced, in the metrics and on the status
+// page under its sub-connection name. (A real process: it waits on the
+// wall clock for the runs, with a deadline.)
+func TestServeSyncsEveryAudience(t *testing.T) {
+	x := newAccounts(t)
+	lists := []string{"v1", "v2", "v3"}
+	for i, l := range lists {
+		x.sim.AddAccountList(acmeToken, l, 4, int64(i))
+	}
+	cfg := x.config(t, "  - {name: acme, every: 2s, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
+	w := startWorker(t, cfg, []string{"ACME_TOKEN=" + acmeToken, "TARGET_API_KEY=" + targetAuth})
+	want := x.records(lists...)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(x.target.Records()) != len(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the target holds %d records, want %d; serve said:\n%.4000s", len(x.target.Records()), len(want), w.out.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+	x.wantRecords(t, want)
+	_, metrics := w.get(t, "/metrics")
+	_, page := w.get(t, "/")
+	for _, l := range lists {
+		if !strings.Contains(metrics, `connection="acme.`+l+`"`) || !strings.Contains(page, "acme."+l) {
+			t.Errorf("acme.%s is missing from /metrics or the status page", l)
+		}
+	}
+	w.terminate(t)
+	x.outputs = append(x.outputs, w.out.String(), metrics, page)
+	x.noSecrets(t)
+}
