@@ -53,10 +53,12 @@ build:
 # cluster, fsync off; hence the postgresql prerequisite), with wall time,
 # store calls, mean store latency and peak RSS side by side, and 1,000
 # webhook events at 50 a second with Mailchimp at 100 ms per request
-# (arrival-to-ack p50/p99, Mailchimp requests). One after the other, so
-# that no two share the 2 cores.
+# (arrival-to-ack p50/p99, Mailchimp requests), and 1,000 OAuth accounts x
+# 10 audiences through list_id "*" as 4 shards, one after another and then
+# side by side (wall time, requests and peak RSS per shard). One after the
+# other, so that no two share the 2 cores.
 bench: postgresql
-	$(GO) test -run '^$$' -bench 'BenchmarkFullSync|BenchmarkScale' -benchtime 1x -timeout 20m ./cmd/chimport
+	$(GO) test -run '^$$' -bench 'BenchmarkFullSync|BenchmarkScale|BenchmarkShards' -benchtime 1x -timeout 30m ./cmd/chimport
 	$(GO) test -run '^$$' -bench 'BenchmarkWebhookLatency' -benchtime 1x -timeout 5m ./internal/webhook
 
 # soak: the engine's adversarial sweeps (hundreds of random page sizes,
