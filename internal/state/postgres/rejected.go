@@ -106,8 +106,8 @@ func (s *Store) NoteError(ctx context.Context, name, msg string, at time.Time) e
 	if err := state.CheckNoteError(msg, at); err != nil {
 		return opError(op, name, err)
 	}
-	return s.write(ctx, op, name, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE connections SET last_error = $2, last_error_at = $3
+	return s.writeOne(ctx, op, name, func(q querier) error {
+		_, err := q.Exec(ctx, `UPDATE connections SET last_error = $2, last_error_at = $3
 			WHERE name = $1 AND (last_error_at IS NULL OR last_error_at <= $3)`, name, text(msg), nanos(at))
 		return err
 	})

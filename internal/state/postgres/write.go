@@ -17,7 +17,7 @@ import (
 // name, after making sure the connection's row exists (so the store "knows"
 // every connection it was ever told about, and the foreign keys hold):
 // once per connection and handle, since no row is ever deleted.
-// Every mutation goes through here. Transactions are READ COMMITTED:
+// Every mutation goes through here (or writeOne). Transactions are READ COMMITTED:
 // every write that must see the latest row (the watermark's max, the
 // lease's claim, the fence) is one UPDATE, which locks the row and
 // re-evaluates its WHERE clause against the newest version if another
@@ -31,6 +31,41 @@ import (
 // to abort is run again, up to maxAttempts times: each fn is written to
 // be run again from the start.
 func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) error) error {
+	return s.again(ctx, op, name, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, known := s.known.Load(name); !known {
+				if _, err := tx.Exec(ctx,
+					`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+					return err
+				}
+			}
+			return fn(tx)
+		})
+	})
+}
+
+// querier is what a write's statements run on: its transaction, or, for
+// a write of one statement (see writeOne), the pool.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// writeOne is write for a write of one statement (fn may read afterwards,
+// to explain a statement that changed nothing). Once the connection's row
+// is known to exist, the statement runs on its own, with no transaction
+// around it: one statement is atomic by itself, and without BEGIN and
+// COMMIT it costs one round trip instead of three.
+func (s *Store) writeOne(ctx context.Context, op, name string, fn func(q querier) error) error {
+	if _, known := s.known.Load(name); !known {
+		return s.write(ctx, op, name, func(tx pgx.Tx) error { return fn(tx) })
+	}
+	return s.again(ctx, op, name, func() error { return fn(s.pool) })
+}
+
+// again runs try, a write, and runs it again when the server aborted it
+// (see write), up to maxAttempts times.
+func (s *Store) again(ctx context.Context, op, name string, try func() error) error {
 	if name == "" {
 		return opError(op, name, errors.New("empty connection name"))
 	}
@@ -45,27 +80,16 @@ func (s *Store) write(ctx context.Context, op, name string, fn func(tx pgx.Tx) e
 				return opError(op, name, ctx.Err())
 			}
 		}
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, known := s.known.Load(name); !known {
-				if _, err := tx.Exec(ctx,
-					`INSERT INTO connections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
-					return err
-				}
-			}
-			return fn(tx)
-		})
-		if !aborted(err) {
+		if err = try(); !aborted(err) {
 			break
 		}
-	}
-	if err == nil {
-		// The row is committed, and rows are never deleted: later writes
-		// of this connection need not make sure of it, a round trip each.
-		s.known.Store(name, struct{}{})
 	}
 	if err != nil {
 		return opError(op, name, err)
 	}
+	// The row is committed, and rows are never deleted: later writes of
+	// this connection need not make sure of it, a round trip each.
+	s.known.Store(name, struct{}{})
 	return nil
 }
 
@@ -87,8 +111,8 @@ func opError(op, name string, err error) error {
 
 // StartRun implements state.Store.
 func (s *Store) StartRun(ctx context.Context, name string, at time.Time) error {
-	return s.write(ctx, "start run", name, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE connections
+	return s.writeOne(ctx, "start run", name, func(q querier) error {
+		_, err := q.Exec(ctx, `UPDATE connections
 			SET last_attempt = $2, first_attempt = coalesce(first_attempt, $2)
 			WHERE name = $1`, name, nanos(at))
 		return err
@@ -101,10 +125,10 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, cp state.Checkp
 	if err != nil {
 		return opError("save checkpoint", name, err)
 	}
-	return s.write(ctx, "save checkpoint", name, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE connections SET checkpoint = $1
+	return s.writeOne(ctx, "save checkpoint", name, func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE connections SET checkpoint = $1
 			WHERE name = $2 AND `+fenceCondition("$3"), enc, name, cp.Token)
-		return fenced(ctx, tx, name, cp.Token, tag, err)
+		return fenced(ctx, q, name, cp.Token, tag, err)
 	})
 }
 
@@ -172,14 +196,16 @@ func fenceCondition(param string) string {
 
 // fenced turns a fenced UPDATE (one row by name, which write has made sure
 // exists) that matched no row into an error wrapping ErrFenced. The caller
-// returns it, so write rolls the whole transaction back.
-func fenced(ctx context.Context, tx pgx.Tx, name string, token int64, tag pgconn.CommandTag, err error) error {
+// returns it, so write rolls the whole transaction back. Run on its own
+// (writeOne), the UPDATE changed nothing, and the token read after it is
+// only the error's explanation.
+func fenced(ctx context.Context, q querier, name string, token int64, tag pgconn.CommandTag, err error) error {
 	if err != nil || tag.RowsAffected() > 0 {
 		return err
 	}
 	var current int64
 	var owner string
-	if err := tx.QueryRow(ctx, `SELECT lease_token, lease_owner FROM connections WHERE name = $1`,
+	if err := q.QueryRow(ctx, `SELECT lease_token, lease_owner FROM connections WHERE name = $1`,
 		name).Scan(&current, &owner); err != nil {
 		return err
 	}
@@ -233,8 +259,8 @@ func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Tim
 		return state.Lease{}, opError(op, name, err)
 	}
 	lease := state.Lease{Connection: name, Owner: owner, Expires: exp}
-	err = s.write(ctx, op, name, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE connections
+	err = s.writeOne(ctx, op, name, func(q querier) error {
+		err := q.QueryRow(ctx, `UPDATE connections
 			SET lease_owner = $2, lease_token = lease_token + 1, lease_expires = $4
 			WHERE name = $1 AND (lease_owner = '' OR lease_owner = $2 OR lease_expires IS NULL OR lease_expires <= $3)
 			RETURNING lease_token`,
@@ -243,7 +269,7 @@ func (s *Store) ClaimLease(ctx context.Context, name, owner string, now time.Tim
 			return err
 		}
 		held := &state.LeaseHeldError{Connection: name}
-		if err := tx.QueryRow(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = $1`,
+		if err := q.QueryRow(ctx, `SELECT lease_owner, lease_expires FROM connections WHERE name = $1`,
 			name).Scan(&held.Owner, (*nanos)(&held.Expires)); err != nil {
 			return err
 		}
@@ -262,12 +288,12 @@ func (s *Store) RenewLease(ctx context.Context, lease state.Lease, now time.Time
 	if err != nil {
 		return state.Lease{}, opError(op, lease.Connection, err)
 	}
-	err = s.write(ctx, op, lease.Connection, func(tx pgx.Tx) error {
+	err = s.writeOne(ctx, op, lease.Connection, func(q querier) error {
 		// A released lease has no owner, so it cannot be renewed.
-		tag, err := tx.Exec(ctx, `UPDATE connections SET lease_expires = $4
+		tag, err := q.Exec(ctx, `UPDATE connections SET lease_expires = $4
 			WHERE name = $1 AND lease_owner = $2 AND `+fenceCondition("$3"),
 			lease.Connection, lease.Owner, lease.Token, nanos(exp))
-		return fenced(ctx, tx, lease.Connection, lease.Token, tag, err)
+		return fenced(ctx, q, lease.Connection, lease.Token, tag, err)
 	})
 	if err != nil {
 		return state.Lease{}, err
@@ -282,10 +308,10 @@ func (s *Store) ReleaseLease(ctx context.Context, lease state.Lease) error {
 	if err := state.CheckLease(lease); err != nil {
 		return opError(op, lease.Connection, err)
 	}
-	return s.write(ctx, op, lease.Connection, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE connections SET lease_owner = '', lease_expires = NULL
+	return s.writeOne(ctx, op, lease.Connection, func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE connections SET lease_owner = '', lease_expires = NULL
 			WHERE name = $1 AND `+fenceCondition("$2"), lease.Connection, lease.Token)
-		return fenced(ctx, tx, lease.Connection, lease.Token, tag, err)
+		return fenced(ctx, q, lease.Connection, lease.Token, tag, err)
 	})
 }
 
@@ -299,14 +325,14 @@ func (s *Store) SetAlert(ctx context.Context, name, kind string, open bool, at t
 		return false, opError(op, name, err)
 	}
 	var changed bool
-	err := s.write(ctx, op, name, func(tx pgx.Tx) error {
+	err := s.writeOne(ctx, op, name, func(q querier) error {
 		var tag pgconn.CommandTag
 		var err error
 		if open {
-			tag, err = tx.Exec(ctx, `INSERT INTO alerts (connection, kind, opened_at) VALUES ($1, $2, $3)
+			tag, err = q.Exec(ctx, `INSERT INTO alerts (connection, kind, opened_at) VALUES ($1, $2, $3)
 				ON CONFLICT (connection, kind) DO NOTHING`, name, kind, nanos(at))
 		} else {
-			tag, err = tx.Exec(ctx, `DELETE FROM alerts WHERE connection = $1 AND kind = $2`, name, kind)
+			tag, err = q.Exec(ctx, `DELETE FROM alerts WHERE connection = $1 AND kind = $2`, name, kind)
 		}
 		changed = tag.RowsAffected() > 0
 		return err
