@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/chimport/chimport/internal/alert"
@@ -56,18 +54,14 @@ const alertGrace = 30 * time.Second
 // rejected log fills, once when it is empty again.
 //
 // The audiences of one connection (list_id "*" or a list of ids) share its
-// credentials, so one revoked token or key fails them all the same way: of
-// their identical errors that need a person, the run sends one alert.
+// credentials, so one revoked token or key fails them all the same way:
+// their alerts go through alert.Coalesced, and a person hears once.
 type runAlerts struct {
 	store  alert.Store
 	notify alert.Notifier
 	lag    map[string]alert.LagPolicy
-	parent map[string]string // sub-connection -> the connection it came from
 	clock  clock.Clock
 	logger *slog.Logger
-
-	mu   sync.Mutex
-	sent map[string]bool // parent + problem, for alerts already sent
 }
 
 // newRunAlerts alerts for the connections conns of a run (sub-connections
@@ -75,31 +69,25 @@ type runAlerts struct {
 // may fail to be listed.
 func newRunAlerts(cfg *config.Config, conns []config.Connection, store alert.Store, n alert.Notifier, clk clock.Clock, logger *slog.Logger) *runAlerts {
 	lag := make(map[string]alert.LagPolicy, len(cfg.Connections)+len(conns))
-	parent := map[string]string{}
 	for _, c := range slices.Concat(cfg.Connections, conns) {
 		lag[c.Name] = lagPolicyOf(cfg, c)
+	}
+	return &runAlerts{store: store, notify: coalesced(n, conns, logger), lag: lag, clock: clk, logger: logger}
+}
+
+// coalesced is n telling a person once about the audiences of one
+// connection that fail alike (alert.Coalesced).
+func coalesced(n alert.Notifier, conns []config.Connection, logger *slog.Logger) alert.Notifier {
+	parent := map[string]string{}
+	for _, c := range conns {
 		if c.Parent != "" {
 			parent[c.Name] = c.Parent
 		}
 	}
-	return &runAlerts{store: store, notify: n, lag: lag, parent: parent, clock: clk, logger: logger, sent: map[string]bool{}}
-}
-
-// firstOfKind reports whether a is the first alert of its problem among
-// the audiences of one connection, and notes it.
-func (r *runAlerts) firstOfKind(connection string, a alert.Alert) bool {
-	p, ok := r.parent[connection]
-	if !ok {
-		return true
+	if len(parent) == 0 {
+		return n
 	}
-	key := p + "\x00" + string(a.Kind) + "\x00" + fmt.Sprint(a.Status) + "\x00" + a.Problem
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.sent[key] {
-		return false
-	}
-	r.sent[key] = true
-	return true
+	return &alert.Coalesced{Next: n, Group: func(conn string) string { return parent[conn] }, Logger: logger}
 }
 
 // afterRun alerts on connection's run, which ended with runErr (nil on
@@ -119,9 +107,7 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 		f = &fresh
 	}
 	a, failed := policy.PermanentAlert(connection, runErr, f, now)
-	if failed && !r.firstOfKind(connection, a) {
-		r.logger.Info("not alerting again: another audience of the same connection alerted on the same problem", "connection", connection, "problem", a.Problem)
-	} else if failed {
+	if failed {
 		if err := r.notify.Notify(ctx, a); err != nil {
 			r.logger.Warn("sending an alert failed", "connection", connection, "error", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -560,5 +561,39 @@ func TestServeSyncsEveryAudience(t *testing.T) {
 	}
 	w.terminate(t)
 	x.outputs = append(x.outputs, w.out.String(), metrics, page)
+	x.noSecrets(t)
+}
+
+// serve, too, tells a person once when a token stops working for every
+// audience of a connection: the first audience's alert goes out, the
+// others' wait in the log. (A real process: it waits on the wall clock for
+// the runs, with a deadline.)
+func TestServeAlertsOnceForARevokedToken(t *testing.T) {
+	x := newAccounts(t)
+	lists := []string{"u1", "u2", "u3"}
+	for i, l := range lists {
+		x.sim.AddAccountList(acmeToken, l, 2, int64(i))
+	}
+	cfg := x.config(t, fmt.Sprintf("  - {name: acme, every: 1s, mailchimp: {access_token: \"${ACME_TOKEN}\", dc: us1, base_url: %q, list_id: [u1, u2, u3]}}\n",
+		x.simURL+"/3.0"))
+	x.sim.RevokeAccessToken(acmeToken)
+	w := startWorker(t, cfg, []string{"ACME_TOKEN=" + acmeToken, "TARGET_API_KEY=" + targetAuth})
+	failedRuns := regexp.MustCompile(`(?m)^chimport_runs_total\{connection="acme\.u\d",result="failed"\} [1-9]`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, metrics := w.get(t, "/metrics")
+		if len(failedRuns.FindAllString(metrics, -1)) == len(lists) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s not every audience has failed a run:\n%s", metrics)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+	w.terminate(t)
+	if kinds := x.hook.kinds(); len(kinds) != 1 || kinds[0] != "permanent_error" {
+		t.Errorf("alerts %v, want one permanent_error", kinds)
+	}
+	x.outputs = append(x.outputs, w.out.String())
 	x.noSecrets(t)
 }

@@ -94,6 +94,7 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	if cfg, err = serveExpansion(ctx, cfg, store, notifier, shared, clk); err != nil {
 		return err
 	}
+	notifier = coalesced(notifier, cfg.Connections, global.logger)
 	wcfg := worker.Config{
 		Connections: workerConnections(cfg),
 		Store:       store,
