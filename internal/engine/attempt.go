@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type attempt struct {
 
 	mu     sync.Mutex
 	totals map[string]int64 // first total_items per view
+	// saved is the last checkpoint the writer saved, so that the run does
+	// not save the same one again before its reconcile or as it fails.
+	saved *state.Checkpoint
 	// checkpointDue wakes the checkpoint writer; it holds at most one
 	// wake-up, so moves that come while a write is under way coalesce.
 	checkpointDue chan struct{}
@@ -266,6 +270,11 @@ func (a *attempt) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
 		}
 		if cp := a.checkpoint(); cp != nil {
 			err := a.engine.Store.SaveCheckpoint(ctx, a.job.Connection, *cp)
+			if err == nil {
+				a.mu.Lock()
+				a.saved = cp
+				a.mu.Unlock()
+			}
 			switch {
 			case errors.Is(err, state.ErrFenced):
 				// Another worker owns the connection now: stop at once.
@@ -276,6 +285,23 @@ func (a *attempt) writeCheckpoints(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// unsaved is cp, or nil when the writer has saved the same position
+// already (only its UpdatedAt differs): writing it again would change
+// nothing a run resumes from.
+func (a *attempt) unsaved(cp *state.Checkpoint) *state.Checkpoint {
+	if cp == nil {
+		return nil
+	}
+	a.mu.Lock()
+	saved := a.saved
+	a.mu.Unlock()
+	if saved == nil || cp.Token != saved.Token || !cp.WindowStart.Equal(saved.WindowStart) ||
+		!cp.WindowEnd.Equal(saved.WindowEnd) || !maps.EqualFunc(cp.Views, saved.Views, time.Time.Equal) {
+		return cp
+	}
+	return nil
 }
 
 // checkpoint describes how far each view has been delivered, or nil when

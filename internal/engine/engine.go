@@ -359,7 +359,7 @@ func (e *Engine) fail(ctx context.Context, job Job, sum *Summary, a *attempt, ru
 	defer cancel()
 	var errs []error
 	if a != nil { // nil: a run with no window to page, whose reconcile failed
-		if cp := a.checkpoint(); cp != nil {
+		if cp := a.unsaved(a.checkpoint()); cp != nil {
 			errs = append(errs, e.Store.SaveCheckpoint(wctx, job.Connection, *cp))
 		}
 		for _, pe := range a.failedPages {

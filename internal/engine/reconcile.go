@@ -18,8 +18,9 @@ import (
 	"github.com/chimport/chimport/internal/target"
 )
 
-// mirror runs once a run's window has been delivered: it counts the
-// roster, decides whether the run reconciles, and reconciles.
+// mirror runs once a run's window has been delivered: it decides whether
+// the run reconciles (counting the roster, unless it reconciles anyway),
+// and reconciles.
 // a is the attempt that delivered the window, for its counts and
 // checkpoint; nil when the run had no window to page (it runs more often
 // than settle), and then only a forced reconcile runs.
@@ -27,27 +28,32 @@ func (e *Engine) mirror(ctx context.Context, job Job, st state.ConnectionState, 
 	if err := run.roster.settle(ctx); err != nil {
 		return fmt.Errorf("recording the new connection's roster: %w", err)
 	}
-	size, err := e.Store.RosterSize(ctx, job.Connection)
-	if err != nil {
-		return fmt.Errorf("counting the roster: %w", err)
-	}
-	sum.Members = size
+	// A run that reconciles anyway needs no count first: the reconcile
+	// reads the whole roster, and counts it again when it is done.
 	reason := forcedReason(job, st, sum.Started)
-	if reason == "" && a != nil {
-		reason = e.countsReason(job, st, &a.counts, size)
+	if reason == "" {
+		size, err := e.Store.RosterSize(ctx, job.Connection)
+		if err != nil {
+			return fmt.Errorf("counting the roster: %w", err)
+		}
+		sum.Members = size
+		if a != nil {
+			reason = e.countsReason(job, st, &a.counts, size)
+		}
 	}
 	if reason == "" {
 		return nil
 	}
 	// Keep the delivered window, should the reconcile be cut short: the
 	// next run then starts where this one's window ended.
+	// The checkpoint writer has most often saved it already.
 	var cp *state.Checkpoint
 	if a != nil {
 		cp = a.checkpoint()
-	}
-	if cp != nil {
-		if err := e.Store.SaveCheckpoint(ctx, job.Connection, *cp); err != nil {
-			return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
+		if save := a.unsaved(cp); save != nil {
+			if err := e.Store.SaveCheckpoint(ctx, job.Connection, *save); err != nil {
+				return fmt.Errorf("saving the delivered window before the reconcile: %w", err)
+			}
 		}
 	}
 	r := &reconcile{engine: e, job: job, sum: sum, reason: reason, checkpoint: cp, writes: run,
@@ -103,6 +109,7 @@ func (r *reconcile) run(ctx context.Context) error {
 		return fmt.Errorf("reconcile: reading the roster: %w", err)
 	}
 	r.roster = roster
+	r.sum.Members = int64(len(roster)) // until the reconcile counts it again
 	words := (len(roster) + 63) / 64
 	r.seen = make([][]uint64, len(r.views))
 	for i := range r.seen {

@@ -83,8 +83,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// A handful of readers is plenty; each connection holds its own page
 	// cache and prepared statements, so idle ones are kept, not closed and
 	// opened again under load.
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
 	if err := migrate(ctx, db); err != nil {
 		_ = db.Close()
 		return fail(err)
