@@ -343,7 +343,7 @@ func TestTwoWorkersShareFourConnectionsOnPostgres(t *testing.T) {
 		return false
 	})
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	<-a.exited
+	a.exited <- <-a.exited // wait, and leave the news for the cleanup
 	killed := time.Now()
 	held := map[string]pgLease{}
 	for name, l := range readLeases(t, admin, schema) {

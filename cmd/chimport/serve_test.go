@@ -43,6 +43,7 @@ func (p *serveProcess) terminate(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.exited:
+		p.exited <- err // for the cleanup, which would otherwise wait out its timeout
 		if err != nil {
 			t.Errorf("serve exited with %v after SIGTERM, want 0", err)
 		}
@@ -253,7 +254,7 @@ func TestTwoWorkersShareConnections(t *testing.T) {
 
 	// Worker A dies without a word; B carries on alone.
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	<-a.exited
+	a.exited <- <-a.exited // wait, and leave the news for the cleanup
 	x.change(t, 2)
 	waitUntil(t, "round 2 after worker A was killed", 60*time.Second, x.inSync)
 	x.change(t, 3)
