@@ -597,3 +597,32 @@ func TestServeAlertsOnceForARevokedToken(t *testing.T) {
 	x.outputs = append(x.outputs, w.out.String())
 	x.noSecrets(t)
 }
+
+// chimport rejected lists the rejected logs of a "*" connection's
+// audiences, all of them or one by name.
+func TestRejectedListsTheAudiencesOfAStarConnection(t *testing.T) {
+	x := newAccounts(t)
+	x.sim.AddAccountList(acmeToken, "j1", 4, 1)
+	x.sim.AddAccountList(acmeToken, "j2", 4, 2)
+	refused := x.sim.Members("j2")[0].EmailAddress
+	x.target.SetRefuseRule(func(rec map[string]any) string {
+		if rec["email"] == refused {
+			return "email not allowed"
+		}
+		return ""
+	})
+	cfg := x.config(t, "  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
+	if code, rows := x.runJSON(t, cfg); code != exitRejected || rows["acme.j2"].Rejected != 1 {
+		t.Fatalf("run: exit %d, %+v", code, rows)
+	}
+	for _, args := range [][]string{nil, {"--connection", "acme"}, {"--connection", "acme.j2"}} {
+		r := x.cli(t, cfg, append([]string{"rejected", "--json"}, args...)...)
+		var entries []struct {
+			Connection string `json:"connection"`
+		}
+		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &entries) != nil || len(entries) != 1 || entries[0].Connection != "acme.j2" {
+			t.Errorf("rejected %v: exit %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	x.noSecrets(t)
+}

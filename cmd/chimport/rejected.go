@@ -14,6 +14,7 @@ import (
 
 	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/discover"
 	"github.com/chimport/chimport/internal/human"
 	"github.com/chimport/chimport/internal/state"
 )
@@ -57,8 +58,7 @@ type rejectedEntry struct {
 }
 
 func runRejected(ctx context.Context, e env, cfg *config.Config, opts rejectedOptions) error {
-	conns, err := cfg.Select(opts.connections)
-	if err != nil {
+	if _, err := cfg.Select(opts.connections); err != nil {
 		return usageError{err}
 	}
 	store, err := openStore(ctx, cfg)
@@ -66,7 +66,20 @@ func runRejected(ctx context.Context, e env, cfg *config.Config, opts rejectedOp
 		return usageError{err}
 	}
 	defer store.Close()
-	entries, err := readRejected(ctx, store, conns, len(opts.connections) > 0)
+	// The audiences of a "*" connection are the ones the store knows, as
+	// for status.
+	rows, err := statusRows(ctx, store, cfg)
+	if err != nil {
+		return err
+	}
+	selected := discover.Selector(opts.connections)
+	var names []string
+	for _, r := range rows {
+		if selected(r.name, r.parent) {
+			names = append(names, r.name)
+		}
+	}
+	entries, err := readRejected(ctx, store, names, len(opts.connections) > 0)
 	if err != nil {
 		return err
 	}
@@ -76,15 +89,12 @@ func runRejected(ctx context.Context, e env, cfg *config.Config, opts rejectedOp
 	return printRejectedTable(e.stdout, entries, opts.connections)
 }
 
-// readRejected reads the rejected logs of conns, sorted by connection and
-// then member id. Asked for every connection, it reads the state of all
-// of them once and then only the logs that hold anything: with thousands
-// of connections, nearly every log is empty.
-func readRejected(ctx context.Context, store state.Store, conns []config.Connection, named bool) ([]rejectedEntry, error) {
-	names := make([]string, 0, len(conns))
-	for _, c := range conns {
-		names = append(names, c.Name)
-	}
+// readRejected reads the rejected logs of the connections named, sorted by
+// connection and then member id. Asked for every connection, it reads the
+// state of all of them once and then only the logs that hold anything:
+// with thousands of connections, nearly every log is empty.
+func readRejected(ctx context.Context, store state.Store, names []string, named bool) ([]rejectedEntry, error) {
+	names = slices.Clone(names)
 	if !named {
 		states, err := store.Connections(ctx)
 		if err != nil {
