@@ -59,6 +59,12 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 	if c.DefaultView > state.DefaultViewWithArchived {
 		return opError(op, name, fmt.Errorf("unknown default view %d", c.DefaultView))
 	}
+	if len(c.Add) == 0 && len(c.Remove) == 0 {
+		// Only the roster's state (a reconcile's mark): one statement.
+		return s.writeOne(ctx, op, name, func(q querier) error {
+			return markRoster(ctx, q, name, 0, c)
+		})
+	}
 	add, remove := sortedIDs(c.Add), sortedIDs(c.Remove)
 	return s.write(ctx, op, name, func(tx pgx.Tx) error {
 		var moved int64
@@ -78,16 +84,23 @@ func (s *Store) UpdateRoster(ctx context.Context, name string, c state.RosterCha
 			}
 			moved -= tag.RowsAffected()
 		}
-		_, err := tx.Exec(ctx, `UPDATE connections SET
-				kept = true,
-				members = members + $2,
-				left_count = left_count + $3,
-				last_reconcile = coalesce($4, last_reconcile),
-				default_view = coalesce(nullif($5::smallint, 0), default_view)
-			WHERE name = $1`,
-			name, moved, len(c.Remove), nanos(c.Reconciled), int16(c.DefaultView))
-		return err
+		return markRoster(ctx, tx, name, moved, c)
 	})
+}
+
+// markRoster records a roster change in the connection's row: the roster
+// is kept, its size moved by moved, and c's removes, reconcile and
+// default view.
+func markRoster(ctx context.Context, q querier, name string, moved int64, c state.RosterChange) error {
+	_, err := q.Exec(ctx, `UPDATE connections SET
+			kept = true,
+			members = members + $2,
+			left_count = left_count + $3,
+			last_reconcile = coalesce($4, last_reconcile),
+			default_view = coalesce(nullif($5::smallint, 0), default_view)
+		WHERE name = $1`,
+		name, moved, len(c.Remove), nanos(c.Reconciled), int16(c.DefaultView))
+	return err
 }
 
 // Roster implements state.Store: one statement, one snapshot, read

@@ -166,12 +166,13 @@ func (s *Store) CompleteRun(ctx context.Context, run state.Run) error {
 		// The run delivered every member with last_changed < WindowEnd, so
 		// a failure inside any window ending no later than that is
 		// repaired. A failure without a window end predates every window.
-		if _, err := tx.Exec(ctx, `UPDATE failures SET resolved_at = $3
+		// The statements after the fence go in one round trip.
+		var b pgx.Batch
+		b.Queue(`UPDATE failures SET resolved_at = $3
 			WHERE connection = $1 AND resolved_at IS NULL AND (window_end IS NULL OR window_end <= $2)`,
-			run.Connection, nanos(run.WindowEnd), nanos(run.Finished)); err != nil {
-			return err
-		}
-		return s.appendRun(ctx, tx, run)
+			run.Connection, nanos(run.WindowEnd), nanos(run.Finished))
+		s.queueRun(&b, run)
+		return tx.SendBatch(ctx, &b).Close()
 	})
 }
 
@@ -183,7 +184,9 @@ func (s *Store) FailRun(ctx context.Context, run state.Run) error {
 		if err := fenced(ctx, tx, run.Connection, run.Token, tag, err); err != nil {
 			return err
 		}
-		return s.appendRun(ctx, tx, run)
+		var b pgx.Batch
+		s.queueRun(&b, run)
+		return tx.SendBatch(ctx, &b).Close()
 	})
 }
 
@@ -212,40 +215,39 @@ func fenced(ctx context.Context, q querier, name string, token int64, tag pgconn
 	return state.Fenced(token, current, owner)
 }
 
-// appendRun adds run to the history and trims it to the newest keepRuns.
-func (s *Store) appendRun(ctx context.Context, tx pgx.Tx, run state.Run) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO runs (connection, started, finished,
+// queueRun queues the statements that add run to the history and trim it
+// to the newest keepRuns.
+func (s *Store) queueRun(b *pgx.Batch, run state.Run) {
+	b.Queue(`INSERT INTO runs (connection, started, finished,
 			window_start, window_end, full_sync, result, read_count, delivered_count, request_count, error)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		run.Connection, nanos(run.Started), nanos(run.Finished), nanos(run.WindowStart),
-		nanos(run.WindowEnd), run.Full, run.Result, run.Read, run.Delivered, run.Requests, text(run.Error)); err != nil {
-		return err
-	}
-	return trim(ctx, tx, "runs", run.Connection, s.keepRuns)
+		nanos(run.WindowEnd), run.Full, run.Result, run.Read, run.Delivered, run.Requests, text(run.Error))
+	queueTrim(b, "runs", run.Connection, s.keepRuns)
 }
 
 // AddFailure implements state.Store.
 func (s *Store) AddFailure(ctx context.Context, f state.Failure) error {
 	return s.write(ctx, "add failure", f.Connection, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO failures (connection, window_start, window_end,
+		var b pgx.Batch
+		b.Queue(`INSERT INTO failures (connection, window_start, window_end,
 				view_name, page_offset, error, failed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			f.Connection, nanos(f.WindowStart), nanos(f.WindowEnd), f.View, f.Offset, text(f.Error), nanos(f.At)); err != nil {
-			return err
-		}
-		return trim(ctx, tx, "failures", f.Connection, s.keepFailures)
+			f.Connection, nanos(f.WindowStart), nanos(f.WindowEnd), f.View, f.Offset, text(f.Error), nanos(f.At))
+		queueTrim(&b, "failures", f.Connection, s.keepFailures)
+		return tx.SendBatch(ctx, &b).Close()
 	})
 }
 
-// trim deletes all but the newest keep rows of one connection from table
-// (runs or failures; never user input). Ids grow with every insert, so
-// "all but the newest" is everything at or below the id keep places down,
-// found through the (connection, id) index.
-func trim(ctx context.Context, tx pgx.Tx, table, name string, keep int) error {
-	_, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE connection = $1 AND id <=
+// queueTrim queues the statement that deletes all but the newest keep rows
+// of one connection from table (runs or failures; never user input). Ids
+// grow with every insert, so "all but the newest" is everything at or
+// below the id keep places down, found through the (connection, id)
+// index.
+func queueTrim(b *pgx.Batch, table, name string, keep int) {
+	b.Queue(`DELETE FROM `+table+` WHERE connection = $1 AND id <=
 		(SELECT id FROM `+table+` WHERE connection = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`,
 		name, keep)
-	return err
 }
 
 // ClaimLease implements state.Store: one conditional UPDATE. Of several
