@@ -36,12 +36,17 @@
 // connections stays one statement.
 //
 // The file is in WAL mode with a busy timeout, so several processes can
-// share it. Every write method is one IMMEDIATE transaction (it takes the
-// write lock up front, so it waits rather than fails when another process
-// is writing); every read is one statement, one snapshot (RosterSize and
-// Roster may first fold the roster log, a write: see below). The watermark
-// moves by max() in a single UPDATE; a fenced write carries its lease
-// check in that UPDATE's WHERE clause, in the write's transaction, and a
+// share it. Every write method is atomic: one savepoint inside an
+// IMMEDIATE transaction (which takes the write lock up front, so it waits
+// rather than fails when another process is writing), which it may share
+// with other writes of the same handle queued at the same time (group
+// commit, group.go): each write that fails rolls back to its own
+// savepoint alone, and a write returns only once the COMMIT holding it
+// has succeeded. Every read is one statement, one snapshot (RosterSize
+// and Roster may first fold the roster log, a write: see below), on a
+// pool of connections beside the writer's. Statements are prepared once
+// per handle. The watermark moves by max() in a single UPDATE; a fenced
+// write carries its lease check in that UPDATE's WHERE clause, and a
 // write it refuses rolls back entirely.
 //
 // Rosters are written as a log and folded. Member ids are random, so a
@@ -49,7 +54,10 @@
 // B-tree: 1,000 of them cost tens of milliseconds once it holds a
 // million, and even sorted, folding a first sync's million took seconds.
 // UpdateRoster appends its adds to roster_log instead, a statement per
-// 1,000, which costs the same at any roster size. A fold reads the
+// 1,000, which costs the same at any roster size (a roster of at most
+// 4,096 ids, whose buckets hold about one id each, takes its adds into
+// the buckets at once, for the same cost, so that its RosterSize is a
+// read). A fold reads the
 // connection's log in one value, groups the ids by bucket and sorts them
 // in Go, reads only the buckets they touch (all of them in one scan when
 // most are), merges, writes back the buckets that changed, and empties
