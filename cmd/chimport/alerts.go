@@ -10,6 +10,7 @@ import (
 	"github.com/chimport/chimport/internal/alert/notify"
 	"github.com/chimport/chimport/internal/clock"
 	"github.com/chimport/chimport/internal/config"
+	"github.com/chimport/chimport/internal/state"
 )
 
 // newNotifier builds the notifiers the config asks for. Alerts always go
@@ -125,13 +126,57 @@ func (r *runAlerts) afterRun(ctx context.Context, connection string, runErr erro
 			r.logger.Warn("rejected records alert failed", "connection", connection, "error", err)
 		}
 	}
+	r.checkLag(ctx, connection, st, *f, now)
+}
+
+// checkLag applies the lag policy to connection, whose state st (with
+// freshness f) was just read.
+func (r *runAlerts) checkLag(ctx context.Context, connection string, st state.ConnectionState, f alert.Freshness, now time.Time) {
+	policy := r.lag[connection]
 	// The state just read says whether the incident is open: when the
 	// policy agrees, there is nothing to flip, and no write to make for
 	// each of thousands of healthy connections.
-	if _, open := st.Alerts[string(alert.KindLag)]; policy.Lagging(*f, now) == open {
+	if _, open := st.Alerts[string(alert.KindLag)]; policy.Lagging(f, now) == open {
 		return
 	}
 	if err := policy.CheckConfirmed(ctx, r.store, r.notify, connection, alert.ReadFreshness(r.store, connection, st), now); err != nil {
 		r.logger.Warn("lag alert failed", "connection", connection, "error", err)
+	}
+}
+
+// afterStalled judges the lag of an audience that did not run because its
+// account's audiences could not be listed: the listing's own failure is
+// the account's alert, and this audience falls behind like any other.
+func (r *runAlerts) afterStalled(ctx context.Context, connection string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertGrace)
+	defer cancel()
+	st, err := r.store.Connection(ctx, connection)
+	if err != nil {
+		r.logger.Warn("reading the connection's state for its alerts failed", "connection", connection, "error", err)
+		return
+	}
+	r.checkLag(ctx, connection, st, alert.FreshnessOf(st), r.clock.Now())
+}
+
+// listedAgain closes the incidents a "*" connection opened under its own
+// name while its account's audiences could not be listed, now that they
+// are, with a recovery notice for each.
+func (r *runAlerts) listedAgain(ctx context.Context, connection string, st state.ConnectionState) {
+	now := r.clock.Now()
+	for kind := range st.Alerts {
+		changed, err := r.store.SetAlert(ctx, connection, kind, false, now)
+		if err != nil {
+			r.logger.Warn("closing the incident failed", "connection", connection, "kind", kind, "error", err)
+			continue
+		}
+		if !changed {
+			continue
+		}
+		a := alert.Alert{Kind: alert.KindRecovered, Resolves: alert.Kind(kind), Connection: connection, At: now,
+			Subject: "chimport: " + connection + " is working again",
+			Problem: "Mailchimp lists the account's audiences again; each is synced as a connection of its own."}
+		if err := r.notify.Notify(ctx, a); err != nil {
+			r.logger.Warn("sending an alert failed", "connection", connection, "error", err)
+		}
 	}
 }

@@ -626,3 +626,71 @@ func TestRejectedListsTheAudiencesOfAStarConnection(t *testing.T) {
 	}
 	x.noSecrets(t)
 }
+
+// An account whose audiences cannot be listed (Mailchimp down) still falls
+// behind where a person can see it: its known audiences record the error
+// and lag, and alert once through lag; one that was never listed does so
+// under its own name. Both recover once the listing works again.
+func TestListingOutageLagsAndRecovers(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		firstRunOK bool
+		rows       []string // what status shows during the outage
+	}{
+		{"known audiences", true, []string{"acme.o1", "acme.o2"}},
+		{"never listed", false, []string{"acme"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newAccounts(t)
+			x.sim.AddAccountList(acmeToken, "o1", 3, 1)
+			x.sim.AddAccountList(acmeToken, "o2", 3, 2)
+			cfg := writeFile(t, "lag.yaml", strings.Replace(
+				readFile(t, x.config(t, "  - {name: acme, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")),
+				"alerts:\n", "alerts:\n  lag_threshold: 1h\n", 1))
+			if tt.firstRunOK {
+				if r := x.cli(t, cfg, "run"); r.code != exitOK {
+					t.Fatalf("first run: exit %d\n%s", r.code, r.stdout)
+				}
+			}
+			x.sim.SetFaultRate(1, mcsim.FaultServerHTML)
+			for range 3 {
+				x.clk.Advance(40 * time.Minute)
+				if r := x.cli(t, cfg, "run"); r.code != exitFailed {
+					t.Fatalf("run in the outage: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+				}
+			}
+			var names []string
+			for _, s := range x.status(t, cfg) {
+				names = append(names, s.Name)
+				// A connection that never completed shows no lag; its
+				// alert counts from its first attempt.
+				if !strings.Contains(s.LastError, "listing the audiences") || (tt.firstRunOK && (s.LagSeconds == nil || *s.LagSeconds < 3600)) {
+					t.Errorf("status row %s: last error %q, lag %v", s.Name, s.LastError, s.LagSeconds)
+				}
+			}
+			if diff := cmp.Diff(tt.rows, names); diff != "" {
+				t.Errorf("status rows in the outage (-want +got):\n%s", diff)
+			}
+			if kinds := x.hook.kinds(); len(kinds) != 1 || kinds[0] != "lag" {
+				t.Fatalf("alerts in the outage %v, want one lag alert", kinds)
+			}
+
+			x.sim.SetFaultRate(0)
+			if r := x.cli(t, cfg, "run"); r.code != exitOK {
+				t.Fatalf("run after the outage: exit %d\n%s", r.code, r.stdout)
+			}
+			if kinds := x.hook.kinds(); len(kinds) != 2 || kinds[1] != "recovered" {
+				t.Errorf("alerts %v, want the lag alert and one recovery", kinds)
+			}
+			x.wantMirror(t, "o1", "o2")
+			x.noSecrets(t)
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	return string(b)
+}

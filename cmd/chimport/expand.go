@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/discover"
 	"github.com/chimport/chimport/internal/engine"
+	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/shard"
 	"github.com/chimport/chimport/internal/state"
 )
@@ -20,6 +23,19 @@ type expansion struct {
 	// failed are the "*" connections of this shard whose audiences could
 	// not be listed, as the outcomes `run` reports and alerts on.
 	failed []outcome
+	// unlisted are those of them with no audience in the state store
+	// yet: only their own state can show the failure and measure lag.
+	unlisted map[string]bool
+	// stalled are this shard's audiences (known from the state store)
+	// of the accounts that could not be listed: they do not run, and
+	// fall behind like any connection that cannot sync. stalledConns are
+	// their sub-connections, for their lag policy and alert group.
+	stalled      []outcome
+	stalledConns []config.Connection
+	// recovered are the states of this shard's "*" connections that
+	// opened incidents under their own name while their listing failed,
+	// and list again.
+	recovered []state.ConnectionState
 	// vanished are this shard's sub-connections whose audience is gone.
 	vanished []discover.Vanished
 }
@@ -56,6 +72,7 @@ func expandConnections(ctx context.Context, cfg *config.Config, store state.Stor
 	}
 	res := discover.Expand(ctx, selected, discover.Options{
 		Lister:   func(c config.Connection) (discover.Lister, error) { return newMailchimp(c, shared) },
+		Confirm:  func(c config.Connection, listID string) (bool, error) { return audienceGone(ctx, c, listID, shared) },
 		Known:    knownNames,
 		Names:    names,
 		Parallel: parallel,
@@ -67,12 +84,49 @@ func expandConnections(ctx context.Context, cfg *config.Config, store state.Stor
 			out.conns = append(out.conns, c)
 		}
 	}
+	byName := make(map[string]state.ConnectionState, len(known))
+	for _, st := range known {
+		byName[st.Connection] = st
+	}
+	failed := map[string]bool{}
+	selectedName := discover.Selector(names)
 	for _, f := range res.Failed {
-		if sh.Holds(f.Connection.Name) {
-			out.failed = append(out.failed, outcome{
-				summary: engine.Summary{Connection: f.Connection.Name, Result: state.ResultFailed},
-				err:     fmt.Errorf("connection %s: %w", f.Connection.Name, f.Err),
-			})
+		parent := f.Connection.Name
+		failed[parent] = true
+		err := fmt.Errorf("connection %s: %w", parent, f.Err)
+		subs := 0
+		for _, st := range known {
+			if !strings.HasPrefix(st.Connection, parent+".") {
+				continue
+			}
+			subs++
+			if sh.Holds(st.Connection) && selectedName(st.Connection, parent) {
+				out.stalledConns = append(out.stalledConns, f.Connection.Sub(strings.TrimPrefix(st.Connection, parent+".")))
+				out.stalled = append(out.stalled, outcome{
+					summary: engine.Summary{Connection: st.Connection, Result: state.ResultFailed},
+					err:     fmt.Errorf("not synced: %w", err),
+				})
+			}
+		}
+		if sh.Holds(parent) {
+			out.failed = append(out.failed, outcome{summary: engine.Summary{Connection: parent, Result: state.ResultFailed}, err: err})
+			if subs == 0 {
+				if out.unlisted == nil {
+					out.unlisted = map[string]bool{}
+				}
+				out.unlisted[parent] = true
+			}
+		}
+	}
+	for _, c := range selected {
+		if st, ok := byName[c.Name]; ok && c.Discovers() && !failed[c.Name] && len(st.Alerts) > 0 && sh.Holds(c.Name) {
+			out.recovered = append(out.recovered, st)
+		}
+	}
+	for _, u := range res.Unusable {
+		if sh.Holds(u.Parent) {
+			shared.logger.Warn("audience not synced: its id cannot name a connection; list the audiences you want in list_id instead",
+				"connection", u.Parent, "list_id", u.ListID)
 		}
 	}
 	lastError := make(map[string]string, len(known))
@@ -93,6 +147,23 @@ func expandConnections(ctx context.Context, cfg *config.Config, store state.Stor
 		}
 	}
 	return out, nil
+}
+
+// audienceGone asks Mailchimp whether an audience the listing left out is
+// really gone (GET /lists/{id} answers 404), before its sub-connection is
+// reported as vanished: a listing that pages while audiences come and go
+// can miss one.
+func audienceGone(ctx context.Context, c config.Connection, listID string, shared clientOptions) (bool, error) {
+	mc, err := newMailchimp(c, shared)
+	if err != nil {
+		return false, err
+	}
+	_, err = mc.List(ctx, listID)
+	var mcErr *mailchimp.Error
+	if errors.As(err, &mcErr) && mcErr.Kind == mailchimp.KindNotFound {
+		return true, nil
+	}
+	return false, err
 }
 
 // logExpansion says what discovery and the shard made of the config, for

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -94,7 +97,8 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	}
 	// A shard takes its share of each key's slots: shards side by side
 	// then stay within Mailchimp's limit together (shard.PerKey).
-	shared := clientOptions{limiter: mailchimp.NewLimiter(sh.PerKey(mailchimp.DefaultPerKey)), datacenters: mailchimp.NewDatacenters(), logger: global.logger}
+	shared := clientOptions{limiter: mailchimp.NewLimiter(sh.PerKey(mailchimp.DefaultPerKey)), datacenters: mailchimp.NewDatacenters(),
+		logger: global.logger, retryClock: e.clock}
 	x, err := expandConnections(ctx, cfg, store, opts.connections, sh, shared, opts.parallel, started)
 	if err != nil {
 		return err
@@ -103,11 +107,8 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	conns := x.conns
 	// Only the connections of this run are checked: a connection another
 	// schedule or shard runs is that one's to judge.
-	alerts := newRunAlerts(cfg, conns, store, notify, e.clock, global.logger)
-	for _, o := range x.failed {
-		global.logger.Error("listing the audiences failed", "connection", o.summary.Connection, "error", o.err)
-		alerts.afterRun(ctx, o.summary.Connection, o.err)
-	}
+	alerts := newRunAlerts(cfg, slices.Concat(conns, x.stalledConns), store, notify, e.clock, global.logger)
+	recordListing(ctx, store, alerts, x, started, global.logger)
 
 	var bars *progressBars
 	if !opts.json && isTerminal(e.stdout) {
@@ -116,7 +117,7 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	mode := runMode{full: opts.full, reconcile: opts.reconcile, retryClock: e.clock}
 	outcomes := syncAll(ctx, eng, conns, mode, opts.parallel, shared, alerts.afterRun, bars.attacher())
 	bars.wait()
-	outcomes = append(x.failed, outcomes...)
+	outcomes = slices.Concat(x.failed, x.stalled, outcomes)
 	failed, rejected := 0, 0
 	for _, o := range outcomes {
 		if o.summary.Result != state.ResultOK {
@@ -141,9 +142,11 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	case len(outcomes) == 0 && !sh.All():
 		// A shard may hold none of a few connections: that is a success.
 		_, err = fmt.Fprintf(e.stdout, "No connection in shard %s: nothing to do.\n", sh)
+		printVanished(e.stdout, x.vanished)
 	case len(outcomes) == 0:
 		// list_id "*" on an account without audiences, say.
 		_, err = fmt.Fprintln(e.stdout, "No connection to sync: nothing to do.")
+		printVanished(e.stdout, x.vanished)
 	default:
 		err = printRunTable(e.stdout, outcomes)
 		printVanished(e.stdout, x.vanished)
@@ -248,6 +251,34 @@ func printRunTable(w io.Writer, outcomes []outcome) error {
 		}
 	}
 	return nil
+}
+
+// recordListing records what listing the audiences of "*" connections
+// found, before the runs: an account that could not be listed fails under
+// its own name (with its own state, so that status shows it and its lag
+// counts, while no audience of it is known yet), and each of its known
+// audiences records the error and is judged for lag, since it cannot run;
+// an account listed again after such a failure closes what it opened.
+func recordListing(ctx context.Context, store state.Store, alerts *runAlerts, x expansion, now time.Time, logger *slog.Logger) {
+	for _, o := range x.failed {
+		name := o.summary.Connection
+		logger.Error("listing the audiences failed", "connection", name, "error", o.err)
+		if x.unlisted[name] {
+			if err := errors.Join(store.StartRun(ctx, name, now), store.NoteError(ctx, name, o.err.Error(), now)); err != nil {
+				logger.Warn("recording the failed listing failed", "connection", name, "error", err)
+			}
+		}
+		alerts.afterRun(ctx, name, o.err)
+	}
+	for _, o := range x.stalled {
+		if err := store.NoteError(ctx, o.summary.Connection, o.err.Error(), now); err != nil {
+			logger.Warn("recording the failed listing failed", "connection", o.summary.Connection, "error", err)
+		}
+		alerts.afterStalled(ctx, o.summary.Connection)
+	}
+	for _, st := range x.recovered {
+		alerts.listedAgain(ctx, st.Connection, st)
+	}
 }
 
 // printVanished lists the audiences that left their accounts, under the

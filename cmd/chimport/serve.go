@@ -89,7 +89,8 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	}
 	// One limiter for runs and webhook fetches: a key's 10 slots are
 	// shared by everything that uses it.
-	shared := clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), datacenters: mailchimp.NewDatacenters(), logger: global.logger}
+	shared := clientOptions{limiter: mailchimp.NewLimiter(mailchimp.DefaultPerKey), datacenters: mailchimp.NewDatacenters(),
+		logger: global.logger, retryClock: clk}
 	eng := &engine.Engine{Store: store, Clock: clk, Logger: global.logger}
 	if cfg, err = serveExpansion(ctx, cfg, store, notifier, shared, clk); err != nil {
 		return err

@@ -20,7 +20,11 @@ import (
 // every group pass straight through, as do rejected-records alerts, which
 // are about each audience's own records.
 //
-// It remembers what it sent in memory, for the life of the process.
+// It remembers what it sent in memory, for the life of the process. A
+// process that did not see an incident open (`chimport run` is one process
+// per run) knows nothing of who alerted; of the recovery notices of one
+// group and kind it cannot place, it sends the first and keeps the others
+// quiet until the group alerts on that kind again.
 type Coalesced struct {
 	Next Notifier
 	// Group returns the group of a connection, "" for none.
@@ -66,6 +70,7 @@ func (c *Coalesced) admit(a Alert) (bool, string) {
 		c.open, c.quiet, c.record = map[string]string{}, map[string]string{}, map[string]string{}
 	}
 	self := a.Connection + "\x00" + string(kind)
+	recovery := group + "\x00" + string(kind) + "\x00recovered"
 	if a.Kind == KindRecovered {
 		if p, ok := c.quiet[self]; ok {
 			delete(c.quiet, self)
@@ -76,9 +81,13 @@ func (c *Coalesced) admit(a Alert) (bool, string) {
 			if c.open[p] == a.Connection {
 				delete(c.open, p)
 			}
+		} else if first, ok := c.open[recovery]; ok && first != a.Connection {
+			return false, first
 		}
+		c.open[recovery] = a.Connection
 		return true, ""
 	}
+	delete(c.open, recovery) // a new incident: its recovery will be news
 	problem := group + "\x00" + string(kind)
 	if kind == KindPermanentError {
 		problem += fmt.Sprintf("\x00%d\x00%s", a.Status, a.Problem)

@@ -67,3 +67,26 @@ func TestCoalescedSendsOncePerGroupAndProblem(t *testing.T) {
 		t.Errorf("alerts sent (-want +got):\n%s", diff)
 	}
 }
+
+// A process that did not see the incidents open (`run` is one process per
+// run) sends one recovery per group and kind.
+func TestCoalescedRecoveriesOfIncidentsItDidNotSee(t *testing.T) {
+	s := &sent{}
+	c := &Coalesced{Next: s, Group: parentOf}
+	for _, a := range []Alert{
+		{Kind: KindRecovered, Resolves: KindLag, Connection: "acme.a1"},
+		{Kind: KindRecovered, Resolves: KindLag, Connection: "acme.a2"},
+		{Kind: KindRecovered, Resolves: KindPermanentError, Connection: "acme.a2"}, // another kind
+		{Kind: KindRecovered, Resolves: KindLag, Connection: "beta.b1"},            // another group
+		{Kind: KindLag, Connection: "acme.a3"},                                     // a new incident
+		{Kind: KindRecovered, Resolves: KindLag, Connection: "acme.a3"},
+	} {
+		if err := c.Notify(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"acme.a1 recovered/lag", "acme.a2 recovered/permanent_error", "beta.b1 recovered/lag", "acme.a3 lag", "acme.a3 recovered/lag"}
+	if diff := cmp.Diff(want, s.got); diff != "" {
+		t.Errorf("alerts sent (-want +got):\n%s", diff)
+	}
+}

@@ -32,6 +32,11 @@ type Options struct {
 	// Lister returns the account's lister for a "*" connection (its
 	// credentials, base URL and limiter).
 	Lister func(config.Connection) (Lister, error)
+	// Confirm, if set, asks whether an audience the listing left out,
+	// but the store knows, is really gone: a listing paged while
+	// audiences come and go can miss one. gone false keeps it syncing;
+	// an error too (its run then says what is wrong).
+	Confirm func(c config.Connection, listID string) (gone bool, err error)
 	// Known are the connection names the state store has state for: a
 	// sub-connection among them whose audience is gone is Vanished.
 	Known []string
@@ -64,6 +69,11 @@ type Result struct {
 	Connections []config.Connection
 	Failed      []Failure
 	Vanished    []Vanished
+	// Unusable are audiences whose id cannot name a connection
+	// (Mailchimp's are 10 hex digits; this one is not letters, digits, _
+	// and - or is longer than 64), left out; Name is empty and ListID is
+	// quoted and clipped, safe to log.
+	Unusable []Vanished
 }
 
 // Expand lists the audiences of every connection in conns that discovers
@@ -104,26 +114,43 @@ func Expand(ctx context.Context, conns []config.Connection, opts Options) Result
 			continue
 		}
 		live := make(map[string]bool, len(found[i]))
+		ids := make([]string, 0, len(found[i]))
 		for _, l := range found[i] {
-			sub := c.Sub(l.ID)
-			live[sub.Name] = true
-			if keep(sub.Name, c.Name) {
-				res.Connections = append(res.Connections, sub)
+			if !validID(l.ID) {
+				res.Unusable = append(res.Unusable, Vanished{Parent: c.Name, ListID: clip(l.ID)})
+				continue
 			}
+			live[config.SubName(c.Name, l.ID)] = true
+			ids = append(ids, l.ID)
 		}
 		prefix := c.Name + "."
 		for _, name := range opts.Known {
-			if id, ok := strings.CutPrefix(name, prefix); ok && !live[name] && keep(name, c.Name) {
-				res.Vanished = append(res.Vanished, Vanished{Name: name, Parent: c.Name, ListID: id})
+			id, ok := strings.CutPrefix(name, prefix)
+			if !ok || live[name] || !keep(name, c.Name) {
+				continue
+			}
+			if opts.Confirm != nil {
+				if gone, err := opts.Confirm(c, id); !gone || err != nil {
+					ids = append(ids, id) // still there, or unknown: keep syncing it
+					continue
+				}
+			}
+			res.Vanished = append(res.Vanished, Vanished{Name: name, Parent: c.Name, ListID: id})
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			if sub := c.Sub(id); keep(sub.Name, c.Name) {
+				res.Connections = append(res.Connections, sub)
 			}
 		}
 	}
 	return res
 }
 
-// listAudiences lists one account's audiences, sorted by id, refusing an
-// id that cannot name a sub-connection rather than syncing it under a
-// name that state, metrics and alerts could not tell apart.
+// listAudiences lists one account's audiences, sorted by id. An id that
+// cannot name a sub-connection (Mailchimp's are 10 hex digits) is left out
+// rather than synced under a name that state, metrics and alerts could
+// not tell apart.
 func listAudiences(ctx context.Context, c config.Connection, lister func(config.Connection) (Lister, error)) ([]mailchimp.ListSummary, error) {
 	l, err := lister(c)
 	if err != nil {
@@ -133,14 +160,17 @@ func listAudiences(ctx context.Context, c config.Connection, lister func(config.
 	if err != nil {
 		return nil, fmt.Errorf("listing the audiences of the account (list_id \"*\"): %w", err)
 	}
-	for _, list := range lists {
-		if !validID(list.ID) {
-			return nil, fmt.Errorf("listing the audiences of the account (list_id \"*\"): Mailchimp answered an audience id %q that cannot name a connection (want 1 to 64 letters, digits, _ or -); list the audiences you want in list_id instead", list.ID)
-		}
-	}
 	lists = slices.Clone(lists)
 	slices.SortFunc(lists, func(a, b mailchimp.ListSummary) int { return strings.Compare(a.ID, b.ID) })
 	return slices.CompactFunc(lists, func(a, b mailchimp.ListSummary) bool { return a.ID == b.ID }), nil
+}
+
+// clip quotes an id from a server for a log line, at most 64 bytes of it.
+func clip(id string) string {
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return fmt.Sprintf("%q", id)
 }
 
 func validID(id string) bool {

@@ -3,6 +3,7 @@ package discover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,9 +133,38 @@ func TestExpandNamesSelect(t *testing.T) {
 	}
 }
 
-func TestExpandRefusesAnIDThatCannotNameAConnection(t *testing.T) {
-	res := expand(t, []config.Connection{conn("acme", "*")}, map[string]*account{"acme": {ids: []string{"ok", "a/b"}}}, Options{})
-	if len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Err.Error(), `"a/b"`) || len(res.Connections) != 0 {
-		t.Fatalf("result = %+v", res)
+func TestExpandLeavesOutAnIDThatCannotNameAConnection(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	res := expand(t, []config.Connection{conn("acme", "*")}, map[string]*account{"acme": {ids: []string{"ok", "a/b", long}}}, Options{})
+	if diff := cmp.Diff([]string{"acme.ok"}, names(res.Connections)); diff != "" {
+		t.Errorf("connections (-want +got):\n%s", diff)
+	}
+	want := []Vanished{{Parent: "acme", ListID: `"a/b"`}, {Parent: "acme", ListID: fmt.Sprintf("%q", long[:64])}}
+	if diff := cmp.Diff(want, res.Unusable); diff != "" || len(res.Failed) != 0 {
+		t.Errorf("unusable (-want +got):\n%s\nfailed %v", diff, res.Failed)
+	}
+}
+
+// An audience the listing missed is vanished only once Confirm says so;
+// while it says no, or cannot say, the audience keeps syncing.
+func TestExpandConfirmsWhatVanished(t *testing.T) {
+	acme := &account{ids: []string{"a"}}
+	asked := map[string]int{}
+	answers := map[string]error{"gone": nil, "missed": nil, "unknown": errors.New("mailchimp: 503")}
+	res := expand(t, []config.Connection{conn("acme", "*")}, map[string]*account{"acme": acme}, Options{
+		Known: []string{"acme.a", "acme.gone", "acme.missed", "acme.unknown"},
+		Confirm: func(c config.Connection, id string) (bool, error) {
+			asked[id]++
+			return id == "gone", answers[id]
+		},
+	})
+	if diff := cmp.Diff([]string{"acme.a", "acme.missed", "acme.unknown"}, names(res.Connections)); diff != "" {
+		t.Errorf("connections (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]Vanished{{Name: "acme.gone", Parent: "acme", ListID: "gone"}}, res.Vanished); diff != "" {
+		t.Errorf("vanished (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"gone": 1, "missed": 1, "unknown": 1}, asked); diff != "" {
+		t.Errorf("asked (-want +got):\n%s", diff)
 	}
 }
