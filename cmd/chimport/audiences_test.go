@@ -694,3 +694,31 @@ func readFile(t *testing.T, path string) string {
 	must(t, err)
 	return string(b)
 }
+
+// serve starting while Mailchimp fails still serves the audiences the
+// store knows of a "*" account, so they stay visible and their lag counts.
+// (A real process: it waits on the wall clock for the listing's few
+// retries, with a deadline.)
+func TestServeStartsWithKnownAudiencesWhenListingFails(t *testing.T) {
+	x := newAccounts(t)
+	x.sim.AddAccountList(acmeToken, "k1", 3, 1)
+	x.sim.AddAccountList(acmeToken, "k2", 3, 2)
+	cfg := x.config(t, "  - {name: acme, every: 1h, mailchimp: {access_token: \"${ACME_TOKEN}\", list_id: \"*\"}}\n")
+	if r := x.cli(t, cfg, "run"); r.code != exitOK {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stdout)
+	}
+	x.sim.SetFaultRate(1, mcsim.FaultServerHTML)
+	w := startWorker(t, cfg, []string{"ACME_TOKEN=" + acmeToken, "TARGET_API_KEY=" + targetAuth})
+	_, page := w.get(t, "/")
+	for _, name := range []string{"acme.k1", "acme.k2"} {
+		if !strings.Contains(page, name) {
+			t.Errorf("the status page does not show %s:\n%.2000s", name, page)
+		}
+	}
+	w.terminate(t)
+	if out := w.out.String(); !strings.Contains(out, "listing the audiences failed") {
+		t.Errorf("serve did not log the failed listing:\n%.3000s", out)
+	}
+	x.outputs = append(x.outputs, w.out.String(), page)
+	x.noSecrets(t)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/mailchimp"
+	"github.com/chimport/chimport/internal/retry"
 	"github.com/chimport/chimport/internal/schedule"
 	"github.com/chimport/chimport/internal/shard"
 	"github.com/chimport/chimport/internal/state"
@@ -137,13 +139,29 @@ func runServe(ctx context.Context, e env, global *globalOptions, cfg *config.Con
 	return nil
 }
 
+// serveListing bounds how long serve waits at start for the audiences of
+// its "*" connections, so that a Mailchimp that hangs cannot keep it from
+// answering its health checks; each listing also gives up after a few
+// quick tries.
+const serveListing = 30 * time.Second
+
 // serveExpansion is cfg with every list_id "*" replaced by the audiences
 // its account has when serve starts: serve lists them once, and a restart
 // picks up audiences added since (`run` lists them at every run). An
-// account whose audiences cannot be listed alerts once and is left out.
+// account whose audiences cannot be listed in time keeps the audiences the
+// state store knows of it (they run, and fall behind while Mailchimp
+// fails, like any connection), and alerts at once if only a person can fix
+// it.
 func serveExpansion(ctx context.Context, cfg *config.Config, store state.Store, n alert.Notifier, shared clientOptions, clk clock.Clock) (*config.Config, error) {
-	x, err := expandConnections(ctx, cfg, store, nil, shard.Shard{}, shared, 16, clk.Now())
+	lctx, cancel := context.WithTimeout(ctx, serveListing)
+	defer cancel()
+	quick := shared
+	quick.mailchimpRetry = retry.Policy{MaxAttempts: 3}
+	x, err := expandConnections(lctx, cfg, store, nil, shard.Shard{}, quick, 16, clk.Now())
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for _, o := range x.failed {
@@ -155,7 +173,7 @@ func serveExpansion(ctx context.Context, cfg *config.Config, store state.Store, 
 		}
 	}
 	out := *cfg
-	out.Connections = x.conns
+	out.Connections = slices.Concat(x.conns, x.stalledConns)
 	return &out, nil
 }
 
