@@ -46,9 +46,9 @@ const maxNamed = 3
 // scheme and host in any case.
 func (c *Config) Warnings() []Warning {
 	type group struct {
-		first     int      // index of the first connection
-		audiences int      // how many audiences deliver there
-		names     []string // configured names, sub-connections under their parent's
+		first     int             // index of the first connection
+		audiences map[string]bool // the audiences that deliver there, by list id
+		names     []string        // configured names, sub-connections under their parent's
 		seen      map[string]bool
 	}
 	groups := map[string]*group{}
@@ -57,13 +57,16 @@ func (c *Config) Warnings() []Warning {
 		key := targetKey(conn.Target.URL)
 		g := groups[key]
 		if g == nil {
-			g = &group{first: -1, seen: map[string]bool{}}
+			g = &group{first: -1, audiences: map[string]bool{}, seen: map[string]bool{}}
 			groups[key] = g
 			order = append(order, key)
 		}
-		g.audiences++
+		// The same audience twice sends the same records: no collision.
+		g.audiences[conn.Mailchimp.ListID] = true
 		if conn.Discovers() {
-			g.audiences++ // several in itself, however many it finds
+			// Several in itself, however many it finds.
+			g.audiences["* of "+conn.Name] = true
+			g.audiences["* of "+conn.Name+", another"] = true
 		}
 		if conn.Mapping.keysAudience() {
 			continue
@@ -83,7 +86,7 @@ func (c *Config) Warnings() []Warning {
 	var out []Warning
 	for _, key := range order {
 		g := groups[key]
-		if g.audiences < 2 || g.first < 0 {
+		if len(g.audiences) < 2 || g.first < 0 {
 			continue
 		}
 		first := c.Connections[g.first]
@@ -97,8 +100,52 @@ func (c *Config) Warnings() []Warning {
 		}
 		w.Message = fmt.Sprintf("%s %s records keyed by the member id alone to a target URL that several audiences reach, "+
 			"and one person's id is the same in every audience, so their records overwrite each other; "+
-			"add list_id: list_id to the mapping and key the target on id + list_id, or key it on contact_id (contact_id: contact_id)",
+			"add list_id: list_id to the mapping and key the target on id + list_id (tombstones then carry list_id too), "+
+			"or key it on contact_id (contact_id: contact_id) with deletes: off, since deletes name the member id",
 			nameList(g.names), verb)
+		out = append(out, w)
+	}
+	return append(out, c.deleteWarnings()...)
+}
+
+// deleteWarnings warns about each connection whose target several
+// audiences reach (those of this connection or of others at the same
+// URL) and that deletes with DELETE delete_url without {list_id}: the
+// request names only the member id, which is the same person in every
+// audience.
+func (c *Config) deleteWarnings() []Warning {
+	audiences := map[string]map[string]bool{}
+	for _, conn := range c.Connections {
+		key := targetKey(conn.Target.URL)
+		if audiences[key] == nil {
+			audiences[key] = map[string]bool{}
+		}
+		audiences[key][conn.Mailchimp.ListID] = true
+		if conn.Discovers() {
+			audiences[key]["* of "+conn.Name] = true
+			audiences[key]["* of "+conn.Name+", another"] = true
+		}
+	}
+	var out []Warning
+	warned := map[string]bool{}
+	for i, conn := range c.Connections {
+		name := conn.Name
+		if conn.Parent != "" {
+			name = conn.Parent
+		}
+		t := conn.Target
+		if t.Deletes != DeletesRequest || strings.Contains(t.DeleteURL, "{list_id}") ||
+			len(audiences[targetKey(t.URL)]) < 2 || warned[name] {
+			continue
+		}
+		warned[name] = true
+		w := Warning{Field: conn.Origin.Field, Source: conn.Origin.Source, Line: conn.Origin.Line}
+		if w.Field == "" {
+			w.Field = joinIndex("connections", i)
+		}
+		w.Message = fmt.Sprintf("connection %s deletes with DELETE target.delete_url, which names only the member id, at a target URL that several audiences reach, "+
+			"and one person's id is the same in every audience, so a member who leaves one audience loses their records in the others too; "+
+			"put {list_id} in delete_url (e.g. ...?list_id={list_id}), or use deletes: tombstone, whose tombstones carry list_id when the mapping does", name)
 		out = append(out, w)
 	}
 	return out

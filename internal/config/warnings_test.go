@@ -17,7 +17,8 @@ func TestWarnings(t *testing.T) {
 		return s
 	}
 	const idOnly = "{id: id, email: email_address}"
-	const advice = "; add list_id: list_id to the mapping and key the target on id + list_id, or key it on contact_id (contact_id: contact_id)"
+	const advice = "; add list_id: list_id to the mapping and key the target on id + list_id (tombstones then carry list_id too), " +
+		"or key it on contact_id (contact_id: contact_id) with deletes: off, since deletes name the member id"
 	const collide = " records keyed by the member id alone to a target URL that several audiences reach, " +
 		"and one person's id is the same in every audience, so their records overwrite each other"
 	tests := []struct {
@@ -115,5 +116,46 @@ func TestWarningPlaces(t *testing.T) {
 	code := &Config{Connections: []Connection{{Name: "p", Mailchimp: Mailchimp{ListID: AllLists}, Mapping: Mapping{{"id", "id"}}}}}
 	if ws := code.Warnings(); len(ws) != 1 || ws[0].Field != "connections[0]" || ws[0].Line != 0 || strings.Contains(ws[0].String(), "line") {
 		t.Errorf("Warnings of a config built in code = %+v", ws)
+	}
+}
+
+func TestDeleteWarnings(t *testing.T) {
+	conn := func(name, listID, target string) string {
+		return fmt.Sprintf("  - name: %s\n    mailchimp: {api_key: k-us6, list_id: %s}\n    target: {url: \"https://t.example.com/r\", %s}\n", name, listID, target)
+	}
+	const request = `deletes: request, delete_url: "https://t.example.com/r/{id}"`
+	const withList = `deletes: request, delete_url: "https://t.example.com/r/{id}?list_id={list_id}"`
+	tests := []struct {
+		name  string
+		conns string
+		want  int
+	}{
+		{"one audience", conn("a", "a1", request), 0},
+		{"the same audience twice", conn("a", "a1", request) + conn("b", "a1", request), 0},
+		{"star, without list_id", conn("a", `"*"`, request), 1},
+		{"star, with list_id", conn("a", `"*"`, withList), 0},
+		{"a list of ids warns once", conn("a", "[a1, a2, a3]", request), 1},
+		{"two connections", conn("a", "a1", request) + conn("b", "b1", withList), 1},
+		{"tombstones", conn("a", `"*"`, "deletes: tombstone"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte("connections:\n"+tt.conns), "test.yaml", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.deleteWarnings() {
+				got = append(got, w.String())
+			}
+			if len(got) != tt.want {
+				t.Errorf("warnings %q, want %d", got, tt.want)
+			}
+			for _, g := range got {
+				if !strings.Contains(g, "{list_id}") {
+					t.Errorf("the warning does not say what to do: %s", g)
+				}
+			}
+		})
 	}
 }
