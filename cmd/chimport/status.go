@@ -100,7 +100,7 @@ func runStatus(ctx context.Context, e env, cfg *config.Config, opts statusOption
 		}
 		s.Parent = row.parent
 		if s.LastAttempt != nil {
-			next, err := schedule.NextRun(schedule.Connection{Name: conn.Name, Every: conn.Every.D(), Cron: conn.Cron}, *s.LastAttempt, now)
+			next, err := schedule.NextRun(schedule.Connection{Name: row.name, Every: conn.Every.D(), Cron: conn.Cron}, *s.LastAttempt, now)
 			if err == nil {
 				s.NextRun = &next
 			}
