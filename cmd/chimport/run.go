@@ -104,6 +104,10 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 		return err
 	}
 	logExpansion(global.logger, cfg, x, sh, shardFrom)
+	if sh.Count > mailchimp.DefaultPerKey {
+		global.logger.Warn("more shards than a Mailchimp key's request slots: each shard keeps to 1 request at a time per key, and shards run side by side may together pass Mailchimp's limit of 10",
+			"shard", sh.String(), "slots_per_key", mailchimp.DefaultPerKey)
+	}
 	conns := x.conns
 	// Only the connections of this run are checked: a connection another
 	// schedule or shard runs is that one's to judge.

@@ -167,8 +167,8 @@ variable "shards" {
   default     = 1
 
   validation {
-    condition     = var.shards >= 1 && var.shards <= 100 && floor(var.shards) == var.shards
-    error_message = "shards must be a whole number from 1 to 100 (1: one task runs every connection)."
+    condition     = var.shards >= 1 && var.shards <= 10 && floor(var.shards) == var.shards
+    error_message = "shards must be a whole number from 1 to 10 (1: one task runs every connection). The tasks run at once, and each takes a tenth or more of every Mailchimp key's 10 request slots, so more than 10 would pass Mailchimp's limit."
   }
 }
 
