@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -96,7 +97,7 @@ func (c *Client) fetchBase(ctx context.Context) (string, error) {
 		endpoint := strings.TrimRight(body.APIEndpoint, "/")
 		dc := strings.ToLower(body.DC)
 		switch {
-		case endpoint != "" && isPlainURL(endpoint):
+		case endpoint != "" && isPlainURL(endpoint) && c.trusts(endpoint):
 			base = endpoint + "/3.0"
 		case endpoint == "" && validDC(dc):
 			base = dcBase(dc)
@@ -108,6 +109,25 @@ func (c *Client) fetchBase(ctx context.Context) (string, error) {
 		return nil
 	})
 	return base, err
+}
+
+// trusts reports whether the token may go to endpoint, an api_endpoint the
+// metadata endpoint named: never from https down to http, and from
+// Mailchimp's own metadata endpoint only to one of Mailchimp's API hosts,
+// so that an answer that went wrong cannot send the token elsewhere.
+func (c *Client) trusts(endpoint string) bool {
+	meta, err1 := url.Parse(c.metadataURL)
+	api, err2 := url.Parse(endpoint)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if meta.Scheme == "https" && api.Scheme != "https" {
+		return false
+	}
+	if c.metadataURL == DefaultMetadataURL {
+		return strings.HasSuffix(strings.ToLower(api.Hostname()), ".api.mailchimp.com")
+	}
+	return true
 }
 
 // baseURL is the API base URL, looked up on the first request of a token

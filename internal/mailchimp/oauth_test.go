@@ -141,13 +141,16 @@ func TestAccessTokenBaseURL(t *testing.T) {
 }
 
 // The metadata answer's api_endpoint wins over its dc; without one the dc
-// gives the host. A 5xx is retried like any call.
+// gives the host. A 5xx is retried like any call. From Mailchimp's own
+// metadata endpoint the token goes only to an https Mailchimp API host.
 func TestMetadataAnswer(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"api_endpoint", `{"dc":"us6","api_endpoint":"http://sim.local"}`, "http://sim.local/3.0/ping"},
+		{"api_endpoint", `{"dc":"us6","api_endpoint":"https://us7.api.mailchimp.com"}`, "https://us7.api.mailchimp.com/3.0/ping"},
 		{"dc only", `{"dc":"us19","accountname":"Acme"}`, "https://us19.api.mailchimp.com/3.0/ping"},
+		{"plain http refused", `{"dc":"us6","api_endpoint":"http://us6.api.mailchimp.com"}`, ""},
+		{"another host refused", `{"dc":"us6","api_endpoint":"https://api.example.com"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,7 +172,19 @@ func TestMetadataAnswer(t *testing.T) {
 			cfg := tokenConfig("http://unused")
 			cfg.MetadataURL, cfg.HTTPClient = "", hc
 			c := newClient(t, cfg)
-			if err := c.Ping(context.Background()); err != nil {
+			err := c.Ping(context.Background())
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "no usable api_endpoint") || strings.Contains(err.Error(), testToken) {
+					t.Fatalf("Ping: %v, want the answer refused", err)
+				}
+				for _, r := range got {
+					if !strings.HasPrefix(r, "GET "+mailchimp.DefaultMetadataURL+" ") {
+						t.Errorf("the token went to %s; want only the metadata lookups", r)
+					}
+				}
+				return
+			}
+			if err != nil {
 				t.Fatalf("Ping: %v", err)
 			}
 			meta := "GET " + mailchimp.DefaultMetadataURL + " OAuth " + testToken
