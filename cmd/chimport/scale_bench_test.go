@@ -207,7 +207,7 @@ func BenchmarkScale(b *testing.B) {
 	if len(results) > 0 {
 		inFlight := 10 * ((parallel + listsPerKey - 1) / listsPerKey)
 		fmt.Fprintf(&table, "bound at this order of runs: %d Mailchimp requests x %s / %d in flight = %.1f s\n",
-			results[0].requests, latency, inFlight, (time.Duration(results[0].requests)*latency/time.Duration(inFlight)).Seconds())
+			results[0].requests, latency, inFlight, (time.Duration(results[0].requests) * latency / time.Duration(inFlight)).Seconds())
 	}
 	fmt.Print(table.String())
 }
