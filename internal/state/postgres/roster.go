@@ -109,13 +109,20 @@ func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, erro
 	fail := func(err error) ([]state.MemberID, error) {
 		return nil, fmt.Errorf("state: read roster for %q: %w", name, err)
 	}
+	// Both statements on one connection: with many runs at once, waiting
+	// for one of the pool's costs more than either.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Release()
 	// The size sizes the slice: a roster of a million ids is 16 MB, and
 	// growing it by appends would hold up to half as much again.
-	size, err := s.RosterSize(ctx, name)
+	size, err := rosterSize(ctx, conn, name)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT member FROM roster WHERE connection = $1 ORDER BY member`, name)
+	rows, err := conn.Query(ctx, `SELECT member FROM roster WHERE connection = $1 ORDER BY member`, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -147,10 +154,15 @@ func (s *Store) Roster(ctx context.Context, name string) ([]state.MemberID, erro
 // commit (see UpdateRoster), so it is read, not counted; a connection the
 // store does not know has none.
 func (s *Store) RosterSize(ctx context.Context, name string) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT members FROM connections WHERE name = $1), 0)`, name).Scan(&n)
+	n, err := rosterSize(ctx, s.pool, name)
 	if err != nil {
 		return 0, opError("read roster size", name, err)
 	}
 	return n, nil
+}
+
+func rosterSize(ctx context.Context, q querier, name string) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT coalesce((SELECT members FROM connections WHERE name = $1), 0)`, name).Scan(&n)
+	return n, err
 }
