@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chimport/chimport/internal/config"
 	"github.com/chimport/chimport/internal/mailchimp"
 	"github.com/chimport/chimport/internal/mcsim"
 )
@@ -721,4 +722,18 @@ func TestServeStartsWithKnownAudiencesWhenListingFails(t *testing.T) {
 	}
 	x.outputs = append(x.outputs, w.out.String(), page)
 	x.noSecrets(t)
+}
+
+// Runs start one connection of each key in turn, so that --parallel runs
+// spread over every key's slots.
+func TestRunsStartAcrossKeys(t *testing.T) {
+	c := func(key, token string) config.Connection {
+		var conn config.Connection
+		conn.Mailchimp.APIKey, conn.Mailchimp.AccessToken = config.Secret(key), config.Secret(token)
+		return conn
+	}
+	conns := []config.Connection{c("k1", ""), c("k1", ""), c("k1", ""), c("k2", ""), c("", "t1"), c("", "t1"), c("k2", "")}
+	if diff := cmp.Diff([]int{0, 3, 4, 1, 6, 5, 2}, acrossKeys(conns)); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
 }

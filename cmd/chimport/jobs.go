@@ -208,7 +208,8 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 	out := make([]outcome, len(conns))
 	var g errgroup.Group
 	g.SetLimit(parallel)
-	for i, conn := range conns {
+	for _, i := range acrossKeys(conns) {
+		conn := conns[i]
 		g.Go(func() error {
 			job, err := newJob(conn, shared, mode)
 			if err != nil {
@@ -228,6 +229,33 @@ func syncAll(ctx context.Context, eng *engine.Engine, conns []config.Connection,
 	}
 	_ = g.Wait()
 	return out
+}
+
+// acrossKeys is the order to start conns in: one connection of each API
+// key or access token in turn, in the config's order within each. A key
+// has only 10 request slots, so the --parallel runs in flight are best
+// spread over as many keys as there are: started in the config's order,
+// the 10 audiences of one account would run together and wait for each
+// other's slots while other keys sat idle.
+func acrossKeys(conns []config.Connection) []int {
+	var keys []string
+	byKey := map[string][]int{}
+	for i, c := range conns {
+		k := string(c.Mailchimp.APIKey) + "\x00" + string(c.Mailchimp.AccessToken)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	order := make([]int, 0, len(conns))
+	for round := 0; len(order) < len(conns); round++ {
+		for _, k := range keys {
+			if idx := byKey[k]; round < len(idx) {
+				order = append(order, idx[round])
+			}
+		}
+	}
+	return order
 }
 
 // logRun logs a finished run for log collectors. With progress bars on a

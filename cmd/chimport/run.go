@@ -139,6 +139,11 @@ func runRun(ctx context.Context, e env, global *globalOptions, cfg *config.Confi
 	global.logger.Info("all runs finished", "connections", len(outcomes), "failed", failed, "with_rejected_records", rejected,
 		"duration", e.clock.Now().Sub(started).Round(time.Millisecond).String(),
 		"state_store_calls", calls, "state_store_mean_ms", float64(mean.Microseconds())/1000)
+	byMethod := make([]any, 0, 2*len(store.ByMethod()))
+	for _, m := range store.ByMethod() {
+		byMethod = append(byMethod, m.Method, fmt.Sprintf("%d calls, %.3f ms mean", m.Calls, float64(m.Spent.Microseconds())/1000/float64(max(m.Calls, 1))))
+	}
+	global.logger.Debug("state store calls by method", byMethod...)
 
 	switch {
 	case opts.json:

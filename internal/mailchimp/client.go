@@ -142,8 +142,8 @@ var sharedTransport = sync.OnceValue(func() *http.Transport {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64, // several keys may share one data center host
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512, // many keys share one data center host, 10 requests each at most
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,

@@ -201,8 +201,8 @@ var sharedTransport = sync.OnceValue(func() *http.Transport {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   32, // above any sensible number of concurrent senders per target
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256, // as many as runs send at once to one target host
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,
