@@ -58,12 +58,11 @@ import (
 //     its group commit) and, with every core busy, for the goroutine to be
 //     scheduled again, not only the statements.
 //   - A bound no store moves: run starts one connection of each key in
-//     turn, so the 512 runs at once each have a key of their own, one
-//     request in flight each (a run's requests go one after another); the
-//     requests (4 a connection with --full) at 100 ms then take at least
-//     requests x 100 ms / 512, about 7.8 s. (Started in the config's order,
-//     as before, 512 runs shared about 52 keys: the same bound.) The
-//     benchmark prints it.
+//     turn, so the 512 runs at once each have a key of their own; with one
+//     request in flight per run, the requests (4 a connection with --full)
+//     at 100 ms take requests x 100 ms / 512, about 7.8 s, which the
+//     benchmark prints. A run's first round asks for both views at once,
+//     so the true bound is lower, down to about half that.
 //   - The server's CPU is taken from the same 2 cores as chimport's and the
 //     simulator's.
 func BenchmarkScale(b *testing.B) {
