@@ -50,6 +50,14 @@ func (d *Datacenters) lookup(ctx context.Context, c *Client) (string, error) {
 			return base, nil
 		}
 		ch := d.group.DoChan(key, func() (any, error) {
+			// A flight that ended between the read above and this one
+			// has cached the answer already: no second lookup.
+			d.mu.Lock()
+			base, ok := d.bases[key]
+			d.mu.Unlock()
+			if ok {
+				return base, nil
+			}
 			base, err := c.fetchBase(ctx)
 			if err == nil {
 				d.mu.Lock()
