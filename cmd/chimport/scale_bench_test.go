@@ -90,7 +90,6 @@ func BenchmarkScale(b *testing.B) {
 	b.Cleanup(simSrv.Close)
 	b.Cleanup(targetSrv.Close)
 
-	dir := b.TempDir()
 	// Everything but the state: line, which each store's run puts first.
 	var conns strings.Builder
 	fmt.Fprintf(&conns, "defaults:\n  mailchimp: {base_url: %q, settle: 0s}\n  target: {url: %q}\nconnections:\n",
@@ -100,14 +99,7 @@ func BenchmarkScale(b *testing.B) {
 			fmt.Fprintf(&conns, "  - {name: c%s, mailchimp: {api_key: %q, list_id: %s}}\n", list(k, l), key(k), list(k, l))
 		}
 	}
-	bin, maxrss := filepath.Join(dir, "chimport"), filepath.Join(dir, "maxrss")
-	for _, pkg := range []struct{ out, dir string }{{bin, "."}, {maxrss, "./testdata/maxrss"}} {
-		build := exec.Command("go", "build", "-o", pkg.out, pkg.dir)
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			b.Fatalf("go build %s: %v\n%s", pkg.dir, err, out)
-		}
-	}
+	bin, maxrss := buildWithMaxRSS(b)
 
 	type result struct {
 		store     string
@@ -172,15 +164,10 @@ func BenchmarkScale(b *testing.B) {
 				}
 				calls, _ := strconv.ParseInt(figures[1], 10, 64)
 				meanMS, _ := strconv.ParseFloat(figures[2], 64)
-				kib, err := os.ReadFile(rssPath)
+				rssMiB, err := readMaxRSS(rssPath)
 				if err != nil {
 					b.Fatal(err)
 				}
-				rssKiB, err := strconv.ParseFloat(string(kib), 64)
-				if err != nil {
-					b.Fatalf("maxrss wrote %q: %v", kib, err)
-				}
-				rssMiB := rssKiB / 1024
 				st := sim.Stats()
 				b.ReportMetric(wall.Seconds(), "wall-s")
 				b.ReportMetric(float64(st.Requests), "requests")
