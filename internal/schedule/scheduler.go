@@ -42,6 +42,10 @@ type Scheduler struct {
 	next map[string]time.Time // planned next run; absent until planned
 	// soon holds a wake-up per connection for RunSoon.
 	soon map[string]chan struct{}
+	// waiting is, per connection, until when a run that found the lease
+	// held by this worker's webhook refresh is coming back for it
+	// (RunWaiting).
+	waiting map[string]time.Time
 }
 
 // New checks cfg and conns and returns a Scheduler. Every problem is
@@ -60,6 +64,8 @@ func New(cfg Config, conns []Connection) (*Scheduler, error) {
 		reads: make(chan struct{}, cfg.MaxParallel),
 		next:  make(map[string]time.Time, len(conns)),
 		soon:  make(map[string]chan struct{}, len(conns)),
+
+		waiting: map[string]time.Time{},
 	}
 	for _, c := range conns {
 		s.soon[c.Name] = make(chan struct{}, 1)
@@ -82,6 +88,29 @@ func (s *Scheduler) RunSoon(name string) bool {
 	default: // asked already
 	}
 	return true
+}
+
+// RunWaiting reports whether a run of the connection found the lease held
+// by a webhook refresh and is about to try again. A webhook queue with a
+// backlog refreshes back to back, and a run that tries once a second would
+// seldom find the lease free between two refreshes: so this worker's
+// refreshes stand aside until the run has claimed it (or given up, a
+// moment later).
+func (s *Scheduler) RunWaiting(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.waiting[name]
+	return ok && s.cfg.Clock.Now().Before(until)
+}
+
+func (s *Scheduler) setWaiting(name string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until.IsZero() {
+		delete(s.waiting, name)
+	} else {
+		s.waiting[name] = until
+	}
 }
 
 // Next returns the connection's next planned run, and false if the name is
@@ -144,6 +173,11 @@ func (s *Scheduler) serve(ctx, runBase context.Context, c Connection) {
 		began = s.cfg.Clock.Now()
 		ranAt time.Time // when this worker last started a run of c
 		wait  pause
+		// asked is when RunSoon asked for a run that has not started
+		// yet. The ask stands until a run starts after it, here or on
+		// another worker: a held lease delays it, but never sends it
+		// back to the schedule.
+		asked time.Time
 	)
 	for ctx.Err() == nil {
 		now := s.cfg.Clock.Now()
@@ -155,6 +189,15 @@ func (s *Scheduler) serve(ctx, runBase context.Context, c Connection) {
 			s.log.Warn("cannot plan the next run", "connection", c.Name, "error", err)
 			next = now.Add(retryDelay)
 		}
+		if !asked.IsZero() && last.After(asked) {
+			asked = time.Time{} // run since the ask, by another worker
+		}
+		if !asked.IsZero() {
+			next = now
+			if wait.until.After(now) {
+				next = wait.until
+			}
+		}
 		s.publish(c.Name, next)
 		if next.After(now) {
 			woken, ok := s.sleepUntil(ctx, next, s.soon[c.Name])
@@ -165,11 +208,14 @@ func (s *Scheduler) serve(ctx, runBase context.Context, c Connection) {
 				continue // due: plan again from the store, someone may have run it
 			}
 			s.log.Debug("run asked for now", "connection", c.Name)
+			if asked.IsZero() {
+				asked = s.cfg.Clock.Now()
+			}
 		}
 		var ran time.Time
 		ran, wait = s.attempt(ctx, runBase, c.Name, last)
 		if !ran.IsZero() {
-			ranAt = ran
+			ranAt, asked = ran, time.Time{}
 		}
 	}
 }
@@ -235,6 +281,9 @@ func (s *Scheduler) attempt(ctx, runBase context.Context, name string, last time
 			if soon := now.Add(webhookRetry); soon.Before(until) {
 				until = soon
 			}
+			if lease.Owner == s.cfg.Owner+WebhooksOwnerSuffix {
+				s.setWaiting(name, until.Add(webhookRetry))
+			}
 		}
 		log.Debug("lease held by another worker", "holder", lease.Owner, "until", until)
 		return time.Time{}, pause{until: until, last: last}
@@ -264,6 +313,7 @@ func (s *Scheduler) attempt(ctx, runBase context.Context, name string, last time
 		}
 		return time.Time{}, pause{}
 	}
+	s.setWaiting(name, time.Time{})
 	start := s.cfg.Clock.Now()
 	s.runLeased(runBase, name, lease)
 	return start, pause{}

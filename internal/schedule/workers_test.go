@@ -330,3 +330,61 @@ func TestRunSoonRunsNow(t *testing.T) {
 		t.Errorf("the clock moved to %s", now)
 	}
 }
+
+// A run asked for with RunSoon that finds the lease held by this worker's
+// webhook refresh is not sent back to the schedule: it comes back a second
+// later, and meanwhile RunWaiting tells the refreshes to stand aside.
+func TestRunSoonOutlastsAHeldLease(t *testing.T) {
+	clk := clock.NewManual(t0)
+	leases := newFakeLeases()
+	ran := make(chan time.Time, 4)
+	p := newPlans()
+	s, err := New(Config{Owner: "me", Clock: clk, Leases: leases, Jitter: noJitter, Logger: quiet(),
+		OnSchedule: p.onSchedule("me"),
+		Run: func(_ context.Context, name string, _ Lease) error {
+			leases.StartRun(name, clk.Now())
+			ran <- clk.Now()
+			return nil
+		}}, []Connection{{Name: "news", Every: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startScheduler(t, s)
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first run within 10 s")
+	}
+	if next := settle(t, clk, p, 1); !next.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("next = %s, want %s", next, t0.Add(time.Hour))
+	}
+	leases.Steal("news", "me"+WebhooksOwnerSuffix, clk.Now(), 15*time.Second)
+	s.RunSoon("news")
+	deadline := time.Now().Add(10 * time.Second)
+	for next, _ := s.Next("news"); !next.Equal(t0.Add(webhookRetry)); next, _ = s.Next("news") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after RunSoon found the lease held, next = %s, want %s", next, t0.Add(webhookRetry))
+		}
+		runtime.Gosched()
+	}
+	settle(t, clk, p, 1)
+	if !s.RunWaiting("news") {
+		t.Error("RunWaiting = false while a run waits for a refresh's lease")
+	}
+	leases.Release(context.Background(), leases.lease("news"))
+	clk.Advance(webhookRetry)
+	select {
+	case at := <-ran:
+		if !at.Equal(t0.Add(webhookRetry)) {
+			t.Errorf("the asked-for run started at %s, want %s", at, t0.Add(webhookRetry))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run asked for never started once the lease was free")
+	}
+	if next := settle(t, clk, p, 1); !next.Equal(t0.Add(webhookRetry + time.Hour)) {
+		t.Errorf("after the asked-for run, next = %s, want %s", next, t0.Add(webhookRetry+time.Hour))
+	}
+	if s.RunWaiting("news") {
+		t.Error("RunWaiting = true after the run claimed the lease")
+	}
+}

@@ -62,7 +62,10 @@ type Hooks struct {
 	// Overflow is called when a connection's queue is full, or a batch
 	// was given up after failing again and again: the caller starts a
 	// polling run of it at once, which covers what the queue could not
-	// take. Called once until the queue is half empty again.
+	// take. It is called for every event the queue cannot take, so one
+	// dropped while the run asked for is already under way asks for one
+	// more after it (a scheduler folds the asks before a run starts into
+	// that run).
 	Overflow func(connection string)
 }
 
@@ -123,7 +126,7 @@ type pending struct {
 	members map[string]*hint
 	order   []string      // arrival order of the keys of members
 	wake    chan struct{} // holds one wake-up for the loop
-	full    bool          // Overflow was called and the queue has not drained since
+	full    bool          // overflowed, and not drained to half since: the episode is logged once
 }
 
 // hint is one pending member: when its first event came, and the types of
@@ -158,7 +161,7 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 			q.startLocked(connection, p)
 		}
 	}
-	overflow, dropped := false, false
+	firstDrop, dropped := false, false
 	for i, id := range members {
 		if h := p.members[id]; h != nil {
 			if i == 0 {
@@ -168,7 +171,7 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 		}
 		if len(p.members) >= q.capacity {
 			dropped = true
-			overflow = !p.full
+			firstDrop = !p.full
 			p.full = true
 			break
 		}
@@ -187,18 +190,24 @@ func (q *Queue) Add(connection, eventType string, members []string) {
 	}
 	q.depth(connection, depth)
 	if dropped {
-		// Every event the queue cannot take is counted; the run that
-		// covers them is asked for once an episode.
+		// Every event the queue cannot take is counted and asks for the
+		// run that covers it; the episode is logged once.
 		q.event(connection, eventType, "overflow")
-	}
-	if overflow {
-		q.giveUp(connection, "a connection's webhook queue is full; starting a polling run of it now, which covers the events it could not take")
+		if firstDrop {
+			q.log.Warn("a connection's webhook queue is full; starting a polling run of it now, which covers the events it could not take",
+				"connection", connection, "capacity", q.capacity)
+		}
+		q.runNow(connection)
 	}
 }
 
-// giveUp asks for a polling run of the connection at once.
+// giveUp logs why and asks for a polling run of the connection at once.
 func (q *Queue) giveUp(connection, why string) {
 	q.log.Warn(why, "connection", connection, "capacity", q.capacity)
+	q.runNow(connection)
+}
+
+func (q *Queue) runNow(connection string) {
 	if q.hooks.Overflow != nil {
 		q.hooks.Overflow(connection)
 	}
@@ -229,6 +238,16 @@ func (q *Queue) loop(ctx context.Context, name string, p *pending) {
 			wait, ok := q.refresh(ctx, name, ids, hints, &failures)
 			switch {
 			case ok:
+				if q.backlog(p) {
+					// What came during the refresh gathers for the
+					// coalescing wait too, and meanwhile the lease is free:
+					// back-to-back refreshes would keep a run of another
+					// worker from ever claiming it (this worker's runs go
+					// first anyway: Refresher returns ErrBusy for them).
+					if q.clock.Sleep(ctx, q.coalesce) != nil {
+						return
+					}
+				}
 			case failures >= maxFailures:
 				// Given up to polling, rather than fetched again and again.
 				failures = 0
@@ -277,6 +296,13 @@ func (q *Queue) refresh(ctx context.Context, name string, ids []string, hints []
 		}
 	}
 	return 0, true
+}
+
+// backlog reports whether members are pending.
+func (q *Queue) backlog(p *pending) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(p.members) > 0
 }
 
 // take removes up to maxBatch pending members, oldest first.

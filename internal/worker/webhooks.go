@@ -25,10 +25,15 @@ const WebhookLeaseTTL = 15 * time.Second
 
 // Refresh implements webhook.Refresher: it claims the connection's lease,
 // fetches and delivers the members, and gives the lease back. While a run
-// holds the lease it returns webhook.ErrBusy, and the queue tries again.
+// holds the lease, or is about to take it (RunWaiting), it returns
+// webhook.ErrBusy, and the queue tries again.
 func (w *Worker) Refresh(ctx context.Context, connection string, members []string) (map[string]string, error) {
 	if w.cfg.Refresh == nil {
 		return nil, errors.New("worker: webhook refreshes are not configured")
+	}
+	if w.sched.RunWaiting(connection) {
+		// A run of it is coming back for the lease: it goes first.
+		return nil, webhook.ErrBusy
 	}
 	lease, err := w.cfg.Store.ClaimLease(ctx, connection, w.webhookOwner, w.cfg.Clock.Now(), WebhookLeaseTTL)
 	if errors.Is(err, state.ErrLeaseHeld) {

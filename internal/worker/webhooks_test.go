@@ -52,3 +52,47 @@ func TestWebhookRefreshTakesTheLease(t *testing.T) {
 		t.Errorf("fetches = %v, want 1", v)
 	}
 }
+
+// A run asked for by an overflowing queue that finds the lease held by a
+// refresh comes back a second later, and this worker's refreshes stand
+// aside until it has claimed the lease: a backlog cannot starve it.
+func TestRunAskedForByAnOverflowGoesBeforeRefreshes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := memory.New()
+	clk := clock.NewManual(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, &recorder{}, eng, "shop")
+	w.cfg.Refresh = func(context.Context, string, int64, []string) (engine.RefreshSummary, error) {
+		return engine.RefreshSummary{Outcome: map[string]string{}}, nil
+	}
+	served := make(chan error, 1)
+	go func() { served <- w.Serve(ctx) }()
+	waitUntil := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second) // a hang guard, not a timing
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitUntil("the first run", func() bool { return len(eng.runs()) == 1 })
+
+	refresh, err := store.ClaimLease(ctx, "shop", w.webhookOwner, clk.Now(), WebhookLeaseTTL)
+	must(t, err)
+	w.WebhookHooks().Overflow("shop")
+	waitUntil("the asked-for run waits for the refresh", func() bool { return w.sched.RunWaiting("shop") })
+	must(t, store.ReleaseLease(ctx, refresh))
+	if _, err := w.Refresh(ctx, "shop", []string{"a"}); !errors.Is(err, webhook.ErrBusy) {
+		t.Errorf("Refresh while a run waits for the lease: %v, want ErrBusy", err)
+	}
+	clk.Advance(time.Second)
+	waitUntil("the asked-for run", func() bool { return len(eng.runs()) == 2 })
+	waitUntil("the lease given back", func() bool { return !w.sched.RunWaiting("shop") })
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+}
