@@ -23,9 +23,17 @@ import (
 // not be bisected record by record: when both halves of a batch are
 // refused, a few records of each are tried on their own first, and when
 // every one of them is refused too the run stops (*RefusalsError) after a
-// handful of requests. So does a run in which more records are refused
-// than Job.MaxRejected. A stopped run leaves the watermark where it was,
-// and the batch that stopped it unacknowledged.
+// handful of requests. So does a run whose target has refused minProbed
+// records on their own and accepted none (batches too small to probe), and
+// one in which more records are refused than Job.MaxRejected. A stopped
+// run leaves the watermark where it was, and the batch that stopped it
+// unacknowledged.
+//
+// Members a completed run left in the rejected log are no evidence: they
+// were refused before and will be again until someone fixes them, so they
+// are never probed and never count towards a systematic verdict. Else a
+// few bad records that change while nothing else does would stop the run
+// as a broken mapping, run after run.
 
 // probesPerHalf is how many records of each half of a batch are tried on
 // their own when both halves are refused. Chosen at random, so a batch
@@ -70,9 +78,18 @@ func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
 	if is.tooLarge && is.largestAccepted > 0 {
 		d.batchSize.lower(is.largestAccepted)
 	}
-	if !d.retrying && len(is.delivered) == 0 && len(b) >= minProbed {
-		// Every record refused on its own: not a few bad records.
-		return nil, &RefusalsError{Connection: d.rejected.name, Tried: len(b), Systematic: true, Err: is.refused[len(is.refused)-1].err}
+	if !d.retrying && len(is.delivered) == 0 {
+		// Every record refused on its own: not a few bad records, unless
+		// most of them were in the log already (a few bad records that
+		// changed, alone in the window).
+		if n := d.rejected.unknown(b); n >= minProbed {
+			return nil, &RefusalsError{Connection: d.rejected.name, Tried: n, Systematic: true, Err: is.refused[len(is.refused)-1].err}
+		}
+	}
+	if systematic, tried := d.rejected.took(len(is.delivered)); systematic && !d.retrying && len(is.refused) > 0 {
+		// Batches too small for the rule above (a small batch_size, or
+		// after a 413), and not one record taken.
+		return nil, &RefusalsError{Connection: d.rejected.name, Tried: tried, Systematic: true, Err: is.refused[len(is.refused)-1].err}
 	}
 	if err := d.rejected.record(ctx, is.refused); err != nil {
 		return nil, err
@@ -136,7 +153,8 @@ func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) err
 	// A split for a 413 is no sign of refusals: the first split with
 	// refused halves probes, whatever split it was.
 	probe := !is.probed && !is.d.retrying && whys[0] != nil && whys[1] != nil &&
-		whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed
+		whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed &&
+		is.d.rejected.unknown(halves[0]) >= probesPerHalf && is.d.rejected.unknown(halves[1]) >= probesPerHalf
 	if probe || why.Refused() {
 		is.probed = true
 	}
@@ -162,7 +180,14 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 	for hi, h := range halves {
 		h = slices.Clone(h) // the probes are taken out
 		for range probesPerHalf {
-			i := rand.IntN(len(h))
+			// Among the records not known: known ones are refused anyway.
+			var candidates []int
+			for i, c := range h {
+				if !is.d.rejected.known(c.member) {
+					candidates = append(candidates, i)
+				}
+			}
+			i := candidates[rand.IntN(len(candidates))]
 			why, err := is.try(ctx, h[i:i+1:i+1])
 			if err != nil {
 				return err
@@ -196,7 +221,7 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 // bisects further.
 func (is *isolation) refuse(r refusal) error {
 	is.refused = append(is.refused, r)
-	return is.d.rejected.count(r)
+	return is.d.rejected.count(r, is.d.retrying)
 }
 
 // batchLimit is the most records a run puts in one batch: the job's

@@ -37,6 +37,11 @@ type rejectedLog struct {
 	// those the run found refused besides, which max_rejected limits.
 	before, fresh map[state.MemberID]struct{}
 	refused       int64 // refusals in this run, retries refused again included
+	// alone counts the run's refusals of records not in before, outside
+	// the retries, and accepted the records the target took: a run whose
+	// target has refused minProbed such records on their own and taken
+	// none refuses them all, whatever its batch size (systematic).
+	alone, accepted int64
 }
 
 func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
@@ -48,12 +53,17 @@ func newRejectedLog(store Store, job Job, clk clock.Clock) *rejectedLog {
 		logged: map[state.MemberID]struct{}{}, before: map[state.MemberID]struct{}{}, fresh: map[state.MemberID]struct{}{}}
 }
 
-// load reads the log, when the connection's state says it has entries,
-// and returns those to retry: at most the limit, the least recently tried
-// first, so that a long log costs each run a bounded number of requests
-// and is worked through over several runs.
+// load reads the log, when the connection's state says it has entries or
+// its last run did not complete, and returns those to retry: at most the
+// limit, the least recently tried first, so that a long log costs each run
+// a bounded number of requests and is worked through over several runs.
+//
+// A store that sums the log up after writing its entries (DynamoDB's) may
+// have written entries and not their sum when a run died or failed in
+// between; the sum then says 0. Reading the log after such a run finds
+// them, and the run's own writes to the log set the sum right again.
 func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]state.Rejection, error) {
-	if st.Rejected.Count == 0 {
+	if st.Rejected.Count == 0 && !st.LastAttempt.After(st.LastSuccess) {
 		return nil, nil
 	}
 	entries, err := l.store.RejectedLog(ctx, l.name)
@@ -81,17 +91,53 @@ func (l *rejectedLog) load(ctx context.Context, st state.ConnectionState) ([]sta
 // member refused twice in the run. One logged since the last completed
 // run, by runs that failed, does: so running again and again cannot log
 // more than the limit for one window.
-func (l *rejectedLog) count(r refusal) error {
+func (l *rejectedLog) count(r refusal, retrying bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refused++
 	if _, ok := l.before[r.change.member]; !ok {
 		l.fresh[r.change.member] = struct{}{}
+		if !retrying {
+			l.alone++
+		}
 	}
 	if n := len(l.fresh); n > l.limit {
 		return &RefusalsError{Connection: l.name, Refused: int64(n), Limit: l.limit, Err: r.err}
 	}
 	return nil
+}
+
+// known reports whether the member was in the log when the run started,
+// put there by a completed run: refused again, it is no sign that the
+// target refuses everything.
+func (l *rejectedLog) known(id state.MemberID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.before[id]
+	return ok
+}
+
+// unknown counts the changes of b whose members are not known.
+func (l *rejectedLog) unknown(b batch) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range b {
+		if _, ok := l.before[c.member]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// took counts records the target accepted, and reports whether the run's
+// refusals are systematic: minProbed records not known refused on their
+// own, and not one accepted.
+func (l *rejectedLog) took(n int) (systematic bool, tried int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.accepted += int64(n)
+	return l.accepted == 0 && l.alone >= minProbed, int(l.alone)
 }
 
 // refusals is the run's count of refusals.
@@ -150,6 +196,7 @@ func (l *rejectedLog) clear(ctx context.Context, delivered batch) error {
 	l.mu.Lock()
 	for _, id := range out {
 		delete(l.logged, id)
+		delete(l.fresh, id) // out of the log: no longer counts against the limit
 	}
 	l.mu.Unlock()
 	return nil

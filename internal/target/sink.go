@@ -1,6 +1,7 @@
 package target
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,7 +161,8 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 
 // newRedactor blanks out what the target may echo back in an error body,
 // which goes into errors and logs: header values (and the credential after
-// "Bearer "/"Basic "), the URLs' queries and their values, and passwords.
+// "Bearer "/"Basic "), the URLs' queries and their values, and passwords,
+// each also in the escaped forms a target may echo it in (echoedForms).
 // A nil URL (no delete URL) is skipped.
 func newRedactor(headers map[string]string, urls ...*url.URL) *strings.Replacer {
 	var secrets []string
@@ -182,15 +184,48 @@ func newRedactor(headers map[string]string, urls ...*url.URL) *strings.Replacer 
 			secrets = append(secrets, pw)
 		}
 	}
-	// Longest first, so a whole header value wins over the token inside it.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	var pairs []string
+	var forms []string
 	for _, v := range secrets {
 		if len(v) >= minSecretLen {
-			pairs = append(pairs, v, "[redacted]")
+			forms = append(forms, echoedForms(v)...)
 		}
 	}
+	// Longest first, so a whole header value wins over the token inside it
+	// (the Replacer tries its pairs in order); equal lengths by value, so
+	// that a form two secrets share is kept once.
+	slices.SortFunc(forms, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	forms = slices.Compact(forms)
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, "[redacted]")
+	}
 	return strings.NewReplacer(pairs...)
+}
+
+// echoedForms returns a secret as a target may echo it: as it is; inside a
+// JSON string, where " and \ are escaped, PHP also writes / as \/ (common
+// in base64 tokens) and Go writes <, > and & as \u003c and the like; and
+// escaped in a URL's query or path.
+func echoedForms(v string) []string {
+	inJSON := jsonEscaped(v, false)
+	return []string{
+		v,
+		inJSON,
+		strings.ReplaceAll(inJSON, "/", `\/`),
+		jsonEscaped(v, true),
+		url.QueryEscape(v),
+		url.PathEscape(v),
+	}
+}
+
+// jsonEscaped returns v as it stands inside a JSON string, quotes left off.
+func jsonEscaped(v string, escapeHTML bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(v) // a string always encodes
+	quoted := strings.TrimSuffix(b.String(), "\n")
+	return quoted[1 : len(quoted)-1]
 }
 
 // sharedTransport is one pool for every default target sink, separate from

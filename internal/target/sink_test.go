@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -430,5 +431,76 @@ func TestApplyUpsertsAndRefusedDeletes(t *testing.T) {
 	}
 	if n := len(target.requests()); n != 2 {
 		t.Errorf("target got %d requests after the refused batches, want still 2", n)
+	}
+}
+
+// A target may echo a credential escaped, as JSON (a PHP one writes / as
+// \/, common in base64 tokens) or as a URL query; the error, its body
+// excerpt and the logs must hold it in none of those forms.
+func TestSendRedactsEscapedSecrets(t *testing.T) {
+	const (
+		token  = "c2VjcmV0/dG9rZW4+c2lnbmF0dXJl=="
+		auth   = "Bearer " + token
+		apiKey = `k3y"quoted\back/slash&more`
+		// A value that starts with another secret: the whole value wins.
+		refresh = token + "/r3fr3sh"
+	)
+	jsonEscaped := strings.NewReplacer(`"`, `\"`, `\`, `\\`).Replace
+	phpEscaped := func(s string) string { return strings.ReplaceAll(jsonEscaped(s), "/", `\/`) }
+	goEscaped := func(s string) string { // encoding/json also escapes <, > and &
+		b, _ := json.Marshal(s)
+		return string(b[1 : len(b)-1])
+	}
+	tests := []struct {
+		name, body, wantBody string
+	}{
+		{"Authorization with / as \\/", `{"error":"invalid","authorization":"` + phpEscaped(auth) + `"}`,
+			`{"error":"invalid","authorization":"[redacted]"}`},
+		{"the token alone with / as \\/", `{"error":"invalid token ` + phpEscaped(token) + `"}`,
+			`{"error":"invalid token [redacted]"}`},
+		{"Authorization query-escaped", `bad request: /records?auth=` + url.QueryEscape(auth) + `&x=1`,
+			`bad request: /records?auth=[redacted]&x=1`},
+		{"Authorization path-escaped", `no such record /auth/` + url.PathEscape(auth),
+			`no such record /auth/[redacted]`},
+		{"the token alone query-escaped", `token=` + url.QueryEscape(token),
+			`token=[redacted]`},
+		{"a key with \" and \\ JSON-escaped", `{"key":"` + jsonEscaped(apiKey) + `"}`,
+			`{"key":"[redacted]"}`},
+		{"a key with \" and \\ PHP-escaped", `{"key":"` + phpEscaped(apiKey) + `"}`,
+			`{"key":"[redacted]"}`},
+		{"a value starting with the token, PHP-escaped", `{"refresh":"` + phpEscaped(refresh) + `"}`,
+			`{"refresh":"[redacted]"}`},
+		{"a key with \" and & escaped by Go", `{"key":"` + goEscaped(apiKey) + `"}`,
+			`{"key":"[redacted]"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := &scriptedTarget{replies: []reply{{status: http.StatusUnprocessableEntity, body: tt.body}}}
+			srv := httptest.NewServer(target)
+			defer srv.Close()
+			logs := &syncBuffer{}
+			sink, _ := newTestSink(t, srv.URL+"/records", func(c *HTTPConfig) {
+				c.Headers = map[string]string{"Authorization": auth, "X-Api-Key": apiKey, "X-Refresh": refresh}
+				c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
+
+			err := sink.Send(context.Background(), testRecords)
+
+			var e *Error
+			if !errors.As(err, &e) || e.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("Send = %v, want a 422 *Error", err)
+			}
+			if diff := cmp.Diff(tt.wantBody, e.Body); diff != "" {
+				t.Errorf("Error.Body (-want +got):\n%s", diff)
+			}
+			// Fragments of the secrets that survive every escaping.
+			for _, leak := range []string{"c2VjcmV0", "dG9rZW4", "c2lnbmF0dXJl", "k3y", "quoted", "back", "more", "r3fr3sh"} {
+				for what, s := range map[string]string{"error": err.Error(), "Error.Body": e.Body, "logs": logs.String()} {
+					if strings.Contains(s, leak) {
+						t.Errorf("%s leaks %q: %s", what, leak, s)
+					}
+				}
+			}
+		})
 	}
 }

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -54,19 +56,18 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-	if err := r.ParseForm(); err != nil {
+	payload, err := readForm(w, r)
+	if err != nil {
+		rc.event(conn, "unknown", "malformed")
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			rc.event(conn, "unknown", "malformed")
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		rc.event(conn, "unknown", "malformed")
 		http.Error(w, "malformed payload", http.StatusBadRequest)
 		return
 	}
-	e, err := Parse(r.PostForm)
+	e, err := Parse(payload)
 	switch {
 	case err != nil:
 		rc.log.Debug("a webhook payload was malformed", "connection", conn, "error", err)
@@ -82,6 +83,23 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.queue.Add(conn, e.Type, e.Members)
 	w.WriteHeader(http.StatusOK)
+}
+
+// readForm returns a POST's form-encoded payload, reading at most MaxBody
+// of the body. The whole body goes through the limit before ParseForm sees
+// it, because ParseForm reads a body only when it is form-encoded: a large
+// body of any other type (or of none) would be refused as malformed, not
+// as too large. A body that is not form-encoded still yields no values.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := r.ParseForm(); err != nil {
+		return nil, err
+	}
+	return r.PostForm, nil
 }
 
 // route returns the connection a path is for, when its token is right.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,8 +205,8 @@ func TestQueueOverflowStartsARun(t *testing.T) {
 	for _, id := range []string{"a", "b", "c", "d"} {
 		q.Add("shop", "profile", []string{id})
 	}
-	if len(overflows) != 1 || q.Depths()["shop"] != 2 {
-		t.Errorf("overflows %v, depth %d; want one overflow and a full queue of 2", overflows, q.Depths()["shop"])
+	if len(overflows) != 2 || q.Depths()["shop"] != 2 {
+		t.Errorf("overflows %v, depth %d; want a run asked for by each event the full queue of 2 could not take", overflows, q.Depths()["shop"])
 	}
 	if got := ev.list(); len(got) != 2 || got[0] != "shop/profile/overflow" || got[1] != got[0] {
 		t.Errorf("events %v, want both events the queue could not take counted as overflow", got)
@@ -262,4 +263,42 @@ func TestQueueGivesUpAfterRepeatedFailures(t *testing.T) {
 	if got := ev.list(); len(got) != 1 || got[0] != "shop/profile/failed" {
 		t.Errorf("events %v, want the event counted as failed", got)
 	}
+}
+
+// A backlog is refreshed batch after batch with the coalescing wait in
+// between, during which the lease is free: back-to-back refreshes would
+// keep another worker's run from claiming it.
+func TestQueueBacklogLeavesTheLeaseFreeBetweenRefreshes(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	f := &fakeRefresher{}
+	refreshed := make(chan struct{}, 8)
+	q := NewQueue(QueueConfig{Refresher: refresherFunc(func(ctx context.Context, c string, m []string) (map[string]string, error) {
+		defer func() { refreshed <- struct{}{} }()
+		return f.Refresh(ctx, c, m)
+	}), Clock: clk, MaxBatch: 1})
+	for _, id := range []string{"a", "b", "c"} {
+		q.Add("shop", "profile", []string{id})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	for i := range 3 {
+		select {
+		case <-refreshed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("refresh %d never came", i+1)
+		}
+	}
+	cancel()
+	<-done
+	want := []time.Duration{DefaultCoalesce, DefaultCoalesce, DefaultCoalesce}
+	if got := clk.Slept(); !slices.Equal(got, want) {
+		t.Errorf("the loop slept %v, want the coalescing wait before each of the 3 refreshes", got)
+	}
+}
+
+type refresherFunc func(ctx context.Context, connection string, members []string) (map[string]string, error)
+
+func (f refresherFunc) Refresh(ctx context.Context, connection string, members []string) (map[string]string, error) {
+	return f(ctx, connection, members)
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/chimport/chimport/internal/alert"
 	"github.com/chimport/chimport/internal/clock"
+	"github.com/chimport/chimport/internal/engine"
 	"github.com/chimport/chimport/internal/state"
 	"github.com/chimport/chimport/internal/state/memory"
+	"github.com/chimport/chimport/internal/target"
 )
 
 func refused(ids []state.MemberID, reason string, at time.Time) []state.Rejection {
@@ -143,5 +145,26 @@ func TestStartupSetsTheRejectedGauge(t *testing.T) {
 		if v, ok := gauge(t, w.Metrics(), "chimport_records_rejected", name); !ok || v != want {
 			t.Errorf("%s: chimport_records_rejected = %v, %v; want %v", name, v, ok, want)
 		}
+	}
+}
+
+// A run that stops because the target refuses records wholesale pages
+// once, as an error that needs a person, although its other batches left
+// records in the log: the rejected alert waits until the error is over.
+func TestARunStoppedByRefusalsPagesOnce(t *testing.T) {
+	ctx := context.Background()
+	store, clk, rec := memory.New(), clock.NewManual(start), &recorder{}
+	eng := &fakeEngine{store: store, clk: clk}
+	w := newTestWorker(t, store, clk, rec, eng, "shop")
+	eng.outcomes = map[string]error{"shop": &engine.RefusalsError{Connection: "shop", Systematic: true, Tried: 4,
+		Err: &target.Error{Connection: "shop", Status: 422, Body: "unknown field"}}}
+	eng.onRun = func(name string) {
+		must(t, store.RecordRejections(ctx, name, refused(memberIDs(0, 3), "unknown field", clk.Now())))
+	}
+	clk.Advance(time.Hour)
+	must(t, w.runConnection(ctx, "shop", fakeLease())) // a failure it logged
+	w.checkLag(ctx)
+	if diff := cmp.Diff([]string{"permanent_error shop"}, rec.kinds()); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
 }

@@ -222,7 +222,14 @@ func (w *Worker) afterRun(ctx context.Context, name string, sum engine.Summary, 
 	if err := conn.Lag.AfterRunConfirmed(ctx, w.cfg.Store, w.cfg.Notifier, name, runErr, read, now); err != nil {
 		w.log.Warn("alerting failed", "connection", name, "error", err)
 	}
-	// Whatever the run's result: the log is what it is now.
+	// Whatever the run's result: the log is what it is now. A failed run
+	// may just have opened an error incident, which the rejected alert
+	// waits for (one cause pages once): read the state it left.
+	if runErr != nil {
+		if again, err := w.cfg.Store.Connection(ctx, name); err == nil {
+			st = again
+		}
+	}
 	if err := alert.CheckRejected(ctx, w.cfg.Store, w.cfg.Notifier, name, st, now); err != nil {
 		w.log.Warn("rejected records alert failed", "connection", name, "error", err)
 	}
