@@ -18,8 +18,10 @@ const (
 	// store is not hammered by every connection at once.
 	retryDelay = time.Minute
 	// webhookRetry is how soon a run tries again after finding the lease
-	// held by a webhook refresh.
-	webhookRetry = time.Second
+	// held by a webhook refresh. A queue with a backlog leaves the lease
+	// free for its coalescing window (100 ms) after each second of
+	// refreshes: trying four times a second finds such a gap soon.
+	webhookRetry = 250 * time.Millisecond
 )
 
 // WebhooksOwnerSuffix ends the lease owner of a webhook refresh (the

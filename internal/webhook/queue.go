@@ -32,6 +32,12 @@ const (
 	busyRetry = 500 * time.Millisecond
 	// maxBackoff caps the wait after failed refreshes.
 	maxBackoff = 30 * time.Second
+	// maxStreak is the longest a backlog is refreshed back to back, the
+	// lease taken again as soon as it was given back. Then the queue
+	// waits its coalescing window, with the lease free for a run of
+	// another worker (which tries again every quarter of a second): a
+	// steady stream of events must not keep polling out for good.
+	maxStreak = time.Second
 )
 
 // ErrBusy is what a Refresher returns when it cannot refresh now because
@@ -220,6 +226,7 @@ func (q *Queue) startLocked(name string, p *pending) {
 // loop refreshes a connection's pending members until ctx ends.
 func (q *Queue) loop(ctx context.Context, name string, p *pending) {
 	failures := 0
+	var streak time.Time // when the refreshes back to back began
 	for {
 		select {
 		case <-ctx.Done():
@@ -230,6 +237,7 @@ func (q *Queue) loop(ctx context.Context, name string, p *pending) {
 		if q.clock.Sleep(ctx, q.coalesce) != nil {
 			return
 		}
+		streak = q.clock.Now()
 		for ctx.Err() == nil {
 			ids, hints := q.take(name, p)
 			if len(ids) == 0 {
@@ -238,15 +246,14 @@ func (q *Queue) loop(ctx context.Context, name string, p *pending) {
 			wait, ok := q.refresh(ctx, name, ids, hints, &failures)
 			switch {
 			case ok:
-				if q.backlog(p) {
-					// What came during the refresh gathers for the
-					// coalescing wait too, and meanwhile the lease is free:
-					// back-to-back refreshes would keep a run of another
-					// worker from ever claiming it (this worker's runs go
-					// first anyway: Refresher returns ErrBusy for them).
+				if q.clock.Now().Sub(streak) >= maxStreak && q.backlog(p) {
+					// A run of another worker gets its chance at the lease
+					// (this worker's runs go first anyway: Refresher
+					// returns ErrBusy while one waits).
 					if q.clock.Sleep(ctx, q.coalesce) != nil {
 						return
 					}
+					streak = q.clock.Now()
 				}
 			case failures >= maxFailures:
 				// Given up to polling, rather than fetched again and again.
