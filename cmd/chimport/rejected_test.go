@@ -306,3 +306,21 @@ func TestMaxRejectedReachesTheJob(t *testing.T) {
 		t.Errorf("job.MaxRejected = %d, want 7", job.MaxRejected)
 	}
 }
+
+// A checkpoint of no view, which a webhook refresh's lease check writes,
+// is no part-way run: status does not call the connection resumable.
+func TestStatusResumableOnlyForAPartWayRun(t *testing.T) {
+	ctx := context.Background()
+	store := rejectedStore(t)
+	for _, tc := range []struct {
+		views map[string]time.Time
+		want  bool
+	}{{map[string]time.Time{}, false}, {map[string]time.Time{"default": statusNow.Add(-time.Hour)}, true}} {
+		must(t, store.SaveCheckpoint(ctx, "news", state.Checkpoint{WindowStart: statusNow.Add(-2 * time.Hour), Views: tc.views, UpdatedAt: statusNow}))
+		s, err := statusOf(ctx, store, "news", statusNow)
+		must(t, err)
+		if s.Resumable != tc.want {
+			t.Errorf("checkpoint of views %v: resumable %v, want %v", tc.views, s.Resumable, tc.want)
+		}
+	}
+}

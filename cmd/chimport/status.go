@@ -173,7 +173,7 @@ func statusOf(ctx context.Context, store state.Store, name string, now time.Time
 	s := connectionStatus{
 		Name: name, Watermark: timeOrNil(st.Watermark), LastSuccess: timeOrNil(st.LastSuccess),
 		LastAttempt: timeOrNil(st.LastAttempt), LastError: st.LastError,
-		PendingFailures: len(failures), Resumable: st.Checkpoint != nil,
+		PendingFailures: len(failures), Resumable: st.Checkpoint.Resumes(),
 		LastReconcile: timeOrNil(st.Roster.LastReconcile), TombstonesTotal: st.Roster.Left,
 		Rejected: st.Rejected.Count, RejectedSample: rejectionOf(st.Rejected.Sample), sample: st.Rejected.Sample,
 	}

@@ -322,8 +322,8 @@ func (e *Engine) begin(ctx context.Context, job Job, sum *Summary, roster *runRo
 		sum.WindowStart = st.Watermark
 	}
 	cp := st.Checkpoint
-	if job.Full || cp == nil || !cp.WindowStart.Equal(sum.WindowStart) || len(cp.Views) == 0 {
-		cp = nil // a checkpoint of no view is a lease check's (see fenced)
+	if job.Full || !cp.Resumes() || !cp.WindowStart.Equal(sum.WindowStart) {
+		cp = nil
 	}
 	sum.Resumed = cp != nil
 	sum.Members = st.Roster.Members // until the run counts the roster again

@@ -182,7 +182,9 @@ const (
 )
 
 // freshConnection reports whether st belongs to a connection that never
-// delivered anything: its roster starts empty and complete.
+// delivered anything: its roster starts empty and complete. Any checkpoint
+// counts, even a lease check's: a webhook refresh before the first run may
+// have delivered members, whom the first run must reconcile.
 func freshConnection(st state.ConnectionState) bool {
 	return st.Watermark.IsZero() && st.Checkpoint == nil && st.TotalDelivered == 0 && st.LastSuccess.IsZero()
 }

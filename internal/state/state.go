@@ -60,6 +60,12 @@ type Checkpoint struct {
 	Token int64
 }
 
+// Resumes reports whether cp records a part-way run that the next run can
+// go on from. A checkpoint of no view records nothing delivered: it is a
+// lease check's (a webhook refresh's, a retried delete's), written only
+// because the store fences checkpoint writes.
+func (cp *Checkpoint) Resumes() bool { return cp != nil && len(cp.Views) > 0 }
+
 // Failure is one entry of the failures log: a page that could not be read or
 // delivered. It stays pending until a completed run covers its window.
 type Failure struct {
