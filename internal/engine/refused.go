@@ -86,7 +86,7 @@ func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
 			return nil, &RefusalsError{Connection: d.rejected.name, Tried: n, Systematic: true, Err: is.refused[len(is.refused)-1].err}
 		}
 	}
-	if systematic, tried := d.rejected.took(len(is.delivered)); systematic && !d.retrying && len(is.refused) > 0 {
+	if systematic, tried := d.rejected.systematic(); systematic && !d.retrying && len(is.refused) > 0 {
 		// Batches too small for the rule above (a small batch_size, or
 		// after a 413), and not one record taken.
 		return nil, &RefusalsError{Connection: d.rejected.name, Tried: tried, Systematic: true, Err: is.refused[len(is.refused)-1].err}
@@ -113,6 +113,7 @@ func (is *isolation) try(ctx context.Context, cs batch) (*target.Error, error) {
 	if err == nil {
 		is.delivered = append(is.delivered, cs...)
 		is.largestAccepted = max(is.largestAccepted, len(cs))
+		is.d.rejected.took(len(cs))
 		return nil, nil
 	}
 	var te *target.Error

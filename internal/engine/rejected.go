@@ -130,13 +130,21 @@ func (l *rejectedLog) unknown(b batch) int {
 	return n
 }
 
-// took counts records the target accepted, and reports whether the run's
-// refusals are systematic: minProbed records not known refused on their
-// own, and not one accepted.
-func (l *rejectedLog) took(n int) (systematic bool, tried int) {
+// took counts records the target accepted, as each batch or part of one
+// is: counted only once a batch's isolation ended, a batch that took most
+// of its records while it bisected would not count yet when a small batch
+// beside it checks the verdict.
+func (l *rejectedLog) took(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.accepted += int64(n)
+}
+
+// systematic reports whether the run's refusals are: minProbed records
+// not known refused on their own, and not one record accepted.
+func (l *rejectedLog) systematic() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.accepted == 0 && l.alone >= minProbed, int(l.alone)
 }
 
