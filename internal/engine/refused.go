@@ -82,7 +82,7 @@ func (d *delivery) applyIsolating(ctx context.Context, b batch) (batch, error) {
 		// Every record refused on its own: not a few bad records, unless
 		// most of them were in the log already (a few bad records that
 		// changed, alone in the window).
-		if n := d.rejected.unknown(b); n >= minProbed {
+		if n := len(d.rejected.unknownAt(b)); n >= minProbed {
 			return nil, &RefusalsError{Connection: d.rejected.name, Tried: n, Systematic: true, Err: is.refused[len(is.refused)-1].err}
 		}
 	}
@@ -155,7 +155,7 @@ func (is *isolation) split(ctx context.Context, cs batch, why *target.Error) err
 	// refused halves probes, whatever split it was.
 	probe := !is.probed && !is.d.retrying && whys[0] != nil && whys[1] != nil &&
 		whys[0].Refused() && whys[1].Refused() && len(halves[0]) >= minProbed &&
-		is.d.rejected.unknown(halves[0]) >= probesPerHalf && is.d.rejected.unknown(halves[1]) >= probesPerHalf
+		len(is.d.rejected.unknownAt(halves[0])) >= probesPerHalf && len(is.d.rejected.unknownAt(halves[1])) >= probesPerHalf
 	if probe || why.Refused() {
 		is.probed = true
 	}
@@ -179,16 +179,13 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 	tried := 0
 	var refused []refusal
 	for hi, h := range halves {
-		h = slices.Clone(h) // the probes are taken out
-		for range probesPerHalf {
-			// Among the records not known: known ones are refused anyway.
-			var candidates []int
-			for i, c := range h {
-				if !is.d.rejected.known(c.member) {
-					candidates = append(candidates, i)
-				}
-			}
-			i := candidates[rand.IntN(len(candidates))]
+		// Among the records not known (split checked there are enough):
+		// known ones are refused anyway.
+		candidates := is.d.rejected.unknownAt(h)
+		picked := make([]int, 0, probesPerHalf)
+		for _, k := range rand.Perm(len(candidates))[:probesPerHalf] {
+			i := candidates[k]
+			picked = append(picked, i)
 			why, err := is.try(ctx, h[i:i+1:i+1])
 			if err != nil {
 				return err
@@ -197,9 +194,14 @@ func (is *isolation) probe(ctx context.Context, halves []batch) error {
 			if why != nil {
 				refused = append(refused, refusal{change: h[i], err: why})
 			}
-			h = slices.Delete(h, i, i+1)
 		}
-		halves[hi] = h
+		rest := make(batch, 0, len(h)-len(picked)) // the half without its probes
+		for i, c := range h {
+			if !slices.Contains(picked, i) {
+				rest = append(rest, c)
+			}
+		}
+		halves[hi] = rest
 	}
 	if len(refused) == tried {
 		return &RefusalsError{Connection: is.d.rejected.name, Tried: tried, Systematic: true, Err: refused[tried-1].err}

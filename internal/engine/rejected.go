@@ -107,33 +107,26 @@ func (l *rejectedLog) count(r refusal, retrying bool) error {
 	return nil
 }
 
-// known reports whether the member was in the log when the run started,
-// put there by a completed run: refused again, it is no sign that the
-// target refuses everything.
-func (l *rejectedLog) known(id state.MemberID) bool {
+// unknownAt returns the indexes of the changes of b whose members were not
+// in the log when the run started. Those in it were put there by a
+// completed run: refused again, they are no sign that the target refuses
+// everything.
+func (l *rejectedLog) unknownAt(b batch) []int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.before[id]
-	return ok
-}
-
-// unknown counts the changes of b whose members are not known.
-func (l *rejectedLog) unknown(b batch) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range b {
+	var out []int
+	for i, c := range b {
 		if _, ok := l.before[c.member]; !ok {
-			n++
+			out = append(out, i)
 		}
 	}
-	return n
+	return out
 }
 
-// took counts records the target accepted, as each batch or part of one
-// is: counted only once a batch's isolation ended, a batch that took most
-// of its records while it bisected would not count yet when a small batch
-// beside it checks the verdict.
+// took counts records the target accepted. Each part of a batch counts as
+// it lands, not when the batch's isolation ends: a batch still bisecting
+// may have taken most of its records already, and a small batch beside it
+// that checks the verdict meanwhile must see them.
 func (l *rejectedLog) took(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
